@@ -1,0 +1,1 @@
+pub use oddity_kernels as kernels;
