@@ -1,1 +1,18 @@
-//! placeholder
+//! oddity's compute core: a wgpu device [`Context`], GPU [`Tensor`]s from a buffer pool, and one
+//! module per WGSL shader in `shaders/`. Each op module holds the params struct, the dispatch,
+//! a plain-Rust CPU reference (in f64) of the same op and its backward, and the tests that
+//! compare them.
+
+pub mod context;
+pub mod error;
+pub mod kernel;
+mod pool;
+pub mod tensor;
+pub mod testing;
+
+pub mod elementwise;
+
+pub use context::{Binding, Context};
+pub use error::{Error, Result};
+pub use tensor::{DType, Tensor};
+pub use wgpu;

@@ -1,0 +1,467 @@
+//! The device context: adapter selection, the open command encoder, the per-dispatch params arena,
+//! the buffer pool, and the pipeline and bind-group caches.
+//!
+//! Ops never submit. They record into the context's open encoder; [`Context::flush`] (or a
+//! readback) writes the params arena and submits everything recorded so far in one command buffer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::error::{Error, Result};
+use crate::kernel::{Access, KernelSpec};
+use crate::pool::{BufferPool, RawBuffer};
+
+/// Bytes of params one submission can hold; each dispatch takes one aligned slot.
+const PARAMS_ARENA_BYTES: u64 = 1 << 20;
+/// Bind groups kept before the cache is emptied (shapes that never repeat would grow it forever).
+const BIND_GROUP_CACHE_MAX: usize = 8192;
+
+/// A handle on one wgpu device and queue with everything oddity caches per device.
+/// Cloning is cheap and shares the same device, encoder and caches.
+#[derive(Clone)]
+pub struct Context {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    adapter: String,
+    device_type: Option<wgpu::DeviceType>,
+    params_align: u64,
+    pub(crate) max_binding: u64,
+    pub(crate) state: Mutex<State>,
+}
+
+pub(crate) struct State {
+    encoder: Option<wgpu::CommandEncoder>,
+    /// CPU copy of this submission's params; written to `params_buffer` just before submit.
+    params: Vec<u8>,
+    params_buffer: wgpu::Buffer,
+    pub(crate) pool: BufferPool,
+    kernels: HashMap<&'static str, Arc<CompiledKernel>>,
+    bind_groups: HashMap<BindKey, wgpu::BindGroup>,
+    dispatches: u64,
+}
+
+struct CompiledKernel {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+struct BindKey {
+    kernel: &'static str,
+    params_size: u64,
+    buffers: Vec<(u64, u64)>,
+}
+
+/// One storage binding of a dispatch: a pooled buffer and how many bytes of it the kernel sees.
+#[derive(Clone, Copy)]
+pub struct Binding<'a> {
+    pub(crate) raw: &'a RawBuffer,
+    pub(crate) bytes: u64,
+}
+
+/// Which backend `ODDITY_BACKEND` asks for.
+fn backends_from_env() -> Result<wgpu::Backends> {
+    parse_backend(std::env::var("ODDITY_BACKEND").ok().as_deref())
+}
+
+/// Parses an `ODDITY_BACKEND` value; unset or empty means every backend.
+pub fn parse_backend(value: Option<&str>) -> Result<wgpu::Backends> {
+    match value {
+        None => Ok(wgpu::Backends::all()),
+        Some(v) => match v.to_ascii_lowercase().as_str() {
+            "" => Ok(wgpu::Backends::all()),
+            "vulkan" => Ok(wgpu::Backends::VULKAN),
+            "metal" => Ok(wgpu::Backends::METAL),
+            "dx12" => Ok(wgpu::Backends::DX12),
+            "gl" => Ok(wgpu::Backends::GL),
+            other => Err(Error::Config(format!(
+                "ODDITY_BACKEND={other:?} is not one of vulkan, metal, dx12, gl"
+            ))),
+        },
+    }
+}
+
+fn describe(info: &wgpu::AdapterInfo) -> String {
+    format!("{} ({:?}, {:?}, driver {} {})", info.name, info.backend, info.device_type, info.driver, info.driver_info)
+}
+
+impl Context {
+    /// Opens the best adapter with the adapter's own limits.
+    /// `ODDITY_BACKEND` (vulkan | metal | dx12 | gl) narrows the backend and `ODDITY_ADAPTER`
+    /// picks an adapter whose name contains the given text (case-insensitive).
+    pub fn new() -> Result<Context> {
+        Self::open(None)
+    }
+
+    /// Opens the best adapter but requests exactly `limits` from it. Tests use
+    /// `wgpu::Limits::default()`, the WebGPU baseline, so what passes here runs on small GPUs too.
+    pub fn with_limits(limits: wgpu::Limits) -> Result<Context> {
+        Self::open(Some(limits))
+    }
+
+    fn open(limits: Option<wgpu::Limits>) -> Result<Context> {
+        let backends = backends_from_env()?;
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let wanted = std::env::var("ODDITY_ADAPTER").ok().filter(|s| !s.is_empty());
+        let found: Vec<String> = adapters.iter().map(|a| describe(&a.get_info())).collect();
+        let rank = |t: wgpu::DeviceType| match t {
+            wgpu::DeviceType::DiscreteGpu => 0,
+            wgpu::DeviceType::IntegratedGpu => 1,
+            wgpu::DeviceType::VirtualGpu => 2,
+            wgpu::DeviceType::Cpu => 3,
+            wgpu::DeviceType::Other => 4,
+        };
+        let mut candidates: Vec<wgpu::Adapter> = adapters
+            .into_iter()
+            .filter(|a| match &wanted {
+                Some(w) => a.get_info().name.to_lowercase().contains(&w.to_lowercase()),
+                None => true,
+            })
+            .collect();
+        // Vulkan first among equals: it is the most exercised backend here.
+        candidates.sort_by_key(|a| {
+            let info = a.get_info();
+            (rank(info.device_type), info.backend != wgpu::Backend::Vulkan)
+        });
+        let Some(adapter) = candidates.into_iter().next() else {
+            let hint = "on Debian/Ubuntu, `apt-get install mesa-vulkan-drivers libvulkan1` gives a software \
+                        Vulkan driver (lavapipe); on other systems install your GPU vendor's Vulkan, Metal or DX12 driver";
+            let msg = match &wanted {
+                Some(w) => format!(
+                    "no adapter name contains ODDITY_ADAPTER={w:?} (backends {backends:?}); found: [{}]; {hint}",
+                    found.join("; ")
+                ),
+                None => format!("none found for backends {backends:?}; {hint}"),
+            };
+            return Err(Error::NoAdapter(msg));
+        };
+        let info = adapter.get_info();
+        let adapter_limits = adapter.limits();
+        let required_limits = match limits {
+            Some(l) => l,
+            None => adapter_limits.clone(),
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("oddity"),
+            required_features: wgpu::Features::empty(),
+            required_limits,
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::NoAdapter(format!("{} refused a device: {e}", describe(&info))))?;
+        Ok(Self::build(device, queue, describe(&info), Some(info.device_type)))
+    }
+
+    /// Wraps a device and queue that a host application already owns (e.g. a renderer's), so
+    /// detection runs on the same device and shares its buffers' lifetime rules.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Context {
+        Self::build(device, queue, "host-provided device".to_string(), None)
+    }
+
+    fn build(device: wgpu::Device, queue: wgpu::Queue, adapter: String, device_type: Option<wgpu::DeviceType>) -> Context {
+        let limits = device.limits();
+        let params_buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("oddity params arena"),
+            size: PARAMS_ARENA_BYTES,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let max_binding = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        Context {
+            inner: Arc::new(Inner {
+                device,
+                queue,
+                adapter,
+                device_type,
+                params_align: limits.min_uniform_buffer_offset_alignment as u64,
+                max_binding,
+                state: Mutex::new(State {
+                    encoder: None,
+                    params: Vec::new(),
+                    params_buffer,
+                    pool: BufferPool::default(),
+                    kernels: HashMap::new(),
+                    bind_groups: HashMap::new(),
+                    dispatches: 0,
+                }),
+            }),
+        }
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+
+    /// Adapter name, backend, type and driver, for logs and benchmark reports.
+    pub fn adapter_name(&self) -> &str {
+        &self.inner.adapter
+    }
+
+    /// True on software rasterisers (lavapipe, WARP, llvmpipe GL): kernels with a CPU-tuned variant use it.
+    pub fn is_cpu_adapter(&self) -> bool {
+        self.inner.device_type == Some(wgpu::DeviceType::Cpu)
+    }
+
+    /// The largest tensor, in bytes, that one storage binding can hold on this device.
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.inner.max_binding
+    }
+
+    /// Dispatches recorded since the context was made (for tests and profiling).
+    pub fn dispatch_count(&self) -> u64 {
+        self.lock().dispatches
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while recording leaves the state consistent enough to keep going.
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records one compute dispatch: `params` go into this submission's arena, `buffers` bind in
+    /// order after the params (binding 0), and the kernel's pipeline is built on first use.
+    pub fn dispatch<P: bytemuck::Pod>(
+        &self,
+        spec: &KernelSpec,
+        params: &P,
+        buffers: &[Binding<'_>],
+        workgroups: [u32; 3],
+    ) -> Result<()> {
+        if buffers.len() != spec.bindings.len() {
+            return Err(Error::Shape(format!(
+                "kernel {} takes {} buffers, got {}",
+                spec.id,
+                spec.bindings.len(),
+                buffers.len()
+            )));
+        }
+        if workgroups.iter().any(|&w| w == 0) {
+            return Ok(()); // nothing to do for empty tensors
+        }
+        let max_wg = self.inner.device.limits().max_compute_workgroups_per_dimension;
+        if workgroups.iter().any(|&w| w > max_wg) {
+            return Err(Error::TooLarge(format!(
+                "kernel {} needs workgroups {workgroups:?}, over the device limit {max_wg} per dimension",
+                spec.id
+            )));
+        }
+        let bytes = bytemuck::bytes_of(params);
+        let params_size = (bytes.len() as u64).div_ceil(16) * 16;
+        let mut state = self.lock();
+        let mut offset = (state.params.len() as u64).div_ceil(self.inner.params_align) * self.inner.params_align;
+        if offset + params_size > PARAMS_ARENA_BYTES {
+            self.submit_locked(&mut state);
+            offset = 0;
+        }
+        state.params.resize(offset as usize, 0);
+        state.params.extend_from_slice(bytes);
+        state.params.resize((offset + params_size) as usize, 0);
+
+        let kernel = self.kernel_locked(&mut state, spec);
+        let key = BindKey {
+            kernel: spec.id,
+            params_size,
+            buffers: buffers.iter().map(|b| (b.raw.id, b.bytes)).collect(),
+        };
+        if state.bind_groups.len() >= BIND_GROUP_CACHE_MAX && !state.bind_groups.contains_key(&key) {
+            state.bind_groups.clear();
+        }
+        if !state.bind_groups.contains_key(&key) {
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &state.params_buffer,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(params_size),
+                }),
+            }];
+            for (i, b) in buffers.iter().enumerate() {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &b.raw.buffer,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(b.bytes.max(4).div_ceil(4) * 4),
+                    }),
+                });
+            }
+            let group = self.inner.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(spec.id),
+                layout: &kernel.layout,
+                entries: &entries,
+            });
+            state.bind_groups.insert(
+                BindKey { kernel: spec.id, params_size, buffers: key.buffers.clone() },
+                group,
+            );
+        }
+        let group = state.bind_groups.get(&key).cloned().expect("inserted above");
+        let encoder = state.encoder.get_or_insert_with(|| {
+            self.inner.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("oddity ops") })
+        });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(spec.id), timestamp_writes: None });
+            pass.set_pipeline(&kernel.pipeline);
+            pass.set_bind_group(0, &group, &[offset as u32]);
+            pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        }
+        state.dispatches += 1;
+        Ok(())
+    }
+
+    fn kernel_locked(&self, state: &mut State, spec: &KernelSpec) -> Arc<CompiledKernel> {
+        if let Some(k) = state.kernels.get(spec.id) {
+            return k.clone();
+        }
+        let device = &self.inner.device;
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(spec.id),
+            source: wgpu::ShaderSource::Wgsl(spec.source.into()),
+        });
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: None,
+            },
+            count: None,
+        }];
+        for (i, access) in spec.bindings.iter().enumerate() {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: i as u32 + 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: *access == Access::Read },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            });
+        }
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(spec.id), entries: &entries });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(spec.id),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(spec.id),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(spec.entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let compiled = Arc::new(CompiledKernel { pipeline, layout });
+        state.kernels.insert(spec.id, compiled.clone());
+        compiled
+    }
+
+    /// Runs `f` on the open encoder (creating one if needed): copies and clears go here so they
+    /// stay ordered with the dispatches around them.
+    pub(crate) fn with_encoder<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder, &mut BufferPool) -> R) -> R {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let encoder = state.encoder.get_or_insert_with(|| {
+            self.inner.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("oddity ops") })
+        });
+        f(encoder, &mut state.pool)
+    }
+
+    /// True when ops have been recorded but not yet submitted.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.lock().encoder.is_some()
+    }
+
+    /// Submits everything recorded so far. Does not wait for the GPU.
+    pub fn flush(&self) {
+        let mut state = self.lock();
+        self.submit_locked(&mut state);
+    }
+
+    fn submit_locked(&self, state: &mut State) {
+        if let Some(encoder) = state.encoder.take() {
+            if !state.params.is_empty() {
+                self.inner.queue.write_buffer(&state.params_buffer, 0, &state.params);
+            }
+            self.inner.queue.submit([encoder.finish()]);
+        }
+        state.params.clear();
+        // Buffers freed while recording were possibly still read by that submission; only now,
+        // after it is queued, may a later write reuse them.
+        state.pool.recycle_pending();
+    }
+
+    /// Blocks until the GPU has finished all submitted work.
+    pub fn wait(&self) -> Result<()> {
+        self.flush();
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Device(format!("waiting for the GPU: {e}")))
+    }
+
+    /// Copies `bytes` bytes of `raw` back to the CPU, submitting pending work first.
+    pub(crate) fn read_bytes(&self, raw: &RawBuffer, bytes: u64) -> Result<Vec<u8>> {
+        let padded = bytes.div_ceil(4).max(1) * 4;
+        let staging = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("oddity readback"),
+            size: padded,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.with_encoder(|enc, _| enc.copy_buffer_to_buffer(&raw.buffer, 0, &staging, 0, padded));
+        self.flush();
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Device(format!("waiting for readback: {e}")))?;
+        rx.recv()
+            .map_err(|_| Error::Device("readback callback never ran".into()))?
+            .map_err(|e| Error::Device(format!("mapping readback buffer: {e}")))?;
+        let data = staging
+            .get_mapped_range(..)
+            .map_err(|e| Error::Device(format!("reading mapped buffer: {e:?}")))?
+            .to_vec();
+        staging.unmap();
+        Ok(data[..bytes as usize].to_vec())
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Context({})", self.inner.adapter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_backend;
+
+    #[test]
+    fn backend_names_parse_and_unknown_ones_are_named() {
+        assert_eq!(parse_backend(None).unwrap(), wgpu::Backends::all());
+        assert_eq!(parse_backend(Some("GL")).unwrap(), wgpu::Backends::GL);
+        assert_eq!(parse_backend(Some("vulkan")).unwrap(), wgpu::Backends::VULKAN);
+        let err = parse_backend(Some("cuda")).unwrap_err().to_string();
+        assert!(err.contains("cuda") && err.contains("vulkan"), "{err}");
+    }
+}

@@ -1,0 +1,84 @@
+//! Validates every `shaders/*.wgsl` with naga (no device needed) and translates each compute entry
+//! point to SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) and GLSL ES 3.1 (GL). This is the
+//! portability check for backends this machine has no GPU for.
+
+use std::path::PathBuf;
+
+use naga::back::{glsl, hlsl, msl, spv};
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+
+fn shader_files() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shaders");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_shader_validates_and_translates_to_all_backends() {
+    let files = shader_files();
+    assert!(!files.is_empty(), "no shaders found");
+    let mut failures = Vec::new();
+    let mut entry_points = 0;
+    for path in &files {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let source = std::fs::read_to_string(path).unwrap();
+        let module = match naga::front::wgsl::parse_str(&source) {
+            Ok(m) => m,
+            Err(e) => {
+                failures.push(format!("{name}: parse: {}", e.emit_to_string(&source)));
+                continue;
+            }
+        };
+        // The WebGPU baseline: no optional capabilities.
+        let info = match Validator::new(ValidationFlags::all(), Capabilities::empty()).validate(&module) {
+            Ok(i) => i,
+            Err(e) => {
+                failures.push(format!("{name}: validate: {}", e.emit_to_string(&source)));
+                continue;
+            }
+        };
+        if let Err(e) = spv::write_vec(&module, &info, &spv::Options::default(), None) {
+            failures.push(format!("{name}: SPIR-V: {e}"));
+        }
+        for ep in &module.entry_points {
+            entry_points += 1;
+            let stage = ep.stage;
+            let msl_pipeline = msl::PipelineOptions { entry_point: Some((stage, ep.name.clone())), ..Default::default() };
+            if let Err(e) = msl::write_string(&module, &info, &msl::Options::default(), &msl_pipeline) {
+                failures.push(format!("{name}::{}: MSL: {e}", ep.name));
+            }
+            let hlsl_options = hlsl::Options::default();
+            let hlsl_pipeline = hlsl::PipelineOptions { entry_point: Some((stage, ep.name.clone())) };
+            let mut hlsl_out = String::new();
+            if let Err(e) = hlsl::Writer::new(&mut hlsl_out, &hlsl_options, &hlsl_pipeline).write(&module, &info, None) {
+                failures.push(format!("{name}::{}: HLSL: {e}", ep.name));
+            }
+            let glsl_options = glsl::Options {
+                version: glsl::Version::Embedded { version: 310, is_webgl: false },
+                ..Default::default()
+            };
+            let glsl_pipeline =
+                glsl::PipelineOptions { shader_stage: stage, entry_point: ep.name.clone(), multiview: None };
+            let mut glsl_out = String::new();
+            let result = glsl::Writer::new(
+                &mut glsl_out,
+                &module,
+                &info,
+                &glsl_options,
+                &glsl_pipeline,
+                naga::proc::BoundsCheckPolicies::default(),
+            )
+            .and_then(|mut w| w.write());
+            if let Err(e) = result {
+                failures.push(format!("{name}::{}: GLSL: {e}", ep.name));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "shader portability failures:\n{}", failures.join("\n"));
+    eprintln!("{} shader files, {entry_points} entry points: SPIR-V, MSL, HLSL and GLSL ES 3.1 all written", files.len());
+}
