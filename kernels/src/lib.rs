@@ -10,7 +10,19 @@ mod pool;
 pub mod tensor;
 pub mod testing;
 
+pub mod batchnorm;
+pub mod concat;
+pub mod conv2d;
+pub mod conv_transpose2d;
 pub mod elementwise;
+pub mod gaussian_upsample;
+pub mod matmul;
+pub mod minibatch_stddev;
+pub mod optim;
+pub mod pool2d;
+pub mod reduce;
+pub mod rng;
+pub mod upsample;
 
 pub use context::{Binding, Context};
 pub use error::{Error, Result};
