@@ -4,7 +4,9 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
+#[path = "kernels/conv.rs"]
 mod conv;
+#[path = "kernels/matmul.rs"]
 mod matmul;
 
 fn context() -> oddity_kernels::Context {
