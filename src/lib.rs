@@ -1,1 +1,2 @@
 pub use oddity_kernels as kernels;
+pub mod autograd;

@@ -14,6 +14,8 @@ pub enum Error {
     TooLarge(String),
     /// The device failed: lost, out of memory, or a readback that could not map.
     Device(String),
+    /// An operation that exists but cannot do what was asked (e.g. an op with no backward).
+    Unsupported(String),
 }
 
 impl fmt::Display for Error {
@@ -24,6 +26,7 @@ impl fmt::Display for Error {
             Error::Shape(m) => write!(f, "shape: {m}"),
             Error::TooLarge(m) => write!(f, "too large: {m}"),
             Error::Device(m) => write!(f, "device: {m}"),
+            Error::Unsupported(m) => write!(f, "unsupported: {m}"),
         }
     }
 }

@@ -64,6 +64,7 @@ impl BufferPool {
     }
 
     /// Number of buffers waiting for reuse (for tests).
+    #[cfg(test)]
     pub(crate) fn free_count(&self) -> usize {
         self.free.values().map(Vec::len).sum()
     }

@@ -1,0 +1,106 @@
+//! Graph ops over `oddity_kernels::elementwise`: unary functions and broadcast binary arithmetic.
+//! The backward kernels live beside the forward ones in `kernels/src/elementwise.rs`.
+
+use oddity_kernels::elementwise::{self as k, Binary, Unary};
+use oddity_kernels::{Result, Tensor};
+
+use super::var::{BackwardOp, Var};
+
+struct UnaryBackward {
+    x: Tensor,
+    op: Unary,
+}
+
+impl BackwardOp for UnaryBackward {
+    fn backward(&self, gy: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        Ok(vec![Some(k::unary_backward(&self.x, gy, self.op)?)])
+    }
+}
+
+/// y = op(x) elementwise.
+pub fn unary(x: &Var, op: Unary) -> Result<Var> {
+    let y = k::unary(x.value(), op)?;
+    let backward: Box<dyn BackwardOp> = Box::new(UnaryBackward { x: x.value().clone(), op });
+    Ok(Var::from_op(y, "unary", &[x], Some(backward)))
+}
+
+struct BinaryBackward {
+    a: Tensor,
+    b: Tensor,
+    op: Binary,
+}
+
+impl BackwardOp for BinaryBackward {
+    fn backward(&self, gy: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let (ga, gb) = k::binary_backward(&self.a, &self.b, gy, self.op)?;
+        Ok(vec![needs[0].then_some(ga), needs[1].then_some(gb)])
+    }
+}
+
+/// y = op(a, b) with numpy broadcasting; gradients are summed back to each operand's shape.
+pub fn binary(a: &Var, b: &Var, op: Binary) -> Result<Var> {
+    let y = k::binary(a.value(), b.value(), op)?;
+    let backward: Box<dyn BackwardOp> = Box::new(BinaryBackward { a: a.value().clone(), b: b.value().clone(), op });
+    Ok(Var::from_op(y, "binary", &[a, b], Some(backward)))
+}
+
+impl Var {
+    pub fn add(&self, other: &Var) -> Result<Var> {
+        binary(self, other, Binary::Add)
+    }
+    pub fn sub(&self, other: &Var) -> Result<Var> {
+        binary(self, other, Binary::Sub)
+    }
+    pub fn mul(&self, other: &Var) -> Result<Var> {
+        binary(self, other, Binary::Mul)
+    }
+    pub fn div(&self, other: &Var) -> Result<Var> {
+        binary(self, other, Binary::Div)
+    }
+    pub fn neg(&self) -> Result<Var> {
+        unary(self, Unary::Neg)
+    }
+    pub fn exp(&self) -> Result<Var> {
+        unary(self, Unary::Exp)
+    }
+    pub fn log(&self) -> Result<Var> {
+        unary(self, Unary::Log)
+    }
+    pub fn sqrt(&self) -> Result<Var> {
+        unary(self, Unary::Sqrt)
+    }
+    pub fn abs(&self) -> Result<Var> {
+        unary(self, Unary::Abs)
+    }
+    pub fn powf(&self, p: f32) -> Result<Var> {
+        unary(self, Unary::Pow(p))
+    }
+    pub fn relu(&self) -> Result<Var> {
+        unary(self, Unary::Relu)
+    }
+    pub fn leaky_relu(&self, slope: f32) -> Result<Var> {
+        unary(self, Unary::LeakyRelu(slope))
+    }
+    pub fn sigmoid(&self) -> Result<Var> {
+        unary(self, Unary::Sigmoid)
+    }
+    pub fn tanh(&self) -> Result<Var> {
+        unary(self, Unary::Tanh)
+    }
+    pub fn softplus(&self) -> Result<Var> {
+        unary(self, Unary::Softplus)
+    }
+    pub fn log_sigmoid(&self) -> Result<Var> {
+        unary(self, Unary::LogSigmoid)
+    }
+    /// x * scale + shift.
+    pub fn affine(&self, scale: f32, shift: f32) -> Result<Var> {
+        unary(self, Unary::Affine { scale, shift })
+    }
+    pub fn add_scalar(&self, s: f32) -> Result<Var> {
+        self.affine(1.0, s)
+    }
+    pub fn mul_scalar(&self, s: f32) -> Result<Var> {
+        self.affine(s, 0.0)
+    }
+}

@@ -1,0 +1,16 @@
+//! Reverse-mode automatic differentiation on GPU tensors.
+//!
+//! - [`Var`] wraps a tensor; ops on `Var`s record a node with a small [`BackwardOp`] value that keeps
+//!   only what the backward pass needs.
+//! - [`Var::backward`] runs from a scalar loss; gradients accumulate in leaves ([`Var::grad`]).
+//! - [`no_grad`] turns recording off; leaves can be frozen with [`Var::set_requires_grad`].
+//! - An op without a backward is recorded with `None` and reports an error if a gradient is
+//!   asked through it, never a panic.
+
+mod elementwise;
+pub mod gradcheck;
+mod var;
+
+pub use elementwise::{binary, unary};
+pub use gradcheck::gradcheck;
+pub use var::{grad_enabled, no_grad, BackwardOp, Var};
