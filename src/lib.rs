@@ -1,2 +1,17 @@
+//! oddity: deep anomaly detection on images.
+//!
+//! GPU side: [`kernels`] (the compute core) and [`autograd`] (the reverse-mode graph).
+//! CPU side: [`data`] (loaders, protocols, transforms, batches), [`synth`]
+//! (synthetic anomalies), [`metrics`] (AUROC, pixel AUROC, AUPRO, ECE/MCE/Brier), [`cli`] (the
+//! `oddity` command) and [`Error`].
+
 pub use oddity_kernels as kernels;
+
 pub mod autograd;
+pub mod cli;
+pub mod data;
+pub mod error;
+pub mod metrics;
+pub mod synth;
+
+pub use error::{Error, Result};

@@ -1,0 +1,39 @@
+//! The `oddity` command line: one clap subcommand per module file.
+//!
+//! `src/bin/oddity.rs` calls [`run`]; errors come back as [`crate::Error`] and the binary
+//! prints them to stderr and exits with code 2 (clap's own usage errors also exit with 2).
+//! A new subcommand is a variant of [`Command`] with its `Args` struct in its own file.
+
+pub mod metrics;
+
+use crate::error::Result;
+use clap::{Parser, Subcommand};
+
+/// Deep anomaly detection on images.
+#[derive(Debug, Parser)]
+#[command(name = "oddity", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// AUROC (and ECE, MCE, Brier for probabilities) of a CSV of scores and labels.
+    Metrics(metrics::MetricsArgs),
+}
+
+/// Parses the process arguments and runs the chosen subcommand.
+pub fn run() -> Result<()> {
+    execute(Cli::parse())
+}
+
+/// Runs an already parsed command line, writing results to stdout.
+pub fn execute(cli: Cli) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match cli.command {
+        Command::Metrics(args) => metrics::run(&args, &mut out),
+    }
+}

@@ -1,0 +1,80 @@
+//! Helpers shared by the integration tests: fixture paths, scratch folders under the target
+//! directory, and the KolektorSDD copy extracted once into a cache.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `tests/fixtures/<rel>`.
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures").join(rel)
+}
+
+/// A fresh empty folder for one test, under cargo's per-target scratch space.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The shared data folder: `$ODDITY_DATA`, else `../shared/data` beside the project.
+pub fn shared_data_dir() -> PathBuf {
+    match std::env::var_os("ODDITY_DATA") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("shared").join("data"),
+    }
+}
+
+/// Extracts `tarball` (members `members`, all if empty) from the shared data folder into a
+/// cache under the target directory once, and returns the cache folder. `None` (with a
+/// printed message) when the tarball is absent.
+pub fn extracted(tarball: &str, cache_name: &str, members: &[&str]) -> Option<PathBuf> {
+    let archive = shared_data_dir().join(tarball);
+    if !archive.is_file() {
+        eprintln!("skipped: {} not found (set ODDITY_DATA to the shared data folder)", archive.display());
+        return None;
+    }
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("data-cache").join(cache_name);
+    let done = cache.join(".extracted");
+    if !done.is_file() {
+        let _ = std::fs::remove_dir_all(&cache);
+        std::fs::create_dir_all(&cache).unwrap();
+        let status = Command::new("tar")
+            .arg("xzf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&cache)
+            .args(members)
+            .status()
+            .expect("running tar");
+        assert!(status.success(), "tar xzf {} failed", archive.display());
+        std::fs::write(&done, b"ok").unwrap();
+    }
+    Some(cache)
+}
+
+/// Writes a `width x height` RGB or gray PNG/JPEG (by extension) with a simple pattern.
+pub fn write_image(path: &Path, width: u32, height: u32, gray: bool, seed: u8) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    if gray {
+        let img = image::GrayImage::from_fn(width, height, |x, y| {
+            image::Luma([(x * 7 + y * 3 + seed as u32) as u8])
+        });
+        img.save(path).unwrap();
+    } else {
+        let img = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x * 5 + seed as u32) as u8, (y * 9) as u8, seed.wrapping_mul(13)])
+        });
+        img.save(path).unwrap();
+    }
+}
+
+/// Writes a 0/255 mask PNG with a filled rectangle.
+pub fn write_mask(path: &Path, width: u32, height: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let img = image::GrayImage::from_fn(width, height, |x, y| {
+        image::Luma([if x >= width / 4 && x < width / 2 && y >= height / 4 && y < height / 2 { 255 } else { 0 }])
+    });
+    img.save(path).unwrap();
+}
