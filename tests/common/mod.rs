@@ -35,6 +35,9 @@ pub fn extracted(tarball: &str, cache_name: &str, members: &[&str]) -> Option<Pa
         eprintln!("skipped: {} not found (set ODDITY_DATA to the shared data folder)", archive.display());
         return None;
     }
+    // tests of one binary run on threads of one process: extract once
+    static EXTRACT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = EXTRACT.lock().unwrap_or_else(|e| e.into_inner());
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("data-cache").join(cache_name);
     let done = cache.join(".extracted");
     if !done.is_file() {
