@@ -16,7 +16,13 @@ fn category(name: &str) -> MvtecCategory {
     }
     write_image(&cat.join("test/good/0.png"), 24, 20, false, 40);
     for i in 0..2 {
-        write_image(&cat.join(format!("test/dent/{i}.png")), 24, 20, false, 60 + i);
+        write_image(
+            &cat.join(format!("test/dent/{i}.png")),
+            24,
+            20,
+            false,
+            60 + i,
+        );
         write_mask(&cat.join(format!("ground_truth/dent/{i}_mask.png")), 24, 20);
     }
     MvtecCategory::load(&cat).unwrap()
@@ -26,7 +32,10 @@ fn category(name: &str) -> MvtecCategory {
 fn evaluation_batches_keep_order_and_masks() {
     let cat = category("batches_eval");
     let plan = BatchPlan::evaluation(cat.test.clone(), Pipeline::test(16), 2);
-    let batches: Vec<_> = Prefetcher::spawn(plan, None, 2).unwrap().collect::<Result<_, _>>().unwrap();
+    let batches: Vec<_> = Prefetcher::spawn(plan, None, 2)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(batches.len(), 2);
     assert_eq!(batches[0].shape, [2, 3, 16, 16]);
     assert_eq!(batches[1].shape, [1, 3, 16, 16]);
@@ -34,7 +43,7 @@ fn evaluation_batches_keep_order_and_masks() {
     let masks = batches[0].masks.as_ref().unwrap();
     assert_eq!(masks.len(), 2 * 16 * 16);
     assert!(masks[..256].iter().all(|&m| m == 0));
-    assert!(masks[256..].iter().any(|&m| m == 1));
+    assert!(masks[256..].contains(&1));
     assert_eq!(batches[0].data.len(), 2 * 3 * 16 * 16);
 }
 
@@ -46,7 +55,10 @@ fn balanced_batches_are_half_synthetic_normalized_and_seeded() {
     let pipeline = pipeline.with_normalization(norm);
     let run = |seed: u64| {
         let plan = BatchPlan::training(cat.train.clone(), pipeline.clone(), 4, 2, seed);
-        Prefetcher::spawn(plan, Some(Box::new(SpectralAnomalies::new())), 3).unwrap().collect::<Result<Vec<_>, _>>().unwrap()
+        Prefetcher::spawn(plan, Some(Box::new(SpectralAnomalies::new())), 3)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
     };
     let a = run(5);
     // 7 samples, 2 normal per batch, last partial dropped: 3 batches per epoch, 2 epochs
@@ -55,7 +67,13 @@ fn balanced_batches_are_half_synthetic_normalized_and_seeded() {
         assert_eq!(b.shape, [4, 3, 16, 16]);
         assert_eq!(b.labels, [0, 0, 1, 1]);
         assert!(b.masks.is_none());
-        assert_eq!(b.pixel_labels()[2 * 256..].iter().filter(|&&l| l == 1).count(), 2 * 256);
+        assert_eq!(
+            b.pixel_labels()[2 * 256..]
+                .iter()
+                .filter(|&&l| l == 1)
+                .count(),
+            2 * 256
+        );
         assert!(b.data.iter().all(|v| v.is_finite()));
         assert!(b.data.iter().any(|&v| v < 0.0), "z-scores are centred");
     }
@@ -67,10 +85,16 @@ fn balanced_batches_are_half_synthetic_normalized_and_seeded() {
 fn mrf_level1_batches_shuffle_the_normal_half() {
     let cat = category("batches_mrf");
     let plan = BatchPlan::training(cat.train.clone(), Pipeline::test(8), 6, 1, 0);
-    let batches: Vec<_> = Prefetcher::spawn(plan, Some(Box::new(MrfAnomalies { level: MrfLevel::Level1 })), 1)
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let batches: Vec<_> = Prefetcher::spawn(
+        plan,
+        Some(Box::new(MrfAnomalies {
+            level: MrfLevel::Level1,
+        })),
+        1,
+    )
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap();
     assert_eq!(batches.len(), 2);
     let b = &batches[0];
     // every anomalous pixel (all channels) is a normal pixel of the batch at the same position
@@ -95,7 +119,10 @@ fn a_broken_image_arrives_as_an_error_naming_it() {
     assert!(prefetcher.next().unwrap().is_ok());
     let err = prefetcher.next().unwrap().unwrap_err().to_string();
     assert!(err.contains("broken.png"), "{err}");
-    assert!(prefetcher.next().is_none(), "the thread stops after an error");
+    assert!(
+        prefetcher.next().is_none(),
+        "the thread stops after an error"
+    );
 }
 
 #[test]

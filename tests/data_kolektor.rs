@@ -25,13 +25,23 @@ fn kolektor_all_399_images_load_with_their_52_masks() {
     for sample in category.train.iter().chain(&category.test) {
         let (image, mask) = sample.load_with_mask().unwrap();
         assert_eq!(image.channels, 1, "{} is grayscale", sample.describe());
-        assert!(image.width >= 200 && image.height >= 500, "{}: {}x{}", sample.describe(), image.width, image.height);
+        assert!(
+            image.width >= 200 && image.height >= 500,
+            "{}: {}x{}",
+            sample.describe(),
+            image.width,
+            image.height
+        );
         assert!(image.data.iter().all(|v| (0.0..=1.0).contains(v)));
         images += 1;
         if let MaskSource::File(_) = sample.mask {
             let mask = mask.unwrap();
             assert_eq!((mask.height, mask.width), (image.height, image.width));
-            assert!(mask.anomalous_pixels() > 0, "{}: empty mask", sample.describe());
+            assert!(
+                mask.anomalous_pixels() > 0,
+                "{}: empty mask",
+                sample.describe()
+            );
             masks += 1;
         }
     }
@@ -42,7 +52,10 @@ fn kolektor_all_399_images_load_with_their_52_masks() {
 fn kolektor_per_category_split_is_3_to_1_and_seeded() {
     let Some(category) = kolektor() else { return };
     let a = DataSplit::per_category(&category, 1).unwrap();
-    assert_eq!((a.train.len(), a.calibration.len(), a.test.len()), (195, 65, 139));
+    assert_eq!(
+        (a.train.len(), a.calibration.len(), a.test.len()),
+        (195, 65, 139)
+    );
     let names = |v: &[oddity::data::Sample]| v.iter().map(|s| s.describe()).collect::<HashSet<_>>();
     assert!(names(&a.train).is_disjoint(&names(&a.calibration)));
     assert_eq!(a.full_train().len(), 260);

@@ -7,7 +7,9 @@ use common::{write_image, write_mask};
 use oddity::data::fashion_mnist::FASHION_MNIST_DEFAULT_DIR;
 use oddity::data::folder::{image_folder, list_images_recursive};
 use oddity::data::mvtec::list_categories;
-use oddity::data::{ClassSet, DataSplit, FashionMnist, MaskSource, MvtecCategory, FASHION_MNIST_CLASSES};
+use oddity::data::{
+    ClassSet, DataSplit, FashionMnist, MaskSource, MvtecCategory, FASHION_MNIST_CLASSES,
+};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -15,15 +17,37 @@ use std::path::{Path, PathBuf};
 fn mvtec_tree(root: &Path) -> PathBuf {
     let cat = root.join("widget");
     for i in 0..8 {
-        write_image(&cat.join(format!("train/good/{i:03}.png")), 20, 16, false, i);
+        write_image(
+            &cat.join(format!("train/good/{i:03}.png")),
+            20,
+            16,
+            false,
+            i,
+        );
     }
     for i in 0..3 {
-        write_image(&cat.join(format!("test/good/{i:03}.png")), 20, 16, false, 50 + i);
+        write_image(
+            &cat.join(format!("test/good/{i:03}.png")),
+            20,
+            16,
+            false,
+            50 + i,
+        );
     }
     for defect in ["crack", "hole"] {
         for i in 0..2 {
-            write_image(&cat.join(format!("test/{defect}/{i:03}.png")), 20, 16, false, 90 + i);
-            write_mask(&cat.join(format!("ground_truth/{defect}/{i:03}_mask.png")), 20, 16);
+            write_image(
+                &cat.join(format!("test/{defect}/{i:03}.png")),
+                20,
+                16,
+                false,
+                90 + i,
+            );
+            write_mask(
+                &cat.join(format!("ground_truth/{defect}/{i:03}_mask.png")),
+                20,
+                16,
+            );
         }
     }
     std::fs::write(cat.join("train/good/readme.txt"), "not an image").unwrap();
@@ -40,7 +64,10 @@ fn mvtec_layout_labels_masks_and_order() {
     assert_eq!(cat.train.len(), 8, "the .txt file is not an image");
     assert_eq!(cat.test.len(), 7);
     let groups: Vec<&str> = cat.test.iter().map(|s| s.group.as_str()).collect();
-    assert_eq!(groups, ["good", "good", "good", "crack", "crack", "hole", "hole"]);
+    assert_eq!(
+        groups,
+        ["good", "good", "good", "crack", "crack", "hole", "hole"]
+    );
     let labels: Vec<u8> = cat.test.iter().map(|s| s.label).collect();
     assert_eq!(labels, [0, 0, 0, 1, 1, 1, 1]);
     assert_eq!(cat.defects(), ["crack", "hole"]);
@@ -64,10 +91,22 @@ fn mvtec_layout_labels_masks_and_order() {
 fn class_tree(root: &Path) {
     for (c, class) in ["cat", "dog", "frog"].iter().enumerate() {
         for i in 0..8 {
-            write_image(&root.join(format!("train/{class}/{i:04}.jpg")), 8, 8, false, (c * 10 + i) as u8);
+            write_image(
+                &root.join(format!("train/{class}/{i:04}.jpg")),
+                8,
+                8,
+                false,
+                (c * 10 + i) as u8,
+            );
         }
         for i in 0..3 {
-            write_image(&root.join(format!("test/{class}/{i:04}.jpg")), 8, 8, false, (c * 10 + i) as u8);
+            write_image(
+                &root.join(format!("test/{class}/{i:04}.jpg")),
+                8,
+                8,
+                false,
+                (c * 10 + i) as u8,
+            );
         }
     }
 }
@@ -82,13 +121,23 @@ fn class_folders_one_vs_all() {
     let split = DataSplit::one_vs_all(&train, &test, "dog", 11).unwrap();
     assert_eq!(split.normal, "dog");
     assert_eq!((split.train.len(), split.calibration.len()), (6, 2));
-    assert!(split.train.iter().chain(&split.calibration).all(|s| s.group == "dog" && s.label == 0));
+    assert!(split
+        .train
+        .iter()
+        .chain(&split.calibration)
+        .all(|s| s.group == "dog" && s.label == 0));
     assert_eq!(split.test.len(), 9);
-    assert!(split.test[..3].iter().all(|s| s.group == "dog" && s.label == 0));
-    assert!(split.test[3..].iter().all(|s| s.group != "dog" && s.label == 1));
+    assert!(split.test[..3]
+        .iter()
+        .all(|s| s.group == "dog" && s.label == 0));
+    assert!(split.test[3..]
+        .iter()
+        .all(|s| s.group != "dog" && s.label == 1));
     let img = split.test[0].load().unwrap();
     assert_eq!((img.channels, img.height, img.width), (3, 8, 8));
-    let err = DataSplit::one_vs_all(&train, &test, "horse", 11).unwrap_err().to_string();
+    let err = DataSplit::one_vs_all(&train, &test, "horse", 11)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("horse"), "{err}");
 }
 
@@ -118,18 +167,30 @@ fn plain_folder_is_recursive_and_sorted() {
     write_image(&root.join("0.jpeg"), 4, 4, false, 0);
     std::fs::write(root.join("notes.md"), "x").unwrap();
     let files = list_images_recursive(&root).unwrap();
-    let rel: Vec<String> = files.iter().map(|p| p.strip_prefix(&root).unwrap().display().to_string()).collect();
+    let rel: Vec<String> = files
+        .iter()
+        .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
+        .collect();
     assert_eq!(rel, ["0.jpeg", "a/1.JPG", "b/2.png"]);
     assert_eq!(image_folder(&root, 1).unwrap().len(), 3);
 }
 
 #[test]
 fn cifar10_one_class_subset() {
-    let members = ["cifar10/train/airplane", "cifar10/test/airplane", "cifar10/test/cat"];
-    let Some(cache) = common::extracted("cifar10-jpg.tar.gz", "cifar10-subset", &members) else { return };
+    let members = [
+        "cifar10/train/airplane",
+        "cifar10/test/airplane",
+        "cifar10/test/cat",
+    ];
+    let Some(cache) = common::extracted("cifar10-jpg.tar.gz", "cifar10-subset", &members) else {
+        return;
+    };
     let root = cache.join("cifar10");
-    let train = ClassSet::from_selected_class_folders(&root.join("train"), Some(&["airplane"])).unwrap();
-    let test = ClassSet::from_selected_class_folders(&root.join("test"), Some(&["airplane", "cat"])).unwrap();
+    let train =
+        ClassSet::from_selected_class_folders(&root.join("train"), Some(&["airplane"])).unwrap();
+    let test =
+        ClassSet::from_selected_class_folders(&root.join("test"), Some(&["airplane", "cat"]))
+            .unwrap();
     assert_eq!(train.len(), 5000);
     let split = DataSplit::one_vs_all(&train, &test, "airplane", 0).unwrap();
     assert_eq!((split.train.len(), split.calibration.len()), (3750, 1250));
@@ -137,7 +198,12 @@ fn cifar10_one_class_subset() {
     assert_eq!(split.test.iter().filter(|s| s.label == 1).count(), 1000);
     for sample in split.test.iter().step_by(40) {
         let img = sample.load().unwrap();
-        assert_eq!((img.channels, img.height, img.width), (3, 32, 32), "{}", sample.describe());
+        assert_eq!(
+            (img.channels, img.height, img.width),
+            (3, 32, 32),
+            "{}",
+            sample.describe()
+        );
     }
 }
 
@@ -145,7 +211,10 @@ fn cifar10_one_class_subset() {
 fn fashion_mnist_from_the_debian_package() {
     let dir = Path::new(FASHION_MNIST_DEFAULT_DIR);
     if !dir.is_dir() {
-        eprintln!("skipped: {} not found (apt-get install dataset-fashion-mnist)", dir.display());
+        eprintln!(
+            "skipped: {} not found (apt-get install dataset-fashion-mnist)",
+            dir.display()
+        );
         return;
     }
     let fm = FashionMnist::load(dir).unwrap();
@@ -155,11 +224,19 @@ fn fashion_mnist_from_the_debian_package() {
     assert!(fm.train.classes.iter().all(|c| c.samples.len() == 6000));
     assert!(fm.test.classes.iter().all(|c| c.samples.len() == 1000));
     let split = DataSplit::one_vs_all(&fm.train, &fm.test, "trouser", 0).unwrap();
-    assert_eq!((split.train.len(), split.calibration.len(), split.test.len()), (4500, 1500, 10_000));
+    assert_eq!(
+        (split.train.len(), split.calibration.len(), split.test.len()),
+        (4500, 1500, 10_000)
+    );
     assert_eq!(split.test.iter().filter(|s| s.label == 0).count(), 1000);
     let img = split.train[0].load().unwrap();
     assert_eq!((img.channels, img.height, img.width), (1, 28, 28));
     assert!(img.data.iter().all(|v| (0.0..=1.0).contains(v)));
-    assert!(img.data.iter().any(|&v| v > 0.5), "a trouser has bright pixels");
-    assert!(split.test[0].describe().contains("t10k-images-idx3-ubyte.gz["));
+    assert!(
+        img.data.iter().any(|&v| v > 0.5),
+        "a trouser has bright pixels"
+    );
+    assert!(split.test[0]
+        .describe()
+        .contains("t10k-images-idx3-ubyte.gz["));
 }

@@ -3,7 +3,9 @@
 
 use oddity::data::ImageTensor;
 use oddity::synth::spectral::{fft2, frequency, EXPONENT_RANGE};
-use oddity::synth::{spectral_image, spectral_image_with_exponents, AnomalySource, SpectralAnomalies};
+use oddity::synth::{
+    spectral_image, spectral_image_with_exponents, AnomalySource, SpectralAnomalies,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rustfft::num_complex::Complex;
@@ -13,17 +15,28 @@ use rustfft::FftPlanner;
 /// over the positive frequencies below Nyquist.
 fn fitted_slopes(img: &ImageTensor, channel: usize) -> (f64, f64) {
     let (h, w) = (img.height, img.width);
-    let mut spectrum: Vec<Complex<f64>> = img.channel(channel).iter().map(|&v| Complex::new(v as f64, 0.0)).collect();
+    let mut spectrum: Vec<Complex<f64>> = img
+        .channel(channel)
+        .iter()
+        .map(|&v| Complex::new(v as f64, 0.0))
+        .collect();
     fft2(&mut FftPlanner::new(), &mut spectrum, h, w, false);
     let fit = |points: Vec<(f64, f64)>| {
         let n = points.len() as f64;
-        let (mx, my) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
+        let (mx, my) = (
+            points.iter().map(|p| p.0).sum::<f64>() / n,
+            points.iter().map(|p| p.1).sum::<f64>() / n,
+        );
         let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
         let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
         sxy / sxx
     };
-    let along_x = (1..w / 2).map(|k| (frequency(k, w).ln(), spectrum[k].norm().ln())).collect();
-    let along_y = (1..h / 2).map(|k| (frequency(k, h).ln(), spectrum[k * w].norm().ln())).collect();
+    let along_x = (1..w / 2)
+        .map(|k| (frequency(k, w).ln(), spectrum[k].norm().ln()))
+        .collect();
+    let along_y = (1..h / 2)
+        .map(|k| (frequency(k, h).ln(), spectrum[k * w].norm().ln()))
+        .collect();
     (fit(along_x), fit(along_y))
 }
 
@@ -34,8 +47,16 @@ fn spectrum_has_the_requested_slopes() {
         let img = spectral_image_with_exponents(3, h, w, a, b, &mut rng).unwrap();
         for c in 0..3 {
             let (sx, sy) = fitted_slopes(&img, c);
-            assert!((sx + a).abs() < 0.02, "{h}x{w} channel {c}: slope along fx {sx}, expected {}", -a);
-            assert!((sy + b).abs() < 0.02, "{h}x{w} channel {c}: slope along fy {sy}, expected {}", -b);
+            assert!(
+                (sx + a).abs() < 0.02,
+                "{h}x{w} channel {c}: slope along fx {sx}, expected {}",
+                -a
+            );
+            assert!(
+                (sy + b).abs() < 0.02,
+                "{h}x{w} channel {c}: slope along fy {sy}, expected {}",
+                -b
+            );
         }
     }
 }
@@ -48,12 +69,18 @@ fn random_exponents_fall_in_the_thesis_range() {
         let img = spectral_image(1, 64, 64, &mut rng).unwrap();
         let (sx, sy) = fitted_slopes(&img, 0);
         for s in [-sx, -sy] {
-            assert!(s > EXPONENT_RANGE.0 - 0.05 && s < EXPONENT_RANGE.1 + 0.05, "exponent {s}");
+            assert!(
+                s > EXPONENT_RANGE.0 - 0.05 && s < EXPONENT_RANGE.1 + 0.05,
+                "exponent {s}"
+            );
             min_slope = min_slope.min(s);
             max_slope = max_slope.max(s);
         }
     }
-    assert!(max_slope - min_slope > 1.0, "exponents vary: {min_slope}..{max_slope}");
+    assert!(
+        max_slope - min_slope > 1.0,
+        "exponents vary: {min_slope}..{max_slope}"
+    );
 }
 
 #[test]
@@ -61,15 +88,31 @@ fn images_are_rescaled_seeded_and_shaped_like_the_normal_ones() {
     let img = spectral_image(3, 40, 30, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
     for c in 0..3 {
         let ch = img.channel(c);
-        let (lo, hi) = ch.iter().fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
-        assert!(lo == 0.0 && (hi - 1.0).abs() < 1e-6, "channel {c}: [{lo}, {hi}]");
+        let (lo, hi) = ch
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+        assert!(
+            lo == 0.0 && (hi - 1.0).abs() < 1e-6,
+            "channel {c}: [{lo}, {hi}]"
+        );
     }
-    assert_eq!(img, spectral_image(3, 40, 30, &mut ChaCha8Rng::seed_from_u64(1)).unwrap());
-    assert_ne!(img, spectral_image(3, 40, 30, &mut ChaCha8Rng::seed_from_u64(2)).unwrap());
+    assert_eq!(
+        img,
+        spectral_image(3, 40, 30, &mut ChaCha8Rng::seed_from_u64(1)).unwrap()
+    );
+    assert_ne!(
+        img,
+        spectral_image(3, 40, 30, &mut ChaCha8Rng::seed_from_u64(2)).unwrap()
+    );
     let normal = vec![ImageTensor::zeros(1, 12, 20), ImageTensor::zeros(1, 12, 20)];
-    let out = SpectralAnomalies::new().generate(&normal, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+    let out = SpectralAnomalies::new()
+        .generate(&normal, &mut ChaCha8Rng::seed_from_u64(0))
+        .unwrap();
     assert_eq!(out.len(), 2);
-    assert!(out.iter().all(|o| (o.channels, o.height, o.width) == (1, 12, 20)));
-    let err = spectral_image_with_exponents(1, 0, 4, 1.0, 1.0, &mut ChaCha8Rng::seed_from_u64(0)).unwrap_err();
+    assert!(out
+        .iter()
+        .all(|o| (o.channels, o.height, o.width) == (1, 12, 20)));
+    let err = spectral_image_with_exponents(1, 0, 4, 1.0, 1.0, &mut ChaCha8Rng::seed_from_u64(0))
+        .unwrap_err();
     assert!(err.to_string().contains("[1, 0, 4]"), "{err}");
 }

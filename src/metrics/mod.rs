@@ -18,7 +18,9 @@ pub mod roc;
 
 pub use aupro::{aupro, pro_curve, ProCurve};
 pub use auroc::auroc;
-pub use calibration::{brier_score, ece, mce, reliability_diagram, CalibrationReport, ReliabilityBin};
+pub use calibration::{
+    brier_score, ece, mce, reliability_diagram, CalibrationReport, ReliabilityBin,
+};
 pub use pixel_auroc::{pixel_auroc, PixelAuroc};
 pub use roc::{roc_curve, trapezoid, RocCurve};
 
@@ -42,7 +44,12 @@ pub(crate) fn check_scores_labels(scores: &[f64], labels: &[u8]) -> Result<usize
         match y {
             0 => {}
             1 => positives += 1,
-            other => return Err(Error::InvalidLabel { index, value: other.to_string() }),
+            other => {
+                return Err(Error::InvalidLabel {
+                    index,
+                    value: other.to_string(),
+                })
+            }
         }
     }
     Ok(positives)

@@ -97,10 +97,16 @@ impl PixelAuroc {
 pub(crate) fn check_pixels(scores: &[f32], mask: &[u8], offset: usize) -> Result<()> {
     for (i, (&s, &m)) in scores.iter().zip(mask).enumerate() {
         if !s.is_finite() {
-            return Err(Error::NonFiniteScore { index: offset + i, value: s as f64 });
+            return Err(Error::NonFiniteScore {
+                index: offset + i,
+                value: s as f64,
+            });
         }
         if m > 1 {
-            return Err(Error::InvalidLabel { index: offset + i, value: m.to_string() });
+            return Err(Error::InvalidLabel {
+                index: offset + i,
+                value: m.to_string(),
+            });
         }
     }
     Ok(())
