@@ -1,9 +1,9 @@
 //! Evaluation metrics, one file each, each checked against golden values made by
 //! `scripts/golden_metrics.py` (sklearn, numpy, scipy) in `tests/metrics_*.rs`.
 //!
-//! - [`auroc`]: image-level AUROC, ties counted as one half (as sklearn's `roc_auc_score`);
-//! - [`pixel_auroc`]: AUROC over every test pixel, exact, 4 bytes per pixel;
-//! - [`aupro`]: area under the per-region-overlap curve up to a false-positive-rate limit;
+//! - [`mod@auroc`]: image-level AUROC, ties counted as one half (as sklearn's `roc_auc_score`);
+//! - [`mod@pixel_auroc`]: AUROC over every test pixel, exact, 4 bytes per pixel;
+//! - [`mod@aupro`]: area under the per-region-overlap curve up to a false-positive-rate limit;
 //! - [`calibration`]: ECE, MCE (thesis §2.4.3, definitions 9 and 10), Brier score and
 //!   reliability-diagram data;
 //! - [`roc`]: ROC points and the trapezoid rule.

@@ -17,7 +17,7 @@ pub struct RocCurve {
 }
 
 impl RocCurve {
-    /// Area under the curve by the trapezoid rule (equals [`super::auroc`] up to rounding).
+    /// Area under the curve by the trapezoid rule (equals [`fn@super::auroc`] up to rounding).
     pub fn area(&self) -> f64 {
         trapezoid(&self.fpr, &self.tpr)
     }
