@@ -223,3 +223,25 @@ fn normalization_z_scores_and_round_trips_through_json() {
         "{err}"
     );
 }
+
+#[test]
+fn png_round_trip() {
+    let dir = common::scratch_dir("png_round_trip");
+    for channels in [1, 3] {
+        let img = ramp(channels, 5, 7);
+        let path = dir.join(format!("ramp{channels}.png"));
+        img.save_png(&path).unwrap();
+        let back = oddity::data::load_image(&path).unwrap();
+        assert_eq!((back.channels, back.height, back.width), (channels, 5, 7));
+        assert!(back
+            .data
+            .iter()
+            .zip(&img.data)
+            .all(|(a, b)| (a - b).abs() <= 0.5 / 255.0 + 1e-6));
+    }
+    let err = ImageTensor::zeros(2, 2, 2)
+        .save_png(&dir.join("x.png"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("2 channels"), "{err}");
+}

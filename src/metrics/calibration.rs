@@ -81,7 +81,9 @@ fn check_probs(probs: &[f64], labels: &[u8]) -> Result<()> {
 }
 
 /// Bin of probability `p` among `k` bins: the k with k/K < p <= (k+1)/K; p = 0 -> bin 0.
+/// `num_bins` of 0 is treated as 1.
 pub fn bin_index(p: f64, num_bins: usize) -> usize {
+    let num_bins = num_bins.max(1);
     let edge = |k: usize| k as f64 / num_bins as f64;
     let mut k = ((p * num_bins as f64).ceil() as usize)
         .saturating_sub(1)
