@@ -58,7 +58,11 @@ pub enum Error {
 
     /// A malformed row of a CSV file; `line` is 1-based and counts the header.
     #[error("{}: line {line}: {message}", path.display())]
-    CsvRow { path: PathBuf, line: usize, message: String },
+    CsvRow {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
 
     /// A label that is neither 0 nor 1, at sample `index` (0-based).
     #[error("label at index {index} is {value}, expected 0 or 1")]
@@ -74,11 +78,18 @@ pub enum Error {
 
     /// A metric that needs both classes got only one (AUROC, AUPRO).
     #[error("{metric} is undefined: {message}")]
-    UndefinedMetric { metric: &'static str, message: String },
+    UndefinedMetric {
+        metric: &'static str,
+        message: String,
+    },
 
     /// Buffers whose lengths or shapes do not agree.
     #[error("shape mismatch in {what}: expected {expected}, got {got}")]
-    Shape { what: String, expected: String, got: String },
+    Shape {
+        what: String,
+        expected: String,
+        got: String,
+    },
 
     /// An argument outside its valid range.
     #[error("invalid argument: {0}")]
@@ -100,11 +111,17 @@ pub enum Error {
 impl Error {
     /// An [`Error::Io`] for `path`.
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().to_path_buf(), source }
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
     }
 
     /// An [`Error::Image`] for `path`.
     pub fn image(path: impl AsRef<Path>, message: impl std::fmt::Display) -> Self {
-        Error::Image { path: path.as_ref().to_path_buf(), message: message.to_string() }
+        Error::Image {
+            path: path.as_ref().to_path_buf(),
+            message: message.to_string(),
+        }
     }
 }

@@ -8,12 +8,19 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn oddity(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_oddity")).args(args).output().expect("running oddity")
+    Command::new(env!("CARGO_BIN_EXE_oddity"))
+        .args(args)
+        .output()
+        .expect("running oddity")
 }
 
 fn metrics_json(path: &Path) -> Value {
     let out = oddity(&["metrics", "--scores", path.to_str().unwrap()]);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 
@@ -29,8 +36,16 @@ fn failing(name: &str, body: &str) -> (String, String) {
     let path = dir.join("scores.csv");
     std::fs::write(&path, body).unwrap();
     let out = oddity(&["metrics", "--scores", path.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "stdout: {}", String::from_utf8_lossy(&out.stdout));
-    (String::from_utf8_lossy(&out.stderr).into_owned(), path.display().to_string())
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    (
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        path.display().to_string(),
+    )
 }
 
 #[test]
@@ -40,16 +55,26 @@ fn scores_give_auroc_and_n_only() {
     assert_eq!(keys.len(), 2, "{v}");
     assert_eq!(v["n"], 400);
     let expected = golden("scores_ties.csv", "auroc");
-    assert!((v["auroc"].as_f64().unwrap() - expected).abs() < 1e-12, "{v} vs {expected}");
+    assert!(
+        (v["auroc"].as_f64().unwrap() - expected).abs() < 1e-12,
+        "{v} vs {expected}"
+    );
 }
 
 #[test]
 fn probabilities_give_calibration_too() {
     let v = metrics_json(&common::fixture("metrics/probs.csv"));
     assert_eq!(v["n"], 500);
-    for (key, golden_key) in [("auroc", "auroc"), ("ece", "ece_10"), ("mce", "mce_10"), ("brier", "brier")] {
+    for (key, golden_key) in [
+        ("auroc", "auroc"),
+        ("ece", "ece_10"),
+        ("mce", "mce_10"),
+        ("brier", "brier"),
+    ] {
         let expected = golden("probs.csv", golden_key);
-        let got = v[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {v}"));
+        let got = v[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing in {v}"));
         assert!((got - expected).abs() < 1e-12, "{key}: {got} vs {expected}");
     }
 }
@@ -57,7 +82,13 @@ fn probabilities_give_calibration_too() {
 #[test]
 fn bins_option_changes_ece() {
     let path = common::fixture("metrics/probs.csv");
-    let out = oddity(&["metrics", "--scores", path.to_str().unwrap(), "--bins", "15"]);
+    let out = oddity(&[
+        "metrics",
+        "--scores",
+        path.to_str().unwrap(),
+        "--bins",
+        "15",
+    ]);
     assert!(out.status.success());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!((v["ece"].as_f64().unwrap() - golden("probs.csv", "ece_15")).abs() < 1e-12);
@@ -66,13 +97,19 @@ fn bins_option_changes_ece() {
 #[test]
 fn nan_score_names_the_row() {
     let (err, path) = failing("nan", "score,label\n0.5,1\n0.2,0\nNaN,1\n");
-    assert!(err.contains(&path) && err.contains("line 4") && err.contains("NaN"), "{err}");
+    assert!(
+        err.contains(&path) && err.contains("line 4") && err.contains("NaN"),
+        "{err}"
+    );
 }
 
 #[test]
 fn label_outside_0_1_names_the_row() {
     let (err, path) = failing("label", "score,label\n0.5,1\n0.2,2\n");
-    assert!(err.contains(&path) && err.contains("line 3") && err.contains("label is '2'"), "{err}");
+    assert!(
+        err.contains(&path) && err.contains("line 3") && err.contains("label is '2'"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -84,15 +121,24 @@ fn probability_outside_unit_interval_names_the_row() {
 #[test]
 fn non_numeric_and_missing_fields_name_the_row() {
     let (err, _) = failing("text", "score,label\n0.5,1\nabc,0\n");
-    assert!(err.contains("line 3") && err.contains("'abc' is not a number"), "{err}");
+    assert!(
+        err.contains("line 3") && err.contains("'abc' is not a number"),
+        "{err}"
+    );
     let (err, _) = failing("short", "label,score\n1,0.5\n0\n");
-    assert!(err.contains("line 3") && err.contains("no `score` field"), "{err}");
+    assert!(
+        err.contains("line 3") && err.contains("no `score` field"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_header_and_single_class() {
     let (err, _) = failing("header", "a,b\n0.5,1\n");
-    assert!(err.contains("line 1") && err.contains("score,label"), "{err}");
+    assert!(
+        err.contains("line 1") && err.contains("score,label"),
+        "{err}"
+    );
     let (err, _) = failing("oneclass", "score,label\n0.5,1\n0.7,1\n");
     assert!(err.contains("AUROC is undefined"), "{err}");
 }

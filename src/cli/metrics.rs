@@ -50,20 +50,28 @@ pub struct ScoreTable {
 /// Reads a `score,label` or `prob,label` CSV file.
 pub fn read_score_csv(path: &Path) -> Result<ScoreTable> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let row_error =
-        |line: usize, message: String| Error::CsvRow { path: path.to_path_buf(), line, message };
+    let row_error = |line: usize, message: String| Error::CsvRow {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim()));
     let (_, header) = lines
         .by_ref()
         .find(|(_, l)| !l.is_empty())
         .ok_or_else(|| row_error(1, "the file is empty".into()))?;
-    let columns: Vec<String> =
-        header.split(',').map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect();
+    let columns: Vec<String> = header
+        .split(',')
+        .map(|c| c.trim().trim_matches('"').to_ascii_lowercase())
+        .collect();
     let find = |name: &str| columns.iter().position(|c| c == name);
     let label_col = find("label");
     let (value_col, is_probability) = match (find("score"), find("prob")) {
         (Some(_), Some(_)) => {
-            return Err(row_error(1, "header has both `score` and `prob`; keep one".into()))
+            return Err(row_error(
+                1,
+                "header has both `score` and `prob`; keep one".into(),
+            ))
         }
         (Some(c), None) => (c, false),
         (None, Some(c)) => (c, true),
@@ -76,7 +84,11 @@ pub fn read_score_csv(path: &Path) -> Result<ScoreTable> {
         ));
     };
 
-    let mut table = ScoreTable { values: Vec::new(), labels: Vec::new(), is_probability };
+    let mut table = ScoreTable {
+        values: Vec::new(),
+        labels: Vec::new(),
+        is_probability,
+    };
     for (line, row) in lines {
         if row.is_empty() {
             continue;
@@ -84,7 +96,10 @@ pub fn read_score_csv(path: &Path) -> Result<ScoreTable> {
         let fields: Vec<&str> = row.split(',').map(|f| f.trim().trim_matches('"')).collect();
         let field = |col: usize, name: &str| {
             fields.get(col).copied().ok_or_else(|| {
-                row_error(line, format!("row '{row}' has no `{name}` field (column {})", col + 1))
+                row_error(
+                    line,
+                    format!("row '{row}' has no `{name}` field (column {})", col + 1),
+                )
             })
         };
         let name = if is_probability { "prob" } else { "score" };
@@ -93,16 +108,28 @@ pub fn read_score_csv(path: &Path) -> Result<ScoreTable> {
             .parse()
             .map_err(|_| row_error(line, format!("{name} '{raw}' is not a number")))?;
         if !value.is_finite() {
-            return Err(row_error(line, format!("{name} is {raw}, expected a finite number")));
+            return Err(row_error(
+                line,
+                format!("{name} is {raw}, expected a finite number"),
+            ));
         }
         if is_probability && !(0.0..=1.0).contains(&value) {
-            return Err(row_error(line, format!("prob is {raw}, expected a value in [0, 1]")));
+            return Err(row_error(
+                line,
+                format!("prob is {raw}, expected a value in [0, 1]"),
+            ));
         }
         let raw_label = field(label_col, "label")?;
-        let label = match raw_label.parse::<f64>() {
-            Ok(v) if v == 0.0 => 0,
-            Ok(v) if v == 1.0 => 1,
-            _ => return Err(row_error(line, format!("label is '{raw_label}', expected 0 or 1"))),
+        // "0", "1", "0.0", "1.0" are accepted
+        let label = match raw_label.parse::<f64>().map(|v| (v == 0.0, v == 1.0)) {
+            Ok((true, _)) => 0,
+            Ok((_, true)) => 1,
+            _ => {
+                return Err(row_error(
+                    line,
+                    format!("label is '{raw_label}', expected 0 or 1"),
+                ))
+            }
         };
         table.values.push(value);
         table.labels.push(label);
@@ -116,8 +143,13 @@ pub fn read_score_csv(path: &Path) -> Result<ScoreTable> {
 /// Computes the report of a score table.
 pub fn compute_report(table: &ScoreTable, bins: usize) -> Result<MetricsReport> {
     let auroc = auroc(&table.values, &table.labels)?;
-    let mut report =
-        MetricsReport { auroc, ece: None, mce: None, brier: None, n: table.values.len() };
+    let mut report = MetricsReport {
+        auroc,
+        ece: None,
+        mce: None,
+        brier: None,
+        n: table.values.len(),
+    };
     if table.is_probability {
         let calibration = CalibrationReport::new(&table.values, &table.labels, bins)?;
         report.ece = Some(calibration.ece);

@@ -34,7 +34,9 @@ pub struct Batch {
 impl Batch {
     /// Stacks images of one shape into a batch.
     pub fn from_images(images: &[ImageTensor], labels: Vec<u8>) -> Result<Self> {
-        let first = images.first().ok_or_else(|| Error::InvalidArgument("a batch needs at least one image".into()))?;
+        let first = images
+            .first()
+            .ok_or_else(|| Error::InvalidArgument("a batch needs at least one image".into()))?;
         if labels.len() != images.len() {
             return Err(Error::Shape {
                 what: "batch labels".into(),
@@ -54,7 +56,12 @@ impl Batch {
             }
             data.extend_from_slice(&img.data);
         }
-        Ok(Batch { data, shape: [images.len(), c, h, w], labels, masks: None })
+        Ok(Batch {
+            data,
+            shape: [images.len(), c, h, w],
+            labels,
+            masks: None,
+        })
     }
 
     /// Number of images.
@@ -70,7 +77,12 @@ impl Batch {
     pub fn image(&self, i: usize) -> ImageTensor {
         let [_, c, h, w] = self.shape;
         let size = c * h * w;
-        ImageTensor { data: self.data[i * size..(i + 1) * size].to_vec(), channels: c, height: h, width: w }
+        ImageTensor {
+            data: self.data[i * size..(i + 1) * size].to_vec(),
+            channels: c,
+            height: h,
+            width: w,
+        }
     }
 
     /// Pixel labels `[n, height, width]`: the masks when present, otherwise every pixel of an
@@ -81,7 +93,10 @@ impl Batch {
             return m.clone();
         }
         let plane = self.shape[2] * self.shape[3];
-        self.labels.iter().flat_map(|&l| std::iter::repeat_n(l, plane)).collect()
+        self.labels
+            .iter()
+            .flat_map(|&l| std::iter::repeat_n(l, plane))
+            .collect()
     }
 }
 
@@ -95,10 +110,15 @@ pub fn resize_mask(mask: &Mask, height: usize, width: usize) -> Mask {
         let sy = ((y as f64 + 0.5) * mask.height as f64 / height as f64) as usize;
         for x in 0..width {
             let sx = ((x as f64 + 0.5) * mask.width as f64 / width as f64) as usize;
-            data[y * width + x] = mask.data[sy.min(mask.height - 1) * mask.width + sx.min(mask.width - 1)];
+            data[y * width + x] =
+                mask.data[sy.min(mask.height - 1) * mask.width + sx.min(mask.width - 1)];
         }
     }
-    Mask { data, height, width }
+    Mask {
+        data,
+        height,
+        width,
+    }
 }
 
 /// Which samples make batches, and how.
@@ -124,12 +144,36 @@ pub struct BatchPlan {
 impl BatchPlan {
     /// An evaluation plan: samples in order, one pass, last batch kept, masks loaded.
     pub fn evaluation(samples: Vec<Sample>, pipeline: Pipeline, batch_size: usize) -> Self {
-        BatchPlan { samples, pipeline, batch_size, seed: 0, shuffle: false, drop_last: false, epochs: 1, with_masks: true }
+        BatchPlan {
+            samples,
+            pipeline,
+            batch_size,
+            seed: 0,
+            shuffle: false,
+            drop_last: false,
+            epochs: 1,
+            with_masks: true,
+        }
     }
 
     /// A training plan: shuffled each epoch, last partial batch dropped, no masks.
-    pub fn training(samples: Vec<Sample>, pipeline: Pipeline, batch_size: usize, epochs: usize, seed: u64) -> Self {
-        BatchPlan { samples, pipeline, batch_size, seed, shuffle: true, drop_last: true, epochs, with_masks: false }
+    pub fn training(
+        samples: Vec<Sample>,
+        pipeline: Pipeline,
+        batch_size: usize,
+        epochs: usize,
+        seed: u64,
+    ) -> Self {
+        BatchPlan {
+            samples,
+            pipeline,
+            batch_size,
+            seed,
+            shuffle: true,
+            drop_last: true,
+            epochs,
+            with_masks: false,
+        }
     }
 
     /// Per batch, the indices of the normal samples it holds, over all epochs.
@@ -159,13 +203,20 @@ impl BatchPlan {
         anomalies: Option<&mut (dyn AnomalySource + '_)>,
         rng: &mut ChaCha8Rng,
     ) -> Result<Batch> {
-        let augment = Pipeline { normalization: None, ..self.pipeline.clone() };
+        let augment = Pipeline {
+            normalization: None,
+            ..self.pipeline.clone()
+        };
         let mut images = Vec::with_capacity(indices.len() * 2);
         let mut masks = Vec::new();
         let mut all_masked = self.with_masks;
         for &i in indices {
             let sample = &self.samples[i];
-            let (img, mask) = if self.with_masks { sample.load_with_mask()? } else { (sample.load()?, None) };
+            let (img, mask) = if self.with_masks {
+                sample.load_with_mask()?
+            } else {
+                (sample.load()?, None)
+            };
             let img = augment.apply(img, rng)?;
             match mask {
                 Some(m) => masks.push(resize_mask(&m, img.height, img.width)),
@@ -220,12 +271,20 @@ pub struct Prefetcher {
 impl Prefetcher {
     /// Starts the thread; at most `depth` batches wait in the channel. With `anomalies`,
     /// batches are balanced: `batch_size / 2` normal images and as many anomalies.
-    pub fn spawn(plan: BatchPlan, anomalies: Option<Box<dyn AnomalySource>>, depth: usize) -> Result<Self> {
+    pub fn spawn(
+        plan: BatchPlan,
+        anomalies: Option<Box<dyn AnomalySource>>,
+        depth: usize,
+    ) -> Result<Self> {
         if plan.batch_size == 0 || (anomalies.is_some() && plan.batch_size < 2) {
             return Err(Error::InvalidArgument(format!(
                 "batch size {} is too small{}",
                 plan.batch_size,
-                if anomalies.is_some() { " for balanced batches (at least 2)" } else { "" }
+                if anomalies.is_some() {
+                    " for balanced batches (at least 2)"
+                } else {
+                    ""
+                }
             )));
         }
         if plan.samples.is_empty() {
@@ -236,7 +295,11 @@ impl Prefetcher {
             .name("oddity-prefetch".into())
             .spawn(move || {
                 let mut anomalies = anomalies;
-                let normal_per_batch = if anomalies.is_some() { plan.batch_size / 2 } else { plan.batch_size };
+                let normal_per_batch = if anomalies.is_some() {
+                    plan.batch_size / 2
+                } else {
+                    plan.batch_size
+                };
                 let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
                 rng.set_stream(1); // transforms and anomalies: a stream apart from the shuffles
                 for indices in plan.schedule(normal_per_batch) {
@@ -248,7 +311,10 @@ impl Prefetcher {
                 }
             })
             .map_err(|e| Error::Prefetch(format!("cannot start the thread: {e}")))?;
-        Ok(Prefetcher { receiver: Some(receiver), handle: Some(handle) })
+        Ok(Prefetcher {
+            receiver: Some(receiver),
+            handle: Some(handle),
+        })
     }
 }
 

@@ -43,7 +43,12 @@ impl ClassSet {
                 for entry in std::fs::read_dir(split_dir).map_err(|e| Error::io(split_dir, e))? {
                     let path = entry.map_err(|e| Error::io(split_dir, e))?.path();
                     if path.is_dir() {
-                        names.push(path.file_name().unwrap_or_default().to_string_lossy().into());
+                        names.push(
+                            path.file_name()
+                                .unwrap_or_default()
+                                .to_string_lossy()
+                                .into(),
+                        );
                     }
                 }
             }
@@ -60,9 +65,15 @@ impl ClassSet {
             let dir = split_dir.join(&name);
             let files = list_images(&dir)?;
             if files.is_empty() {
-                return Err(Error::EmptyClass { class: name, path: dir });
+                return Err(Error::EmptyClass {
+                    class: name,
+                    path: dir,
+                });
             }
-            let samples = files.into_iter().map(|p| Sample::file(p, 0, name.clone())).collect();
+            let samples = files
+                .into_iter()
+                .map(|p| Sample::file(p, 0, name.clone()))
+                .collect();
             classes.push(ClassSamples { name, samples });
         }
         Ok(ClassSet { classes })

@@ -18,8 +18,16 @@ pub const FASHION_MNIST_DEFAULT_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
 /// Class names by label.
 pub const FASHION_MNIST_CLASSES: [&str; 10] = [
-    "t-shirt_top", "trouser", "pullover", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle_boot",
+    "t-shirt_top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle_boot",
 ];
 
 /// Both splits of Fashion-MNIST, grouped by class.
@@ -67,7 +75,10 @@ fn load_split(dir: &Path, prefix: &str) -> Result<ClassSet> {
     let pixels = Arc::new(pixels);
     let mut classes: Vec<ClassSamples> = FASHION_MNIST_CLASSES
         .iter()
-        .map(|n| ClassSamples { name: n.to_string(), samples: Vec::new() })
+        .map(|n| ClassSamples {
+            name: n.to_string(),
+            samples: Vec::new(),
+        })
         .collect();
     for (index, &label) in labels.iter().enumerate() {
         let class = classes.get_mut(label as usize).ok_or_else(|| Error::Idx {
@@ -89,7 +100,10 @@ fn load_split(dir: &Path, prefix: &str) -> Result<ClassSet> {
         });
     }
     if let Some(empty) = classes.iter().find(|c| c.samples.is_empty()) {
-        return Err(Error::EmptyClass { class: empty.name.clone(), path: labels_path });
+        return Err(Error::EmptyClass {
+            class: empty.name.clone(),
+            path: labels_path,
+        });
     }
     Ok(ClassSet { classes })
 }
@@ -105,17 +119,25 @@ pub fn read_idx_gz(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
 }
 
 fn parse_idx(path: &Path, bytes: Vec<u8>) -> Result<(Vec<usize>, Vec<u8>)> {
-    let err = |message: String| Error::Idx { path: PathBuf::from(path), message };
+    let err = |message: String| Error::Idx {
+        path: PathBuf::from(path),
+        message,
+    };
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
         return Err(err("missing IDX magic number".into()));
     }
     if bytes[2] != 0x08 {
-        return Err(err(format!("data type 0x{:02x} is not u8 (0x08)", bytes[2])));
+        return Err(err(format!(
+            "data type 0x{:02x} is not u8 (0x08)",
+            bytes[2]
+        )));
     }
     let ndim = bytes[3] as usize;
     let header = 4 + 4 * ndim;
     if bytes.len() < header {
-        return Err(err(format!("file ends inside the header of {ndim} dimensions")));
+        return Err(err(format!(
+            "file ends inside the header of {ndim} dimensions"
+        )));
     }
     let dims: Vec<usize> = (0..ndim)
         .map(|d| {

@@ -44,9 +44,18 @@ pub fn list_images_recursive(dir: &Path) -> Result<Vec<PathBuf>> {
 /// An empty folder is an [`Error::EmptyClass`].
 pub fn image_folder(dir: &Path, label: u8) -> Result<Vec<Sample>> {
     let files = list_images_recursive(dir)?;
-    let group = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let group = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if files.is_empty() {
-        return Err(Error::EmptyClass { class: group, path: dir.to_path_buf() });
+        return Err(Error::EmptyClass {
+            class: group,
+            path: dir.to_path_buf(),
+        });
     }
-    Ok(files.into_iter().map(|p| Sample::file(p, label, group.clone())).collect())
+    Ok(files
+        .into_iter()
+        .map(|p| Sample::file(p, label, group.clone()))
+        .collect())
 }

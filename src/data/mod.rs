@@ -24,7 +24,7 @@ pub mod split;
 pub mod transforms;
 
 pub use batches::{Batch, BatchPlan, Prefetcher};
-pub use cifar::{cifar10, ClassSet, ClassSamples};
+pub use cifar::{cifar10, ClassSamples, ClassSet};
 pub use fashion_mnist::{FashionMnist, FASHION_MNIST_CLASSES, FASHION_MNIST_DEFAULT_DIR};
 pub use folder::list_images;
 pub use mvtec::MvtecCategory;
@@ -48,7 +48,12 @@ pub struct ImageTensor {
 impl ImageTensor {
     /// A zero image `[channels, height, width]`.
     pub fn zeros(channels: usize, height: usize, width: usize) -> Self {
-        ImageTensor { data: vec![0.0; channels * height * width], channels, height, width }
+        ImageTensor {
+            data: vec![0.0; channels * height * width],
+            channels,
+            height,
+            width,
+        }
     }
 
     /// Wraps `data` (`[channels, height, width]`), checking its length.
@@ -56,11 +61,19 @@ impl ImageTensor {
         if data.len() != channels * height * width {
             return Err(Error::Shape {
                 what: "image tensor".into(),
-                expected: format!("[{channels}, {height}, {width}] = {}", channels * height * width),
+                expected: format!(
+                    "[{channels}, {height}, {width}] = {}",
+                    channels * height * width
+                ),
                 got: format!("{} values", data.len()),
             });
         }
-        Ok(ImageTensor { data, channels, height, width })
+        Ok(ImageTensor {
+            data,
+            channels,
+            height,
+            width,
+        })
     }
 
     /// Number of values `channels * height * width`.
@@ -131,7 +144,11 @@ pub struct Mask {
 impl Mask {
     /// An all-normal mask.
     pub fn zeros(height: usize, width: usize) -> Self {
-        Mask { data: vec![0; height * width], height, width }
+        Mask {
+            data: vec![0; height * width],
+            height,
+            width,
+        }
     }
 
     /// Number of anomalous pixels.
@@ -216,10 +233,13 @@ impl Sample {
             ImageSource::Idx(idx) => {
                 let plane = idx.rows * idx.cols;
                 let start = idx.index * plane;
-                let bytes = idx.pixels.get(start..start + plane).ok_or_else(|| Error::Idx {
-                    path: idx.file.to_path_buf(),
-                    message: format!("image {} is past the end of the data", idx.index),
-                })?;
+                let bytes = idx
+                    .pixels
+                    .get(start..start + plane)
+                    .ok_or_else(|| Error::Idx {
+                        path: idx.file.to_path_buf(),
+                        message: format!("image {} is past the end of the data", idx.index),
+                    })?;
                 let data = bytes.iter().map(|&b| b as f32 / 255.0).collect();
                 ImageTensor::from_vec(data, 1, idx.rows, idx.cols)
             }
@@ -269,7 +289,10 @@ fn decode(path: &Path) -> Result<image::DynamicImage> {
     // A JPEG stream ends with the EOI marker FF D9; a file cut short loses it, and the JPEG
     // decoder would otherwise fill the missing rows silently.
     if format == image::ImageFormat::Jpeg && !jpeg_has_end_marker(&bytes) {
-        return Err(Error::image(path, "truncated JPEG (no end-of-image marker)"));
+        return Err(Error::image(
+            path,
+            "truncated JPEG (no end-of-image marker)",
+        ));
     }
     image::load_from_memory_with_format(&bytes, format).map_err(|e| Error::image(path, e))
 }
@@ -308,8 +331,16 @@ pub fn load_image(path: &Path) -> Result<ImageTensor> {
 pub fn load_mask(path: &Path) -> Result<Mask> {
     let img = decode(path)?.to_luma8();
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let data = img.into_raw().into_iter().map(|v| (v >= 128) as u8).collect();
-    Ok(Mask { data, height: h, width: w })
+    let data = img
+        .into_raw()
+        .into_iter()
+        .map(|v| (v >= 128) as u8)
+        .collect();
+    Ok(Mask {
+        data,
+        height: h,
+        width: w,
+    })
 }
 
 /// Checks that `path` is an existing folder.
@@ -317,6 +348,8 @@ pub(crate) fn require_dir(path: &Path) -> Result<()> {
     if path.is_dir() {
         Ok(())
     } else {
-        Err(Error::MissingFolder { path: path.to_path_buf() })
+        Err(Error::MissingFolder {
+            path: path.to_path_buf(),
+        })
     }
 }

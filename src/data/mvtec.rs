@@ -33,13 +33,21 @@ impl MvtecCategory {
     /// `train/good` or defect folder, a defect image without its `_mask.png`.
     pub fn load(root: &Path) -> Result<Self> {
         require_dir(root)?;
-        let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let train_dir = root.join("train").join("good");
         require_dir(&train_dir)?;
-        let train: Vec<Sample> =
-            list_images(&train_dir)?.into_iter().map(|p| Sample::file(p, 0, "good")).collect();
+        let train: Vec<Sample> = list_images(&train_dir)?
+            .into_iter()
+            .map(|p| Sample::file(p, 0, "good"))
+            .collect();
         if train.is_empty() {
-            return Err(Error::EmptyClass { class: "train/good".into(), path: train_dir });
+            return Err(Error::EmptyClass {
+                class: "train/good".into(),
+                path: train_dir,
+            });
         }
 
         let test_dir = root.join("test");
@@ -48,7 +56,12 @@ impl MvtecCategory {
         for entry in std::fs::read_dir(&test_dir).map_err(|e| Error::io(&test_dir, e))? {
             let path = entry.map_err(|e| Error::io(&test_dir, e))?.path();
             if path.is_dir() {
-                groups.push(path.file_name().unwrap_or_default().to_string_lossy().into_owned());
+                groups.push(
+                    path.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
             }
         }
         groups.sort();
@@ -60,11 +73,17 @@ impl MvtecCategory {
             let dir = test_dir.join(&group);
             let files = list_images(&dir)?;
             if files.is_empty() {
-                return Err(Error::EmptyClass { class: format!("test/{group}"), path: dir });
+                return Err(Error::EmptyClass {
+                    class: format!("test/{group}"),
+                    path: dir,
+                });
             }
             for path in files {
                 let sample = if group == "good" {
-                    Sample { mask: MaskSource::AllNormal, ..Sample::file(path, 0, "good") }
+                    Sample {
+                        mask: MaskSource::AllNormal,
+                        ..Sample::file(path, 0, "good")
+                    }
                 } else {
                     let mask = mask_path(root, &group, &path);
                     if !mask.is_file() {
@@ -73,23 +92,38 @@ impl MvtecCategory {
                             what: format!("mask of {}", path.display()),
                         });
                     }
-                    Sample { mask: MaskSource::File(mask), ..Sample::file(path, 1, group.clone()) }
+                    Sample {
+                        mask: MaskSource::File(mask),
+                        ..Sample::file(path, 1, group.clone())
+                    }
                 };
                 test.push(sample);
             }
         }
-        Ok(MvtecCategory { name, root: root.to_path_buf(), train, test })
+        Ok(MvtecCategory {
+            name,
+            root: root.to_path_buf(),
+            train,
+            test,
+        })
     }
 
     /// Number of test images with a mask file (the anomalous ones).
     pub fn masked_test_images(&self) -> usize {
-        self.test.iter().filter(|s| matches!(s.mask, MaskSource::File(_))).count()
+        self.test
+            .iter()
+            .filter(|s| matches!(s.mask, MaskSource::File(_)))
+            .count()
     }
 
     /// Names of the defect types, sorted.
     pub fn defects(&self) -> Vec<String> {
-        let mut d: Vec<String> =
-            self.test.iter().filter(|s| s.label == 1).map(|s| s.group.clone()).collect();
+        let mut d: Vec<String> = self
+            .test
+            .iter()
+            .filter(|s| s.label == 1)
+            .map(|s| s.group.clone())
+            .collect();
         d.dedup();
         d
     }
@@ -97,8 +131,13 @@ impl MvtecCategory {
 
 /// `ground_truth/<defect>/<stem>_mask.png` of a test image.
 pub fn mask_path(root: &Path, defect: &str, image: &Path) -> PathBuf {
-    let stem = image.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    root.join("ground_truth").join(defect).join(format!("{stem}_mask.png"))
+    let stem = image
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    root.join("ground_truth")
+        .join(defect)
+        .join(format!("{stem}_mask.png"))
 }
 
 /// The categories of an MVTec-layout data set: sub-folders of `dataset_root` that hold a
@@ -109,7 +148,12 @@ pub fn list_categories(dataset_root: &Path) -> Result<Vec<String>> {
     for entry in std::fs::read_dir(dataset_root).map_err(|e| Error::io(dataset_root, e))? {
         let path = entry.map_err(|e| Error::io(dataset_root, e))?.path();
         if path.join("train").join("good").is_dir() {
-            names.push(path.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            names.push(
+                path.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
     }
     names.sort();

@@ -32,7 +32,12 @@ pub struct DataSplit {
 
 impl DataSplit {
     /// One-vs-all: `normal_class` of `train`/`test` is normal, every other class anomalous.
-    pub fn one_vs_all(train: &ClassSet, test: &ClassSet, normal_class: &str, seed: u64) -> Result<Self> {
+    pub fn one_vs_all(
+        train: &ClassSet,
+        test: &ClassSet,
+        normal_class: &str,
+        seed: u64,
+    ) -> Result<Self> {
         let normal_train = train.class(normal_class).ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "normal class '{normal_class}' is not among the training classes {:?}",
@@ -55,19 +60,33 @@ impl DataSplit {
         }
         let normal: Vec<Sample> = normal_train.samples.iter().map(|s| relabel(s, 0)).collect();
         let (train_part, calibration) = train_calibration_split(&normal, seed)?;
-        Ok(DataSplit { normal: normal_class.to_string(), train: train_part, calibration, test: test_samples })
+        Ok(DataSplit {
+            normal: normal_class.to_string(),
+            train: train_part,
+            calibration,
+            test: test_samples,
+        })
     }
 
     /// Per category: `train/good` split 3:1, the category's test folder as test set.
     pub fn per_category(category: &MvtecCategory, seed: u64) -> Result<Self> {
         let (train, calibration) = train_calibration_split(&category.train, seed)?;
-        Ok(DataSplit { normal: category.name.clone(), train, calibration, test: category.test.clone() })
+        Ok(DataSplit {
+            normal: category.name.clone(),
+            train,
+            calibration,
+            test: category.test.clone(),
+        })
     }
 
     /// Training and calibration parts together: the data of a network trained on the full
     /// training data (the "fully trained" column of the thesis tables).
     pub fn full_train(&self) -> Vec<Sample> {
-        self.train.iter().chain(&self.calibration).cloned().collect()
+        self.train
+            .iter()
+            .chain(&self.calibration)
+            .cloned()
+            .collect()
     }
 }
 
@@ -78,7 +97,10 @@ pub fn calibration_count(n: usize) -> usize {
 
 /// Splits `samples` 3:1 into (train, calibration) after a shuffle seeded by `seed`. Each part
 /// keeps the input order of its members. Errors if fewer than 2 samples.
-pub fn train_calibration_split(samples: &[Sample], seed: u64) -> Result<(Vec<Sample>, Vec<Sample>)> {
+pub fn train_calibration_split(
+    samples: &[Sample],
+    seed: u64,
+) -> Result<(Vec<Sample>, Vec<Sample>)> {
     if samples.len() < 2 {
         return Err(Error::InvalidArgument(format!(
             "a train/calibration split needs at least 2 normal samples, got {}",

@@ -41,14 +41,21 @@ pub fn resize(img: &ImageTensor, height: usize, width: usize) -> ImageTensor {
         for y in 0..img.height {
             let line = &src[y * img.width..(y + 1) * img.width];
             for (x, (first, weights)) in horizontal.iter().enumerate() {
-                rows[y * width + x] = weights.iter().enumerate().map(|(k, w)| w * line[first + k]).sum();
+                rows[y * width + x] = weights
+                    .iter()
+                    .enumerate()
+                    .map(|(k, w)| w * line[first + k])
+                    .sum();
             }
         }
         let dst = out.channel_mut(c);
         for (y, (first, weights)) in vertical.iter().enumerate() {
             for x in 0..width {
-                dst[y * width + x] =
-                    weights.iter().enumerate().map(|(k, w)| w * rows[(first + k) * width + x]).sum();
+                dst[y * width + x] = weights
+                    .iter()
+                    .enumerate()
+                    .map(|(k, w)| w * rows[(first + k) * width + x])
+                    .sum();
             }
         }
     }
@@ -81,7 +88,13 @@ fn resample_weights(input: usize, output: usize) -> Vec<(usize, Vec<f32>)> {
 }
 
 /// Crops the `height x width` window at (`top`, `left`).
-pub fn crop(img: &ImageTensor, top: usize, left: usize, height: usize, width: usize) -> Result<ImageTensor> {
+pub fn crop(
+    img: &ImageTensor,
+    top: usize,
+    left: usize,
+    height: usize,
+    width: usize,
+) -> Result<ImageTensor> {
     if top + height > img.height || left + width > img.width {
         return Err(Error::Shape {
             what: "crop window".into(),
@@ -102,7 +115,12 @@ pub fn crop(img: &ImageTensor, top: usize, left: usize, height: usize, width: us
 }
 
 /// Crops a `height x width` window at a uniformly random position.
-pub fn random_crop<R: Rng + ?Sized>(img: &ImageTensor, height: usize, width: usize, rng: &mut R) -> Result<ImageTensor> {
+pub fn random_crop<R: Rng + ?Sized>(
+    img: &ImageTensor,
+    height: usize,
+    width: usize,
+    rng: &mut R,
+) -> Result<ImageTensor> {
     if height > img.height || width > img.width {
         return Err(Error::Shape {
             what: "random crop".into(),
@@ -145,7 +163,12 @@ pub fn to_rgb(img: &ImageTensor) -> ImageTensor {
     for _ in 0..3 {
         data.extend_from_slice(&img.data);
     }
-    ImageTensor { data, channels: 3, height: img.height, width: img.width }
+    ImageTensor {
+        data,
+        channels: 3,
+        height: img.height,
+        width: img.width,
+    }
 }
 
 /// A standard normal sample (Box–Muller).
@@ -175,7 +198,11 @@ pub struct ColorJitter {
 impl Default for ColorJitter {
     /// Small jitter (0.04 each), as in the FCDD training code the thesis follows.
     fn default() -> Self {
-        ColorJitter { brightness: 0.04, contrast: 0.04, saturation: 0.04 }
+        ColorJitter {
+            brightness: 0.04,
+            contrast: 0.04,
+            saturation: 0.04,
+        }
     }
 }
 
@@ -197,7 +224,8 @@ impl ColorJitter {
             *v = (*v * brightness).clamp(0.0, 1.0);
         }
         let gray = grayscale(img);
-        let mean = gray.data.iter().map(|&v| v as f64).sum::<f64>() as f32 / gray.data.len().max(1) as f32;
+        let mean =
+            gray.data.iter().map(|&v| v as f64).sum::<f64>() as f32 / gray.data.len().max(1) as f32;
         for v in img.data.iter_mut() {
             *v = (contrast * *v + (1.0 - contrast) * mean).clamp(0.0, 1.0);
         }
@@ -254,7 +282,9 @@ impl Normalization {
             count += (img.height * img.width) as u64;
         }
         if count == 0 {
-            return Err(Error::InvalidArgument("normalization statistics need at least one image".into()));
+            return Err(Error::InvalidArgument(
+                "normalization statistics need at least one image".into(),
+            ));
         }
         let n = count as f64;
         let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
@@ -264,7 +294,11 @@ impl Normalization {
             .map(|(s, q)| {
                 let var = (q / n - (s / n).powi(2)).max(0.0);
                 let sd = var.sqrt() as f32;
-                if sd > 0.0 { sd } else { 1.0 }
+                if sd > 0.0 {
+                    sd
+                } else {
+                    1.0
+                }
             })
             .collect();
         Ok(Normalization { mean, std })
@@ -273,7 +307,10 @@ impl Normalization {
     /// Statistics of `samples` after the deterministic part of `pipeline` (its test-time
     /// resize and channel handling, no augmentation, no normalization).
     pub fn fit_samples(samples: &[Sample], pipeline: &Pipeline) -> Result<Self> {
-        let plain = Pipeline { normalization: None, ..pipeline.for_test() };
+        let plain = Pipeline {
+            normalization: None,
+            ..pipeline.for_test()
+        };
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0); // unused: no random transform
         Self::fit(samples.iter().map(|s| plain.apply(s.load()?, &mut rng)))
     }
@@ -397,12 +434,20 @@ impl Pipeline {
 
     /// Augmentation only, for images already at the network size (CIFAR-10, Fashion-MNIST).
     pub fn augment_only(hflip: bool) -> Self {
-        Pipeline { jitter: Some(ColorJitter::default()), noise_std: 0.001, hflip, ..Pipeline::default() }
+        Pipeline {
+            jitter: Some(ColorJitter::default()),
+            noise_std: 0.001,
+            hflip,
+            ..Pipeline::default()
+        }
     }
 
     /// Test pipeline for a square input of side `input`: plain resize, no crop.
     pub fn test(input: usize) -> Self {
-        Pipeline { resize: Some((input, input)), ..Pipeline::default() }
+        Pipeline {
+            resize: Some((input, input)),
+            ..Pipeline::default()
+        }
     }
 
     /// The test-time counterpart of this pipeline: the final size as a plain resize, the same
@@ -438,7 +483,11 @@ impl Pipeline {
 
     /// Runs the pipeline on one image.
     pub fn apply<R: Rng + ?Sized>(&self, img: ImageTensor, rng: &mut R) -> Result<ImageTensor> {
-        let mut img = if self.channels == ChannelMode::Rgb { to_rgb(&img) } else { img };
+        let mut img = if self.channels == ChannelMode::Rgb {
+            to_rgb(&img)
+        } else {
+            img
+        };
         if let Some((h, w)) = self.resize {
             img = resize(&img, h, w);
         }

@@ -156,13 +156,21 @@ pub fn pro_curve(
     // Walk the distinct scores from the highest down.
     let n_normal = normal.len() as f64;
     let inv_size: Vec<f64> = region_sizes.iter().map(|&s| 1.0 / s as f64).collect();
-    let mut curve = ProCurve { fpr: vec![0.0], pro: vec![0.0], regions };
+    let mut curve = ProCurve {
+        fpr: vec![0.0],
+        pro: vec![0.0],
+        regions,
+    };
     let (mut ni, mut ai) = (normal.len(), anomalous.len()); // unconsumed prefixes
     let mut false_positives = 0usize;
     let mut overlap_sum = 0.0f64;
     while ni > 0 || ai > 0 {
         let top_normal = if ni > 0 { Some(normal[ni - 1]) } else { None };
-        let top_anomalous = if ai > 0 { Some((anomalous[ai - 1] >> 32) as u32) } else { None };
+        let top_anomalous = if ai > 0 {
+            Some((anomalous[ai - 1] >> 32) as u32)
+        } else {
+            None
+        };
         let v = top_normal.max(top_anomalous).unwrap_or(0);
         while ni > 0 && normal[ni - 1] == v {
             ni -= 1;
@@ -204,9 +212,11 @@ mod tests {
     #[test]
     fn eight_connectivity() {
         // two diagonal pixels form one region; a pixel two columns away is another
-        let mask = [1, 0, 0, 0, //
-                    0, 1, 0, 1, //
-                    0, 0, 0, 1];
+        let mask = [
+            1, 0, 0, 0, //
+            0, 1, 0, 1, //
+            0, 0, 0, 1,
+        ];
         let (labels, sizes) = connected_components(&mask, 3, 4, 1);
         assert_eq!(sizes, vec![2, 2]);
         assert_eq!(labels[0], labels[5]);

@@ -24,8 +24,11 @@ pub fn auroc(scores: &[f64], labels: &[u8]) -> Result<f64> {
             ),
         });
     }
-    let mut pairs: Vec<(f64, u8)> =
-        scores.iter().zip(labels).map(|(&s, &y)| (s + 0.0, y)).collect();
+    let mut pairs: Vec<(f64, u8)> = scores
+        .iter()
+        .zip(labels)
+        .map(|(&s, &y)| (s + 0.0, y))
+        .collect();
     pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
 
     // Walk groups of equal scores in increasing order. Each anomalous sample in a group beats

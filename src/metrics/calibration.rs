@@ -59,7 +59,9 @@ fn check_probs(probs: &[f64], labels: &[u8]) -> Result<()> {
         });
     }
     if probs.is_empty() {
-        return Err(Error::InvalidArgument("calibration metrics need at least one sample".into()));
+        return Err(Error::InvalidArgument(
+            "calibration metrics need at least one sample".into(),
+        ));
     }
     for (index, (&p, &y)) in probs.iter().zip(labels).enumerate() {
         if !p.is_finite() {
@@ -69,16 +71,23 @@ fn check_probs(probs: &[f64], labels: &[u8]) -> Result<()> {
             return Err(Error::InvalidProbability { index, value: p });
         }
         if y > 1 {
-            return Err(Error::InvalidLabel { index, value: y.to_string() });
+            return Err(Error::InvalidLabel {
+                index,
+                value: y.to_string(),
+            });
         }
     }
     Ok(())
 }
 
 /// Bin of probability `p` among `k` bins: the k with k/K < p <= (k+1)/K; p = 0 -> bin 0.
+/// `num_bins` of 0 is treated as 1.
 pub fn bin_index(p: f64, num_bins: usize) -> usize {
+    let num_bins = num_bins.max(1);
     let edge = |k: usize| k as f64 / num_bins as f64;
-    let mut k = ((p * num_bins as f64).ceil() as usize).saturating_sub(1).min(num_bins - 1);
+    let mut k = ((p * num_bins as f64).ceil() as usize)
+        .saturating_sub(1)
+        .min(num_bins - 1);
     // p * K may round across an edge; settle against the edges themselves.
     while k > 0 && p <= edge(k) {
         k -= 1;
@@ -96,7 +105,9 @@ pub fn reliability_diagram(
     num_bins: usize,
 ) -> Result<Vec<ReliabilityBin>> {
     if num_bins == 0 {
-        return Err(Error::InvalidArgument("number of calibration bins must be at least 1".into()));
+        return Err(Error::InvalidArgument(
+            "number of calibration bins must be at least 1".into(),
+        ));
     }
     check_probs(probs, labels)?;
     let mut counts = vec![0usize; num_bins];
@@ -114,7 +125,10 @@ pub fn reliability_diagram(
             let (confidence, frequency) = if count == 0 {
                 (None, None)
             } else {
-                (Some(prob_sums[k] / count as f64), Some(positives[k] as f64 / count as f64))
+                (
+                    Some(prob_sums[k] / count as f64),
+                    Some(positives[k] as f64 / count as f64),
+                )
             };
             ReliabilityBin {
                 lower: k as f64 / num_bins as f64,
@@ -133,7 +147,9 @@ fn gap(bin: &ReliabilityBin) -> Option<f64> {
 
 fn ece_from_bins(bins: &[ReliabilityBin], n: usize) -> f64 {
     // thesis definition 10
-    bins.iter().filter_map(|b| gap(b).map(|g| b.count as f64 / n as f64 * g)).sum()
+    bins.iter()
+        .filter_map(|b| gap(b).map(|g| b.count as f64 / n as f64 * g))
+        .sum()
 }
 
 fn mce_from_bins(bins: &[ReliabilityBin]) -> f64 {
@@ -143,18 +159,27 @@ fn mce_from_bins(bins: &[ReliabilityBin]) -> f64 {
 
 /// Expected calibration error with `num_bins` equal-width bins (thesis definition 10).
 pub fn ece(probs: &[f64], labels: &[u8], num_bins: usize) -> Result<f64> {
-    Ok(ece_from_bins(&reliability_diagram(probs, labels, num_bins)?, probs.len()))
+    Ok(ece_from_bins(
+        &reliability_diagram(probs, labels, num_bins)?,
+        probs.len(),
+    ))
 }
 
 /// Maximum calibration error with `num_bins` equal-width bins (thesis definition 9).
 pub fn mce(probs: &[f64], labels: &[u8], num_bins: usize) -> Result<f64> {
-    Ok(mce_from_bins(&reliability_diagram(probs, labels, num_bins)?))
+    Ok(mce_from_bins(&reliability_diagram(
+        probs, labels, num_bins,
+    )?))
 }
 
 /// Brier score: mean squared difference between probability and label.
 pub fn brier_score(probs: &[f64], labels: &[u8]) -> Result<f64> {
     check_probs(probs, labels)?;
-    let sum: f64 = probs.iter().zip(labels).map(|(&p, &y)| (p - y as f64).powi(2)).sum();
+    let sum: f64 = probs
+        .iter()
+        .zip(labels)
+        .map(|(&p, &y)| (p - y as f64).powi(2))
+        .sum();
     Ok(sum / probs.len() as f64)
 }
 

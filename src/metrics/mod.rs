@@ -1,9 +1,9 @@
 //! Evaluation metrics, one file each, each checked against golden values made by
 //! `scripts/golden_metrics.py` (sklearn, numpy, scipy) in `tests/metrics_*.rs`.
 //!
-//! - [`auroc`]: image-level AUROC, ties counted as one half (as sklearn's `roc_auc_score`);
-//! - [`pixel_auroc`]: AUROC over every test pixel, exact, 4 bytes per pixel;
-//! - [`aupro`]: area under the per-region-overlap curve up to a false-positive-rate limit;
+//! - [`mod@auroc`]: image-level AUROC, ties counted as one half (as sklearn's `roc_auc_score`);
+//! - [`mod@pixel_auroc`]: AUROC over every test pixel, exact, 4 bytes per pixel;
+//! - [`mod@aupro`]: area under the per-region-overlap curve up to a false-positive-rate limit;
 //! - [`calibration`]: ECE, MCE (thesis §2.4.3, definitions 9 and 10), Brier score and
 //!   reliability-diagram data;
 //! - [`roc`]: ROC points and the trapezoid rule.
@@ -18,7 +18,9 @@ pub mod roc;
 
 pub use aupro::{aupro, pro_curve, ProCurve};
 pub use auroc::auroc;
-pub use calibration::{brier_score, ece, mce, reliability_diagram, CalibrationReport, ReliabilityBin};
+pub use calibration::{
+    brier_score, ece, mce, reliability_diagram, CalibrationReport, ReliabilityBin,
+};
 pub use pixel_auroc::{pixel_auroc, PixelAuroc};
 pub use roc::{roc_curve, trapezoid, RocCurve};
 
@@ -42,7 +44,12 @@ pub(crate) fn check_scores_labels(scores: &[f64], labels: &[u8]) -> Result<usize
         match y {
             0 => {}
             1 => positives += 1,
-            other => return Err(Error::InvalidLabel { index, value: other.to_string() }),
+            other => {
+                return Err(Error::InvalidLabel {
+                    index,
+                    value: other.to_string(),
+                })
+            }
         }
     }
     Ok(positives)

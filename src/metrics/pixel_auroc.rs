@@ -1,6 +1,6 @@
 //! Pixel-level AUROC over every test pixel, exact and memory-bounded.
 //!
-//! Same statistic as [`super::auroc`] (Mann–Whitney U / (n_anomalous * n_normal), ties
+//! Same statistic as [`fn@super::auroc`] (Mann–Whitney U / (n_anomalous * n_normal), ties
 //! counted one half, equal to sklearn's `roc_auc_score` on the flattened maps), computed
 //! without quantising the scores: each `f32` score is mapped to a `u32` whose integer order is
 //! the float order, normal and anomalous pixels are kept in two `Vec<u32>` (4 bytes a pixel,
@@ -97,10 +97,16 @@ impl PixelAuroc {
 pub(crate) fn check_pixels(scores: &[f32], mask: &[u8], offset: usize) -> Result<()> {
     for (i, (&s, &m)) in scores.iter().zip(mask).enumerate() {
         if !s.is_finite() {
-            return Err(Error::NonFiniteScore { index: offset + i, value: s as f64 });
+            return Err(Error::NonFiniteScore {
+                index: offset + i,
+                value: s as f64,
+            });
         }
         if m > 1 {
-            return Err(Error::InvalidLabel { index: offset + i, value: m.to_string() });
+            return Err(Error::InvalidLabel {
+                index: offset + i,
+                value: m.to_string(),
+            });
         }
     }
     Ok(())

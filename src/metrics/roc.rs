@@ -17,7 +17,7 @@ pub struct RocCurve {
 }
 
 impl RocCurve {
-    /// Area under the curve by the trapezoid rule (equals [`super::auroc`] up to rounding).
+    /// Area under the curve by the trapezoid rule (equals [`fn@super::auroc`] up to rounding).
     pub fn area(&self) -> f64 {
         trapezoid(&self.fpr, &self.tpr)
     }
@@ -35,10 +35,17 @@ pub fn roc_curve(scores: &[f64], labels: &[u8]) -> Result<RocCurve> {
             ),
         });
     }
-    let mut pairs: Vec<(f64, u8)> =
-        scores.iter().zip(labels).map(|(&s, &y)| (s + 0.0, y)).collect();
+    let mut pairs: Vec<(f64, u8)> = scores
+        .iter()
+        .zip(labels)
+        .map(|(&s, &y)| (s + 0.0, y))
+        .collect();
     pairs.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-    let mut curve = RocCurve { fpr: vec![0.0], tpr: vec![0.0], thresholds: vec![f64::INFINITY] };
+    let mut curve = RocCurve {
+        fpr: vec![0.0],
+        tpr: vec![0.0],
+        thresholds: vec![f64::INFINITY],
+    };
     let (mut tp, mut fp) = (0usize, 0usize);
     let mut i = 0;
     while i < pairs.len() {

@@ -28,5 +28,9 @@ pub trait AnomalySource: Send {
     /// batch, values in [0, 1]), each `[C, H, W]` like its normal image where the source can
     /// choose, values in [0, 1]. Sources that cannot choose the size (outlier exposure) are
     /// resized by the caller.
-    fn generate(&mut self, normal: &[ImageTensor], rng: &mut ChaCha8Rng) -> Result<Vec<ImageTensor>>;
+    fn generate(
+        &mut self,
+        normal: &[ImageTensor],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<ImageTensor>>;
 }

@@ -14,7 +14,12 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 /// Level-0 MRF sample: uniform noise `[channels, height, width]` in [0, 1).
-pub fn mrf_level0<R: Rng + ?Sized>(channels: usize, height: usize, width: usize, rng: &mut R) -> ImageTensor {
+pub fn mrf_level0<R: Rng + ?Sized>(
+    channels: usize,
+    height: usize,
+    width: usize,
+    rng: &mut R,
+) -> ImageTensor {
     let mut img = ImageTensor::zeros(channels, height, width);
     for v in img.data.iter_mut() {
         *v = rng.random::<f32>();
@@ -68,9 +73,16 @@ pub struct MrfAnomalies {
 }
 
 impl AnomalySource for MrfAnomalies {
-    fn generate(&mut self, normal: &[ImageTensor], rng: &mut ChaCha8Rng) -> Result<Vec<ImageTensor>> {
+    fn generate(
+        &mut self,
+        normal: &[ImageTensor],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<ImageTensor>> {
         match self.level {
-            MrfLevel::Level0 => Ok(normal.iter().map(|n| mrf_level0(n.channels, n.height, n.width, rng)).collect()),
+            MrfLevel::Level0 => Ok(normal
+                .iter()
+                .map(|n| mrf_level0(n.channels, n.height, n.width, rng))
+                .collect()),
             MrfLevel::Level1 => mrf_level1(normal, rng),
         }
     }

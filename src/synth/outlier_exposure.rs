@@ -31,14 +31,23 @@ impl OutlierExposure {
     pub fn from_folder(dir: &Path) -> Result<Self> {
         let files = list_images_recursive(dir)?;
         if files.is_empty() {
-            return Err(Error::EmptyClass { class: "outlier exposure".into(), path: dir.to_path_buf() });
+            return Err(Error::EmptyClass {
+                class: "outlier exposure".into(),
+                path: dir.to_path_buf(),
+            });
         }
-        Ok(OutlierExposure { files, pipeline: Pipeline::default() })
+        Ok(OutlierExposure {
+            files,
+            pipeline: Pipeline::default(),
+        })
     }
 
     /// Sets the augmentation pipeline.
     pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
-        self.pipeline = Pipeline { normalization: None, ..pipeline };
+        self.pipeline = Pipeline {
+            normalization: None,
+            ..pipeline
+        };
         self
     }
 
@@ -53,27 +62,41 @@ impl OutlierExposure {
         }
         let mut files = self.files.clone();
         files.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-        let n_cal = ((files.len() as f64 * calibration_fraction).round() as usize).clamp(1, files.len() - 1);
+        let n_cal = ((files.len() as f64 * calibration_fraction).round() as usize)
+            .clamp(1, files.len() - 1);
         let calibration = files.split_off(files.len() - n_cal);
         files.sort();
         let mut calibration = calibration;
         calibration.sort();
         Ok((
-            OutlierExposure { files, pipeline: self.pipeline.clone() },
-            OutlierExposure { files: calibration, pipeline: self.pipeline.clone() },
+            OutlierExposure {
+                files,
+                pipeline: self.pipeline.clone(),
+            },
+            OutlierExposure {
+                files: calibration,
+                pipeline: self.pipeline.clone(),
+            },
         ))
     }
 
     /// Loads and augments one file drawn uniformly at random.
     pub fn sample(&self, rng: &mut ChaCha8Rng) -> Result<ImageTensor> {
         let path = &self.files[rng.random_range(0..self.files.len())];
-        let augment = Pipeline { normalization: None, ..self.pipeline.clone() };
+        let augment = Pipeline {
+            normalization: None,
+            ..self.pipeline.clone()
+        };
         augment.apply(load_image(path)?, rng)
     }
 }
 
 impl AnomalySource for OutlierExposure {
-    fn generate(&mut self, normal: &[ImageTensor], rng: &mut ChaCha8Rng) -> Result<Vec<ImageTensor>> {
+    fn generate(
+        &mut self,
+        normal: &[ImageTensor],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<ImageTensor>> {
         normal.iter().map(|_| self.sample(rng)).collect()
     }
 }

@@ -23,11 +23,23 @@ use rustfft::FftPlanner;
 pub const EXPONENT_RANGE: (f64, f64) = (0.5, 3.5);
 
 /// In-place 2-D DFT of a `height x width` complex array (row-major); `inverse` is unscaled.
-pub fn fft2(planner: &mut FftPlanner<f64>, data: &mut [Complex<f64>], height: usize, width: usize, inverse: bool) {
+pub fn fft2(
+    planner: &mut FftPlanner<f64>,
+    data: &mut [Complex<f64>],
+    height: usize,
+    width: usize,
+    inverse: bool,
+) {
     let (row_fft, col_fft) = if inverse {
-        (planner.plan_fft_inverse(width), planner.plan_fft_inverse(height))
+        (
+            planner.plan_fft_inverse(width),
+            planner.plan_fft_inverse(height),
+        )
     } else {
-        (planner.plan_fft_forward(width), planner.plan_fft_forward(height))
+        (
+            planner.plan_fft_forward(width),
+            planner.plan_fft_forward(height),
+        )
     };
     row_fft.process(data); // every row of length `width`
     let mut column = vec![Complex::new(0.0, 0.0); height];
@@ -44,7 +56,11 @@ pub fn fft2(planner: &mut FftPlanner<f64>, data: &mut [Complex<f64>], height: us
 
 /// |frequency| in cycles per pixel of DFT index `k` of an `n`-point transform.
 pub fn frequency(k: usize, n: usize) -> f64 {
-    let signed = if k < n.div_ceil(2) { k as f64 } else { k as f64 - n as f64 };
+    let signed = if k < n.div_ceil(2) {
+        k as f64
+    } else {
+        k as f64 - n as f64
+    };
     (signed / n as f64).abs()
 }
 
@@ -76,7 +92,9 @@ fn spectral_with_planner<R: Rng + ?Sized>(
         )));
     }
     if !(a.is_finite() && b.is_finite() && a > 0.0 && b > 0.0) {
-        return Err(Error::InvalidArgument(format!("spectral exponents a = {a}, b = {b} must be positive")));
+        return Err(Error::InvalidArgument(format!(
+            "spectral exponents a = {a}, b = {b} must be positive"
+        )));
     }
     // thesis §3.4: magnitude 1 / (|fx|^a + |fy|^b), zero at DC
     let fx: Vec<f64> = (0..width).map(|k| frequency(k, width).powf(a)).collect();
@@ -94,13 +112,25 @@ fn spectral_with_planner<R: Rng + ?Sized>(
             for x in 0..width {
                 let denominator = fx[x] + fy[y];
                 let v = &mut spectrum[y * width + x];
-                let magnitude = if denominator > 0.0 { 1.0 / denominator } else { 0.0 };
+                let magnitude = if denominator > 0.0 {
+                    1.0 / denominator
+                } else {
+                    0.0
+                };
                 let norm = v.norm();
-                *v = if norm > 0.0 { *v * (magnitude / norm) } else { Complex::new(magnitude, 0.0) };
+                *v = if norm > 0.0 {
+                    *v * (magnitude / norm)
+                } else {
+                    Complex::new(magnitude, 0.0)
+                };
             }
         }
         fft2(planner, &mut spectrum, height, width, true);
-        let (lo, hi) = spectrum.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v.re), hi.max(v.re)));
+        let (lo, hi) = spectrum
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v.re), hi.max(v.re))
+            });
         let span = if hi > lo { hi - lo } else { 1.0 };
         for (o, v) in out.channel_mut(c).iter_mut().zip(&spectrum) {
             *o = ((v.re - lo) / span) as f32;
@@ -110,7 +140,12 @@ fn spectral_with_planner<R: Rng + ?Sized>(
 }
 
 /// A spectral image with a, b drawn from U[0.5, 3.5].
-pub fn spectral_image<R: Rng + ?Sized>(channels: usize, height: usize, width: usize, rng: &mut R) -> Result<ImageTensor> {
+pub fn spectral_image<R: Rng + ?Sized>(
+    channels: usize,
+    height: usize,
+    width: usize,
+    rng: &mut R,
+) -> Result<ImageTensor> {
     let a = rng.random_range(EXPONENT_RANGE.0..=EXPONENT_RANGE.1);
     let b = rng.random_range(EXPONENT_RANGE.0..=EXPONENT_RANGE.1);
     spectral_image_with_exponents(channels, height, width, a, b, rng)
@@ -125,7 +160,10 @@ pub struct SpectralAnomalies {
 
 impl Default for SpectralAnomalies {
     fn default() -> Self {
-        SpectralAnomalies { exponent_range: EXPONENT_RANGE, planner: FftPlanner::new() }
+        SpectralAnomalies {
+            exponent_range: EXPONENT_RANGE,
+            planner: FftPlanner::new(),
+        }
     }
 }
 
@@ -135,10 +173,18 @@ impl SpectralAnomalies {
     }
 
     /// One image of shape `[channels, height, width]`.
-    pub fn sample(&mut self, channels: usize, height: usize, width: usize, rng: &mut ChaCha8Rng) -> Result<ImageTensor> {
+    pub fn sample(
+        &mut self,
+        channels: usize,
+        height: usize,
+        width: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<ImageTensor> {
         let (lo, hi) = self.exponent_range;
         if !(lo > 0.0 && hi >= lo) {
-            return Err(Error::InvalidArgument(format!("spectral exponent range [{lo}, {hi}] is empty or not positive")));
+            return Err(Error::InvalidArgument(format!(
+                "spectral exponent range [{lo}, {hi}] is empty or not positive"
+            )));
         }
         let a = rng.random_range(lo..=hi);
         let b = rng.random_range(lo..=hi);
@@ -147,7 +193,14 @@ impl SpectralAnomalies {
 }
 
 impl AnomalySource for SpectralAnomalies {
-    fn generate(&mut self, normal: &[ImageTensor], rng: &mut ChaCha8Rng) -> Result<Vec<ImageTensor>> {
-        normal.iter().map(|n| self.sample(n.channels, n.height, n.width, rng)).collect()
+    fn generate(
+        &mut self,
+        normal: &[ImageTensor],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<ImageTensor>> {
+        normal
+            .iter()
+            .map(|n| self.sample(n.channels, n.height, n.width, rng))
+            .collect()
     }
 }

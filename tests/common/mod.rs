@@ -7,7 +7,10 @@ use std::process::Command;
 
 /// `tests/fixtures/<rel>`.
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join(rel)
 }
 
 /// A fresh empty folder for one test, under cargo's per-target scratch space.
@@ -22,7 +25,10 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 pub fn shared_data_dir() -> PathBuf {
     match std::env::var_os("ODDITY_DATA") {
         Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("shared").join("data"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("shared")
+            .join("data"),
     }
 }
 
@@ -32,10 +38,18 @@ pub fn shared_data_dir() -> PathBuf {
 pub fn extracted(tarball: &str, cache_name: &str, members: &[&str]) -> Option<PathBuf> {
     let archive = shared_data_dir().join(tarball);
     if !archive.is_file() {
-        eprintln!("skipped: {} not found (set ODDITY_DATA to the shared data folder)", archive.display());
+        eprintln!(
+            "skipped: {} not found (set ODDITY_DATA to the shared data folder)",
+            archive.display()
+        );
         return None;
     }
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("data-cache").join(cache_name);
+    // tests of one binary run on threads of one process: extract once
+    static EXTRACT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = EXTRACT.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("data-cache")
+        .join(cache_name);
     let done = cache.join(".extracted");
     if !done.is_file() {
         let _ = std::fs::remove_dir_all(&cache);
@@ -64,7 +78,11 @@ pub fn write_image(path: &Path, width: u32, height: u32, gray: bool, seed: u8) {
         img.save(path).unwrap();
     } else {
         let img = image::RgbImage::from_fn(width, height, |x, y| {
-            image::Rgb([(x * 5 + seed as u32) as u8, (y * 9) as u8, seed.wrapping_mul(13)])
+            image::Rgb([
+                (x * 5 + seed as u32) as u8,
+                (y * 9) as u8,
+                seed.wrapping_mul(13),
+            ])
         });
         img.save(path).unwrap();
     }
@@ -74,7 +92,13 @@ pub fn write_image(path: &Path, width: u32, height: u32, gray: bool, seed: u8) {
 pub fn write_mask(path: &Path, width: u32, height: u32) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let img = image::GrayImage::from_fn(width, height, |x, y| {
-        image::Luma([if x >= width / 4 && x < width / 2 && y >= height / 4 && y < height / 2 { 255 } else { 0 }])
+        image::Luma([
+            if x >= width / 4 && x < width / 2 && y >= height / 4 && y < height / 2 {
+                255
+            } else {
+                0
+            },
+        ])
     });
     img.save(path).unwrap();
 }
