@@ -8,6 +8,7 @@
 pub use oddity_kernels as kernels;
 
 pub mod autograd;
+pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod error;
