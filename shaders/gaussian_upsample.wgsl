@@ -23,10 +23,13 @@ fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.y * nwg.x + wid.x) * WG + lid;
 }
 
-// floor(a / b) for b > 0.
+// floor(a / b) for b > 0, dividing only non-negative numbers: signed `/` and `%` of negative
+// operands came out wrong on the GL backend (llvmpipe).
 fn floor_div(a: i32, b: i32) -> i32 {
-    let q = a / b;
-    return select(q, q - 1, (a % b != 0) && (a < 0));
+    if (a >= 0) {
+        return a / b;
+    }
+    return -((-a + b - 1) / b);
 }
 
 // Inputs i with 0 <= t - i * s < k and 0 <= i < len, as [lo, hi).
