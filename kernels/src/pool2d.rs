@@ -18,6 +18,12 @@ const SRC: &str = include_str!("../../shaders/pool2d.wgsl");
 const MAX_FORWARD: KernelSpec = KernelSpec { id: "pool2d.max_forward", source: SRC, entry: "max_forward", bindings: &[R, RW, RW] };
 const MAX_BACKWARD: KernelSpec =
     KernelSpec { id: "pool2d.max_backward", source: SRC, entry: "max_backward", bindings: &[R, R, RW] };
+const MAX_BACKWARD_SCATTER: KernelSpec = KernelSpec {
+    id: "pool2d.max_backward_scatter",
+    source: SRC,
+    entry: "max_backward_scatter",
+    bindings: &[R, R, RW],
+};
 const AVG_FORWARD: KernelSpec = KernelSpec { id: "pool2d.avg_forward", source: SRC, entry: "avg_forward", bindings: &[R, RW] };
 const AVG_BACKWARD: KernelSpec =
     KernelSpec { id: "pool2d.avg_backward", source: SRC, entry: "avg_backward", bindings: &[R, RW] };
@@ -114,7 +120,8 @@ pub fn max_pool2d(x: &Tensor, g: &Pool2d) -> Result<(Tensor, Tensor)> {
     Ok((y, arg))
 }
 
-/// Gradient of [`max_pool2d`]: each output's gy goes to its argmax.
+/// Gradient of [`max_pool2d`]: each output's gy goes to its argmax (a scatter from the outputs when
+/// windows are disjoint, otherwise a gather per input over the windows that contain it).
 /// gy, argmax: [batch, channels, out_h, out_w]; returns gx: `input_shape` = [batch, channels, height, width].
 pub fn max_pool2d_backward(gy: &Tensor, argmax: &Tensor, input_shape: &[usize], g: &Pool2d) -> Result<Tensor> {
     let op = "max_pool2d_backward";
@@ -129,9 +136,17 @@ pub fn max_pool2d_backward(gy: &Tensor, argmax: &Tensor, input_shape: &[usize], 
             argmax.shape()
         )));
     }
-    let gx = Tensor::uninit(gy.context(), input_shape, DType::F32)?;
+    let ctx = gy.context();
+    if g.stride[0] >= g.kernel[0] && g.stride[1] >= g.kernel[1] {
+        // Disjoint windows: scatter from the outputs into zeros (no two outputs share an input).
+        let gx = Tensor::zeros(ctx, input_shape)?;
+        let p = params(gy.numel(), input_shape, &out, g);
+        ctx.dispatch(&MAX_BACKWARD_SCATTER, &p, &[gy.binding(), argmax.binding(), gx.binding()], grid_1d(gy.numel(), WG_1D))?;
+        return Ok(gx);
+    }
+    let gx = Tensor::uninit(ctx, input_shape, DType::F32)?;
     let p = params(gx.numel(), input_shape, &out, g);
-    gy.context().dispatch(&MAX_BACKWARD, &p, &[gy.binding(), argmax.binding(), gx.binding()], grid_1d(gx.numel(), WG_1D))?;
+    ctx.dispatch(&MAX_BACKWARD, &p, &[gy.binding(), argmax.binding(), gx.binding()], grid_1d(gx.numel(), WG_1D))?;
     Ok(gx)
 }
 
@@ -260,7 +275,8 @@ mod tests {
     use crate::gpu_or_skip;
     use crate::testing::{assert_close, assert_close_f64, numeric_vjp, to_f32, TestRng};
 
-    /// (input shape, geometry): odd sizes, stride 2 and 3, overlapping windows (stride < kernel),
+    /// (input shape, geometry): odd sizes, stride 2 and 3, overlapping windows (stride < kernel:
+    /// the gather backward) and disjoint ones (the scatter backward),
     /// padding on one axis only, non-square kernels, planes that do not fill a workgroup.
     fn cases() -> Vec<(Vec<usize>, Pool2d)> {
         vec![
@@ -269,6 +285,8 @@ mod tests {
             (vec![3, 1, 9, 13], Pool2d { kernel: [3, 5], stride: [3, 2], padding: [0, 2] }),
             (vec![2, 5, 5, 5], Pool2d { kernel: [2, 3], stride: [1, 1], padding: [1, 0] }),
             (vec![1, 1, 3, 3], Pool2d { kernel: [3, 3], stride: [3, 3], padding: [1, 1] }),
+            // stride > kernel: some inputs lie in no window (their gradient must be zero).
+            (vec![2, 2, 8, 10], Pool2d { kernel: [2, 2], stride: [3, 3], padding: [0, 1] }),
         ]
     }
 
