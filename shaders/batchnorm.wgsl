@@ -1,0 +1,180 @@
+// Batch normalisation over x viewed as [batch, channels, spatial] (spatial = 1 for [N, C],
+// H * W for [N, C, H, W]); statistics per channel over M = batch * spatial values.
+// Per-channel reductions run one workgroup per channel with a fixed-order tree in workgroup
+// memory: no atomics, the same bits every run. CPU reference: kernels/src/batchnorm.rs.
+
+struct Params {
+    batch: u32,
+    channels: u32,
+    spatial: u32,
+    flags: u32,      // stats: bit 0 update running stats. normalize / backward_dx: bit 0 affine, bit 1 training
+    eps: f32,
+    momentum: f32,
+    total: u32,      // batch * channels * spatial
+    pad0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+const WG: u32 = 64u;
+const RWG: u32 = 256u;
+
+fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.y * nwg.x + wid.x) * WG + lid;
+}
+
+// Flat index of the j-th value (j < batch * spatial) of channel c.
+fn at(c: u32, j: u32) -> u32 {
+    return ((j / p.spatial) * p.channels + c) * p.spatial + j % p.spatial;
+}
+
+var<workgroup> red: array<vec2<f32>, 256>;
+
+// Sum of v over the workgroup, in a fixed order. Callers are in workgroup-uniform control flow.
+fn tree_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = RWG / 2u; s > 0u; s = s >> 1u) {
+        if (lid < s) {
+            red[lid] = red[lid] + red[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier(); // everyone has read red[0] before a next tree_sum overwrites it
+    return r;
+}
+
+@group(0) @binding(1) var<storage, read> st_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> st_mean: array<f32>;
+@group(0) @binding(3) var<storage, read_write> st_invstd: array<f32>;
+@group(0) @binding(4) var<storage, read_write> st_rmean: array<f32>;
+@group(0) @binding(5) var<storage, read_write> st_rvar: array<f32>;
+
+// Training statistics of one channel per workgroup. Two passes (mean, then squared deviations)
+// rather than E[x^2] - E[x]^2, which cancels catastrophically in f32 when |mean| >> std.
+// Normalisation uses the biased variance; the running variance gets the unbiased one (PyTorch):
+// running = (1 - momentum) * running + momentum * batch_stat.
+@compute @workgroup_size(256)
+fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+    let c = wid.y * nwg.x + wid.x;
+    if (c >= p.channels) { return; }
+    let m = p.batch * p.spatial;
+    var acc = 0.0;
+    for (var j = lid; j < m; j = j + RWG) {
+        acc = acc + st_x[at(c, j)];
+    }
+    let mean = tree_sum(lid, vec2<f32>(acc, 0.0)).x / f32(m);
+    var dev = 0.0;
+    for (var j = lid; j < m; j = j + RWG) {
+        let d = st_x[at(c, j)] - mean;
+        dev = dev + d * d;
+    }
+    let ss = tree_sum(lid, vec2<f32>(dev, 0.0)).x;
+    if (lid == 0u) {
+        let var_biased = ss / f32(m);
+        st_mean[c] = mean;
+        st_invstd[c] = 1.0 / sqrt(var_biased + p.eps);
+        if ((p.flags & 1u) != 0u) {
+            let var_unbiased = ss / f32(m - 1u);
+            st_rmean[c] = (1.0 - p.momentum) * st_rmean[c] + p.momentum * mean;
+            st_rvar[c] = (1.0 - p.momentum) * st_rvar[c] + p.momentum * var_unbiased;
+        }
+    }
+}
+
+@group(0) @binding(1) var<storage, read> ev_rmean: array<f32>;
+@group(0) @binding(2) var<storage, read> ev_rvar: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ev_mean: array<f32>;
+@group(0) @binding(4) var<storage, read_write> ev_invstd: array<f32>;
+
+// Eval mode: the saved statistics are the running ones, one thread per channel.
+@compute @workgroup_size(64)
+fn eval_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let c = flat(wid, nwg, lid);
+    if (c >= p.channels) { return; }
+    ev_mean[c] = ev_rmean[c];
+    ev_invstd[c] = 1.0 / sqrt(ev_rvar[c] + p.eps);
+}
+
+@group(0) @binding(1) var<storage, read> nm_x: array<f32>;
+@group(0) @binding(2) var<storage, read> nm_mean: array<f32>;
+@group(0) @binding(3) var<storage, read> nm_invstd: array<f32>;
+@group(0) @binding(4) var<storage, read> nm_gamma: array<f32>;
+@group(0) @binding(5) var<storage, read> nm_beta: array<f32>;
+@group(0) @binding(6) var<storage, read_write> nm_y: array<f32>;
+
+// y = (x - mean) * invstd * gamma + beta, one thread per element.
+@compute @workgroup_size(64)
+fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.total) { return; }
+    let c = (i / p.spatial) % p.channels;
+    var v = (nm_x[i] - nm_mean[c]) * nm_invstd[c];
+    if ((p.flags & 1u) != 0u) {
+        v = v * nm_gamma[c] + nm_beta[c];
+    }
+    nm_y[i] = v;
+}
+
+@group(0) @binding(1) var<storage, read> br_x: array<f32>;
+@group(0) @binding(2) var<storage, read> br_gy: array<f32>;
+@group(0) @binding(3) var<storage, read> br_mean: array<f32>;
+@group(0) @binding(4) var<storage, read> br_invstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> br_gbeta: array<f32>;
+@group(0) @binding(6) var<storage, read_write> br_ggamma: array<f32>;
+
+// Per channel: gbeta = sum gy, ggamma = sum gy * xhat (one workgroup per channel).
+@compute @workgroup_size(256)
+fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let c = wid.y * nwg.x + wid.x;
+    if (c >= p.channels) { return; }
+    let m = p.batch * p.spatial;
+    let mean = br_mean[c];
+    let invstd = br_invstd[c];
+    var acc = vec2<f32>(0.0, 0.0);
+    for (var j = lid; j < m; j = j + RWG) {
+        let k = at(c, j);
+        let g = br_gy[k];
+        acc = acc + vec2<f32>(g, g * (br_x[k] - mean) * invstd);
+    }
+    let s = tree_sum(lid, acc);
+    if (lid == 0u) {
+        br_gbeta[c] = s.x;
+        br_ggamma[c] = s.y;
+    }
+}
+
+@group(0) @binding(1) var<storage, read> bd_x: array<f32>;
+@group(0) @binding(2) var<storage, read> bd_gy: array<f32>;
+@group(0) @binding(3) var<storage, read> bd_mean: array<f32>;
+@group(0) @binding(4) var<storage, read> bd_invstd: array<f32>;
+@group(0) @binding(5) var<storage, read> bd_gamma: array<f32>;
+@group(0) @binding(6) var<storage, read> bd_gbeta: array<f32>;
+@group(0) @binding(7) var<storage, read> bd_ggamma: array<f32>;
+@group(0) @binding(8) var<storage, read_write> bd_gx: array<f32>;
+
+// Training: gx = gamma * invstd / M * (M * gy - sum(gy) - xhat * sum(gy * xhat)).
+// Eval (statistics are constants): gx = gamma * invstd * gy.
+@compute @workgroup_size(64)
+fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.total) { return; }
+    let c = (i / p.spatial) % p.channels;
+    var scale = bd_invstd[c];
+    if ((p.flags & 1u) != 0u) {
+        scale = scale * bd_gamma[c];
+    }
+    if ((p.flags & 2u) != 0u) {
+        let m = f32(p.batch * p.spatial);
+        let xhat = (bd_x[i] - bd_mean[c]) * bd_invstd[c];
+        bd_gx[i] = scale / m * (m * bd_gy[i] - bd_gbeta[c] - xhat * bd_ggamma[c]);
+    } else {
+        bd_gx[i] = scale * bd_gy[i];
+    }
+}
