@@ -4,9 +4,10 @@
 // pass: the two-pass formula, which does not cancel catastrophically like E[x²] - E[x]²).
 // No atomics: every sum runs in a fixed order, so results are the same run to run.
 // Entry points:
-//   rows       one thread per output looping over the axis: many outputs, or short axes.
+//   rows       one thread per (output, interleaved slice of the axis), looping: many outputs or short axes
+//              on GPUs, and every reduction on software drivers (no barriers).
 //   partial    one 256-thread workgroup per (output, chunk of the axis), a tree in workgroup
-//              memory; chunks > 1 writes partials that a further pass (same entry) folds.
+//              memory; chunks > 1 writes partials that a further pass folds (rows too).
 //   backward   one thread per input element: sum/mean, max (to the argmax only), variance.
 // CPU reference: kernels/src/reduce.rs (`cpu`).
 
@@ -15,8 +16,8 @@ struct Params {
     len: u32,
     inner: u32,
     op: u32,        // 0 sum, 1 max (+ argmax), 2 sum of (x - centre[o])²
-    chunk: u32,     // partial: axis elements per workgroup
-    chunks: u32,    // partial: workgroups per output
+    chunk: u32,     // partial: axis elements per workgroup (rows: at most this many per thread)
+    chunks: u32,    // chunks per output
     flags: u32,     // bit 0: input carries indices (a later max pass reads argmax from x_idx)
     outputs: u32,   // outer * inner
     scale: f32,     // multiplies the final value (1/len for mean, 1/(len-1) unbiased variance, ...)
@@ -29,13 +30,6 @@ struct Params {
 
 const WG: u32 = 64u;
 const TREE: u32 = 256u;
-
-// Flat index of element l of output o.
-fn at(o: u32, l: u32) -> u32 {
-    let oi = o / p.inner;
-    let ii = o % p.inner;
-    return (oi * p.len + l) * p.inner + ii;
-}
 
 // Running state of one reduction: value and (for max) the index of the first maximum.
 struct Acc {
@@ -69,9 +63,14 @@ fn combine(a: Acc, b: Acc) -> Acc {
 @group(0) @binding(4) var<storage, read_write> r_out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> r_oi: array<u32>;
 
+// Flat index of element 0 of output o; element l sits at base + l * inner.
+fn base_of(o: u32) -> u32 {
+    return (o / p.inner) * p.len * p.inner + o % p.inner;
+}
+
 // Element l of output o as a reduction term.
-fn r_term(o: u32, l: u32) -> Acc {
-    let j = at(o, l);
+fn r_term(o: u32, base: u32, l: u32) -> Acc {
+    let j = base + l * p.inner;
     let x = r_x[j];
     if (p.op == 2u) {
         let d = x - r_centre[o];
@@ -81,17 +80,54 @@ fn r_term(o: u32, l: u32) -> Acc {
     return Acc(x, l);
 }
 
+// Thread g = (output o, chunk c) folds axis elements c, c + chunks, c + 2 chunks, ... in order
+// and writes out[o * chunks + c]; chunks == 1 is one thread per output. Interleaving puts
+// neighbouring threads on neighbouring elements (one cache line per SIMD gather on a CPU, one
+// coalesced read on a GPU). No workgroup memory or barriers: this is the path for software
+// drivers, where a barrier costs more than the arithmetic. One loop per op so the inner loop
+// carries no op switch.
 @compute @workgroup_size(64)
 fn rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let o = (wid.y * nwg.x + wid.x) * WG + lid;
-    if (o >= p.outputs) { return; }
-    var acc = start();
-    for (var l = 0u; l < p.len; l = l + 1u) {
-        acc = combine(acc, r_term(o, l));
+    let g = (wid.y * nwg.x + wid.x) * WG + lid;
+    if (g >= p.outputs * p.chunks) { return; }
+    let o = g / p.chunks;
+    let c = g % p.chunks;
+    let s = p.inner * p.chunks;
+    let first = base_of(o) + c * p.inner;
+    let end = base_of(o) + p.len * p.inner;
+    var v = 0.0;
+    switch p.op {
+        case 1u: {
+            var bi = NONE;
+            let carried = (p.flags & 1u) != 0u;
+            var l = c;
+            for (var j = first; j < end; j = j + s) {
+                let x = r_x[j];
+                let i = select(l, r_xi[j], carried);
+                // The first maximum: ties go to the smaller index, whatever the visiting order.
+                if (bi == NONE || x > v || (x == v && i < bi)) {
+                    v = x;
+                    bi = i;
+                }
+                l = l + p.chunks;
+            }
+            r_oi[g] = bi;
+        }
+        case 2u: {
+            let m = r_centre[o];
+            for (var j = first; j < end; j = j + s) {
+                let d = r_x[j] - m;
+                v = v + d * d;
+            }
+        }
+        default: {
+            for (var j = first; j < end; j = j + s) {
+                v = v + r_x[j];
+            }
+        }
     }
-    r_out[o] = acc.v * p.scale;
-    if (p.op == 1u) { r_oi[o] = acc.i; }
+    r_out[g] = v * p.scale;
 }
 
 var<workgroup> tv: array<f32, 256>;
@@ -110,9 +146,10 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let c = g % p.chunks;
     let lo = c * p.chunk;
     let hi = min(lo + p.chunk, p.len);
+    let base = base_of(o);
     var acc = start();
     for (var l = lo + lid; l < hi; l = l + TREE) {
-        acc = combine(acc, r_term(o, l));
+        acc = combine(acc, r_term(o, base, l));
     }
     tv[lid] = acc.v;
     ti[lid] = acc.i;

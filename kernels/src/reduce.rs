@@ -101,20 +101,28 @@ fn view(shape: &[usize], axis: Option<usize>, keepdim: bool) -> Result<View> {
 /// How a reduction is laid out on the GPU; tests force each path on the same shapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Path {
-    /// One thread per output.
-    Rows,
-    /// Workgroup trees over chunks of `chunk` axis elements.
+    /// One thread per (output, chunk of `chunk` axis elements), no workgroup memory.
+    Rows { chunk: usize },
+    /// One 256-thread workgroup tree per (output, chunk of `chunk` axis elements).
     Tree { chunk: usize },
 }
 
-/// Rows for many outputs with short or strided axes; trees where each output's axis is long and
-/// either contiguous (inner == 1, so a workgroup reads it coalesced) or there are too few outputs
-/// to keep a GPU busy with one thread each.
-fn auto_path(v: &View) -> Path {
-    if v.len > 64 && (v.inner == 1 || v.outputs() <= 4096) {
+/// Axis elements one `rows` thread folds when outputs are too few to occupy the device alone:
+/// a full reduction of 1e6 elements runs 245 threads, then one to fold their partials.
+const ROW_CHUNK: usize = 4096;
+
+/// On software drivers a workgroup barrier costs more than the arithmetic (measured on lavapipe,
+/// 1e6-element sum: trees 49 ms, barrier-free chunked rows a few ms), so they always take rows,
+/// chunked when there are fewer outputs than SIMD lanes to fill. GPUs take trees where each
+/// output's axis is long and either contiguous (inner == 1: a workgroup reads it coalesced) or
+/// there are too few outputs to keep the GPU busy with one thread each.
+fn auto_path(v: &View, cpu_adapter: bool) -> Path {
+    if cpu_adapter {
+        Path::Rows { chunk: if v.outputs() >= 256 { v.len } else { ROW_CHUNK } }
+    } else if v.len > 64 && (v.inner == 1 || v.outputs() <= 4096) {
         Path::Tree { chunk: CHUNK }
     } else {
-        Path::Rows
+        Path::Rows { chunk: v.len }
     }
 }
 
@@ -146,28 +154,24 @@ fn run(x: &Tensor, v: &View, op: u32, scale: f32, centre: Option<&Tensor>, path:
     // for the argmax output of ops that have none.
     let spare = Tensor::uninit(ctx, &[1], DType::U32)?;
     let centre = centre.unwrap_or(x);
-    let chunk = match path {
-        Path::Rows => {
-            let out = Tensor::uninit(ctx, &[outputs], DType::F32)?;
-            let idx = if want_idx { Tensor::uninit(ctx, &[outputs], DType::U32)? } else { spare.clone() };
-            let bindings = [x.binding(), x.binding(), centre.binding(), out.binding(), idx.binding()];
-            ctx.dispatch(&ROWS, &base, &bindings, grid_1d(outputs, WG_1D))?;
-            return Ok((out, want_idx.then_some(idx)));
-        }
-        Path::Tree { chunk } => chunk.max(1),
+    let (spec, chunk) = match path {
+        Path::Rows { chunk } => (&ROWS, chunk),
+        Path::Tree { chunk } => (&PARTIAL, chunk),
     };
+    let chunk = chunk.clamp(1, u32::MAX as usize) as u32;
     // First pass over x, then fold partials [outputs, chunks] until one per output remains.
     let (mut input, mut input_idx) = (x.clone(), None::<Tensor>);
     loop {
-        let chunks = base.len.div_ceil(chunk as u32).max(1);
+        let chunks = base.len.div_ceil(chunk).max(1);
         let last = chunks == 1;
-        let params = Params { chunk: chunk as u32, chunks, scale: if last { scale } else { 1.0 }, ..base };
+        let params = Params { chunk, chunks, scale: if last { scale } else { 1.0 }, ..base };
         let n = outputs * chunks as usize;
         let out = Tensor::uninit(ctx, &[n], DType::F32)?;
         let idx = if want_idx { Tensor::uninit(ctx, &[n], DType::U32)? } else { spare.clone() };
         let xi = input_idx.as_ref().unwrap_or(&input);
         let bindings = [input.binding(), xi.binding(), centre.binding(), out.binding(), idx.binding()];
-        ctx.dispatch(&PARTIAL, &params, &bindings, grid_1d(n, 1))?;
+        let groups = if spec.id == PARTIAL.id { grid_1d(n, 1) } else { grid_1d(n, WG_1D) };
+        ctx.dispatch(spec, &params, &bindings, groups)?;
         if last {
             return Ok((out, want_idx.then_some(idx)));
         }
@@ -208,7 +212,7 @@ fn reduce_on(x: &Tensor, axis: Option<usize>, op: Reduce, keepdim: bool, path: O
     if v.len == 0 {
         return Ok((Tensor::zeros(ctx, &v.out_shape)?, None));
     }
-    let path = path.unwrap_or_else(|| auto_path(&v));
+    let path = path.unwrap_or_else(|| auto_path(&v, ctx.is_cpu_adapter()));
     let len = v.len as f32;
     let (out, idx) = match op {
         Reduce::Sum => run(x, &v, OP_SUM, 1.0, None, path)?,
@@ -462,7 +466,7 @@ mod tests {
 
     #[test]
     fn rows_path_matches_cpu_on_every_axis() {
-        check_forward(Some(Path::Rows));
+        check_forward(Some(Path::Rows { chunk: usize::MAX }));
     }
 
     #[test]
@@ -470,11 +474,16 @@ mod tests {
         check_forward(Some(Path::Tree { chunk: CHUNK }));
     }
 
-    /// Chunks of 5 and 300 make two and three folding passes on these small shapes, including
-    /// partial last chunks and the argmax carried through the passes.
+    /// Chunks of 5 make up to six folding passes on these small shapes (4515 elements), 300 two;
+    /// both leave partial last chunks and carry the argmax through the passes.
+    #[test]
+    fn multi_pass_rows_match_cpu() {
+        check_forward(Some(Path::Rows { chunk: 5 }));
+    }
+
     #[test]
     fn multi_pass_tree_matches_cpu() {
-        check_forward(Some(Path::Tree { chunk: 5 }));
+        // Trees are slow on software drivers (barriers), so fewer, larger chunks here.
         check_forward(Some(Path::Tree { chunk: 300 }));
     }
 
@@ -484,12 +493,15 @@ mod tests {
     }
 
     #[test]
-    fn full_reduction_of_a_million_elements_uses_tree_passes() {
+    fn full_reduction_of_a_million_elements_runs_in_chunks() {
         let ctx = gpu_or_skip!();
         let mut rng = TestRng::new(22);
         let n = 1_000_003;
         let shape = [n];
-        assert_eq!(auto_path(&view(&shape, None, false).unwrap()), Path::Tree { chunk: CHUNK });
+        // Never one thread: trees on GPUs, chunked rows on software drivers.
+        let v = view(&shape, None, false).unwrap();
+        assert_eq!(auto_path(&v, false), Path::Tree { chunk: CHUNK });
+        assert_eq!(auto_path(&v, true), Path::Rows { chunk: ROW_CHUNK });
         let mut x = rng.vec(n, -1.0, 1.0);
         x[777_777] = 3.0; // a unique maximum in a late chunk
         let xt = Tensor::from_slice(&ctx, &shape, &to_f32(&x)).unwrap();
@@ -513,7 +525,7 @@ mod tests {
         // Rows: ties at 1 and 3; all -inf; +inf tied twice.
         let x = [0.0, 2.0, 1.0, 2.0, -inf, -inf, -inf, -inf, inf, 0.0, inf, 5.0];
         let xt = Tensor::from_slice(&ctx, &[3, 4], &x).unwrap();
-        for path in [Path::Rows, Path::Tree { chunk: 3 }, Path::Tree { chunk: 2048 }] {
+        for path in [Path::Rows { chunk: 4 }, Path::Rows { chunk: 3 }, Path::Tree { chunk: 3 }, Path::Tree { chunk: 2048 }] {
             let (v, idx) = reduce_on(&xt, Some(1), Reduce::Max, false, Some(path)).unwrap();
             assert_eq!(v.to_vec().unwrap(), vec![2.0, -inf, inf], "{path:?}");
             assert_eq!(idx.unwrap().to_vec_u32().unwrap(), vec![1, 0, 0], "{path:?}");
