@@ -4,11 +4,11 @@
 // A batch stride of 0 broadcasts a 2-D operand across the batch.
 // Three entry points, chosen in kernels/src/matmul.rs:
 //   tiled       workgroup-memory 64x64 tiles, 4x4 outputs per thread: real GPUs.
-//   reg_vec4    no workgroup memory, 4 rows x 8 columns per thread, vec4 loads of both operands
+//   reg_vec4    no workgroup memory, 8 rows x 8 columns per thread, vec4 loads of both operands
 //               along their contiguous dimension: software drivers (lavapipe), where barriers are
 //               expensive and each invocation is one SIMD lane. Needs K and both operands'
 //               contiguous dimensions to be multiples of 4.
-//   reg_scalar  the same register block with scalar loads, for every other shape.
+//   reg_scalar  a 4 x 8 register block with scalar loads, for every other shape.
 // CPU reference: kernels/src/matmul.rs (`cpu`).
 
 struct Params {
@@ -96,52 +96,53 @@ fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
 }
 
 // ---------------------------------------------------------------------------------------------
-// Register-blocked variants: each thread owns C[i0..i0+4, j0..j0+8], held as two mat4x4 whose
-// column r is row i0+r of C (columns j0..j0+4 and j0+4..j0+8). A k-step multiplies 4x4 blocks:
-// Cl += Bl * Am, with Am's column r = A[i0+r, k..k+4] and Bl's column kk = B[k+kk, j0..j0+4],
-// i.e. Cl[r] = sum_kk A[i0+r, k+kk] * B[k+kk, j0..j0+4]. Rows and columns past the edge are
+// Register-blocked variants, for software drivers (lavapipe) where each invocation is one lane
+// of a CPU SIMD register, every storage load is a per-lane loop (so loads, not arithmetic, set
+// the pace) and barriers are expensive. A thread keeps a block of C in 4x4 matrices whose
+// column r is one row of C over 4 columns. A k-step of 4 multiplies 4x4 blocks:
+//   Cl += Bl * Am, Am's column r = A[i+r, k..k+4], Bl's column kk = B[k+kk, j..j+4],
+// i.e. Cl[r] = sum_kk A[i+r, k+kk] * B[k+kk, j..j+4]. Rows and columns past the edge are
 // clamped to the last valid one on load (any finite value will do) and never stored.
-// Workgroup 8 x 8 threads = 32 rows x 64 columns of C.
-
-const RWX: u32 = 8u;
-const RWY: u32 = 8u;
+// Measured on lavapipe, 512^3 (2 cores): 4 x 8 outputs per thread ~11-12 GFLOP/s, 8 x 8 ~15-16
+// (fewer loads per multiply-add; larger blocks gain little more and waste work on edges).
 
 @group(0) @binding(1) var<storage, read> v_a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> v_b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> v_c: array<f32>;
 
-// Am for k-step k (a multiple of 4): column r = A[i0+r, k..k+4].
-fn v_load_a(base: u32, i0: u32, k: u32) -> mat4x4<f32> {
-    let last = p.m - 1u;
-    if (p.trans_a != 0u) {
-        // Storage [K, M], M % 4 == 0: one vec4 holds rows i0..i0+4 of one k; transposing the four
-        // costs nothing (on a SIMD-across-invocations driver the components are separate registers).
-        let i = min(i0, last) / 4u;
-        let s = p.m / 4u;
-        let q = base / 4u + k * s + i;
-        return transpose(mat4x4<f32>(v_a[q], v_a[q + s], v_a[q + 2u * s], v_a[q + 3u * s]));
-    }
-    // Storage [M, K], K % 4 == 0: one vec4 holds k..k+4 of one row.
-    let s = p.k / 4u;
-    let q = base / 4u + k / 4u;
-    return mat4x4<f32>(v_a[q + min(i0, last) * s], v_a[q + min(i0 + 1u, last) * s],
-                       v_a[q + min(i0 + 2u, last) * s], v_a[q + min(i0 + 3u, last) * s]);
+// Loads of 4x4 blocks for k-step kq (k = 4 kq .. 4 kq + 4). Offsets are in vec4 units and
+// precomputed outside the k loop; the four transpose combinations each get their own loop, so
+// the loop body carries no branch. A transpose of four vec4s costs nothing on a
+// SIMD-across-invocations driver, where each component is its own register.
+
+// A stored [M, K]: o holds rows i0..i0+4 (clamped); column r = A[i0+r, k..k+4].
+fn va_rows(o: vec4<u32>, kq: u32) -> mat4x4<f32> {
+    return mat4x4<f32>(v_a[o.x + kq], v_a[o.y + kq], v_a[o.z + kq], v_a[o.w + kq]);
 }
 
-// Bl for columns j0..j0+4 and k-step k: column kk = B[k+kk, j0..j0+4].
-fn v_load_b(base: u32, j0: u32, k: u32) -> mat4x4<f32> {
-    let last = p.n - 1u;
-    if (p.trans_b != 0u) {
-        // Storage [N, K], K % 4 == 0: one vec4 holds k..k+4 of one column.
-        let s = p.k / 4u;
-        let q = base / 4u + k / 4u;
-        return transpose(mat4x4<f32>(v_b[q + min(j0, last) * s], v_b[q + min(j0 + 1u, last) * s],
-                                     v_b[q + min(j0 + 2u, last) * s], v_b[q + min(j0 + 3u, last) * s]));
-    }
-    // Storage [K, N], N % 4 == 0: one vec4 holds columns j0..j0+4 of one k.
-    let s = p.n / 4u;
-    let q = base / 4u + k * s + min(j0, last) / 4u;
+// A stored [K, M] (M % 4 == 0): q is row k of the storage at columns i0..i0+4, s = M / 4.
+fn va_cols(q: u32, s: u32) -> mat4x4<f32> {
+    return transpose(mat4x4<f32>(v_a[q], v_a[q + s], v_a[q + 2u * s], v_a[q + 3u * s]));
+}
+
+// B stored [K, N] (N % 4 == 0): q is row k at columns j..j+4, s = N / 4; column kk = B[k+kk, j..j+4].
+fn vb_rows(q: u32, s: u32) -> mat4x4<f32> {
     return mat4x4<f32>(v_b[q], v_b[q + s], v_b[q + 2u * s], v_b[q + 3u * s]);
+}
+
+// B stored [N, K]: o holds columns j..j+4 (clamped); column kk = B[k+kk, j..j+4].
+fn vb_cols(o: vec4<u32>, kq: u32) -> mat4x4<f32> {
+    return transpose(mat4x4<f32>(v_b[o.x + kq], v_b[o.y + kq], v_b[o.z + kq], v_b[o.w + kq]));
+}
+
+// Offsets (vec4 units) of the starts of lines i..i+4 of a [lines, line_len] matrix, clamped to
+// the last line.
+fn line_offsets(base: u32, i: u32, lines: u32, line_len: u32) -> vec4<u32> {
+    let last = lines - 1u;
+    let s = line_len / 4u;
+    let b = base / 4u;
+    return vec4<u32>(b + min(i, last) * s, b + min(i + 1u, last) * s,
+                     b + min(i + 2u, last) * s, b + min(i + 3u, last) * s);
 }
 
 // Writes C[i0..i0+4, j0..j0+8] from the two accumulators, skipping what lies past the edges.
@@ -157,22 +158,81 @@ fn store_block(cbase: u32, i0: u32, j0: u32, lo: mat4x4<f32>, hi: mat4x4<f32>) {
     }
 }
 
+// reg_vec4: 8 x 8 outputs per thread (C[i0..i0+8, j0..j0+8] in c00 c01 / c10 c11), workgroup
+// 8 x 8 threads = 64 x 64 of C.
 @compute @workgroup_size(8, 8, 1)
 fn reg_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j0 = gid.x * 8u;
-    let i0 = gid.y * 4u;
+    let i0 = gid.y * 8u;
     if (j0 >= p.n || i0 >= p.m) { return; }
     let b = gid.z;
     let abase = b * p.a_batch;
     let bbase = b * p.b_batch;
-    var lo = mat4x4<f32>();
-    var hi = mat4x4<f32>();
-    for (var k = 0u; k < p.k; k = k + 4u) {
-        let am = v_load_a(abase, i0, k);
-        lo = lo + v_load_b(bbase, j0, k) * am;
-        hi = hi + v_load_b(bbase, j0 + 4u, k) * am;
+    let steps = p.k / 4u;
+    let sm = p.m / 4u;
+    let sn = p.n / 4u;
+    var c00 = mat4x4<f32>();
+    var c01 = mat4x4<f32>();
+    var c10 = mat4x4<f32>();
+    var c11 = mat4x4<f32>();
+    let ao0 = line_offsets(abase, i0, p.m, p.k);
+    let at0 = abase / 4u + min(i0, p.m - 1u) / 4u;
+    let ao1 = line_offsets(abase, i0 + 4u, p.m, p.k);
+    let at1 = abase / 4u + min(i0 + 4u, p.m - 1u) / 4u;
+    let bq0 = bbase / 4u + min(j0, p.n - 1u) / 4u;
+    let bo0 = line_offsets(bbase, j0, p.n, p.k);
+    let bq1 = bbase / 4u + min(j0 + 4u, p.n - 1u) / 4u;
+    let bo1 = line_offsets(bbase, j0 + 4u, p.n, p.k);
+    if (p.trans_a == 0u && p.trans_b == 0u) {
+        for (var kq = 0u; kq < steps; kq = kq + 1u) {
+            let q = 4u * kq * sn;
+            let a0 = va_rows(ao0, kq);
+            let a1 = va_rows(ao1, kq);
+            let b0 = vb_rows(bq0 + q, sn);
+            let b1 = vb_rows(bq1 + q, sn);
+            c00 = c00 + b0 * a0;
+            c01 = c01 + b1 * a0;
+            c10 = c10 + b0 * a1;
+            c11 = c11 + b1 * a1;
+        }
+    } else if (p.trans_a == 0u) {
+        for (var kq = 0u; kq < steps; kq = kq + 1u) {
+            let a0 = va_rows(ao0, kq);
+            let a1 = va_rows(ao1, kq);
+            let b0 = vb_cols(bo0, kq);
+            let b1 = vb_cols(bo1, kq);
+            c00 = c00 + b0 * a0;
+            c01 = c01 + b1 * a0;
+            c10 = c10 + b0 * a1;
+            c11 = c11 + b1 * a1;
+        }
+    } else if (p.trans_b == 0u) {
+        for (var kq = 0u; kq < steps; kq = kq + 1u) {
+            let q = 4u * kq * sn;
+            let a0 = va_cols(at0 + 4u * kq * sm, sm);
+            let a1 = va_cols(at1 + 4u * kq * sm, sm);
+            let b0 = vb_rows(bq0 + q, sn);
+            let b1 = vb_rows(bq1 + q, sn);
+            c00 = c00 + b0 * a0;
+            c01 = c01 + b1 * a0;
+            c10 = c10 + b0 * a1;
+            c11 = c11 + b1 * a1;
+        }
+    } else {
+        for (var kq = 0u; kq < steps; kq = kq + 1u) {
+            let a0 = va_cols(at0 + 4u * kq * sm, sm);
+            let a1 = va_cols(at1 + 4u * kq * sm, sm);
+            let b0 = vb_cols(bo0, kq);
+            let b1 = vb_cols(bo1, kq);
+            c00 = c00 + b0 * a0;
+            c01 = c01 + b1 * a0;
+            c10 = c10 + b0 * a1;
+            c11 = c11 + b1 * a1;
+        }
     }
-    store_block(b * p.m * p.n, i0, j0, lo, hi);
+    let cbase = b * p.m * p.n;
+    store_block(cbase, i0, j0, c00, c01);
+    store_block(cbase, i0 + 4u, j0, c10, c11);
 }
 
 @group(0) @binding(1) var<storage, read> s_a: array<f32>;
@@ -193,6 +253,7 @@ fn s_b_at(base: u32, k: u32, j: u32) -> f32 {
     return s_b[base + k * p.n + jj];
 }
 
+// reg_scalar: 4 x 8 outputs per thread, workgroup 8 x 8 threads = 32 x 64 of C; one k per step.
 @compute @workgroup_size(8, 8, 1)
 fn reg_scalar(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j0 = gid.x * 8u;

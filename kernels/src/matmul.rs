@@ -21,9 +21,12 @@ const REG_SCALAR: KernelSpec =
 
 /// Side of the square C tile one `tiled` workgroup computes.
 const TILE: usize = 64;
-/// C rows and columns one register-blocked workgroup computes (8 x 8 threads of 4 x 8 outputs).
-const REG_ROWS: usize = 32;
-const REG_COLS: usize = 64;
+/// C rows and columns one `reg_vec4` workgroup computes (8 x 8 threads of 8 x 8 outputs).
+const VEC4_ROWS: usize = 64;
+const VEC4_COLS: usize = 64;
+/// C rows and columns one `reg_scalar` workgroup computes (8 x 8 threads of 4 x 8 outputs).
+const SCALAR_ROWS: usize = 32;
+const SCALAR_COLS: usize = 64;
 
 /// Which kernel family computes the product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,8 +35,9 @@ pub enum MatmulVariant {
     Auto,
     /// 64x64 tiles staged in workgroup memory, 4x4 outputs per thread: real GPUs.
     Tiled,
-    /// 4 rows x 8 columns per thread in registers, `vec4` loads when K and both operands'
-    /// contiguous dimensions are multiples of 4 (scalar loads otherwise): lavapipe and other CPUs.
+    /// 8 x 8 outputs per thread in registers with `vec4` loads when K and both operands'
+    /// contiguous dimensions are multiples of 4 (4 x 8 with scalar loads otherwise), no
+    /// workgroup memory: lavapipe and other CPU adapters.
     Registers,
 }
 
@@ -148,7 +152,11 @@ pub fn matmul_with(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool, variant
             let a_contig = if trans_a { d.m } else { d.k };
             let b_contig = if trans_b { d.k } else { d.n };
             let aligned = d.k % 4 == 0 && a_contig % 4 == 0 && b_contig % 4 == 0;
-            (if aligned { &REG_VEC4 } else { &REG_SCALAR }, [d.n.div_ceil(REG_COLS), d.m.div_ceil(REG_ROWS)])
+            if aligned {
+                (&REG_VEC4, [d.n.div_ceil(VEC4_COLS), d.m.div_ceil(VEC4_ROWS)])
+            } else {
+                (&REG_SCALAR, [d.n.div_ceil(SCALAR_COLS), d.m.div_ceil(SCALAR_ROWS)])
+            }
         }
     };
     let workgroups = [groups[0] as u32, groups[1] as u32, batch as u32];
@@ -316,8 +324,9 @@ mod tests {
     }
 
     /// (M, N, K) with edges in every direction: single rows/columns, sizes just past a register
-    /// block (4 x 8), a workgroup (32 x 64) and a tile (64), and K both aligned (vec4 path) and not.
-    const SIZES: [(usize, usize, usize); 9] = [
+    /// block (8 x 8 vec4, 4 x 8 scalar), a workgroup (64 x 64, 32 x 64) and a tile (64); M and N
+    /// that are multiples of 4 but not 8 (half-used vec4 blocks); K both aligned (vec4 path) and not.
+    const SIZES: [(usize, usize, usize); 10] = [
         (1, 1, 1),
         (7, 33, 65),
         (33, 7, 1),
@@ -327,6 +336,7 @@ mod tests {
         (36, 68, 12),
         (64, 128, 64),
         (65, 20, 128),
+        (68, 132, 16),
     ];
 
     // Tolerance: sums of up to 128 products of values in [-1, 1] in f32 have rounding error below
