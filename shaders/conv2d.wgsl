@@ -53,8 +53,9 @@ fn pad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 }
 
 // ---------------------------------------------------------------------------------------------
-// Register-blocked direct conv (CPU adapters). Invocation: 4 output channels (m0 from wid.z, so the
-// weight loads are uniform) x 8 consecutive output columns of one output row. x is the padded copy
+// Register-blocked direct conv (CPU adapters). Invocation: 4 output channels (m0 from wid.z) x 16
+// consecutive output columns of one output row. On lavapipe every load is a per-lane gather, so
+// the block is wide in columns: each weight load feeds 16 multiply-adds. x is the padded copy
 // (hx, wx padded; pad_top = ph and pad_left = pw), so tap (ky, kx) of column ow reads
 // x[.., oh*sh + ky*dh, ow*sw + kx*dw] with no bounds check.
 
@@ -63,23 +64,25 @@ fn pad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 @group(0) @binding(3) var<storage, read> dr_b: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dr_y: array<f32>;
 
-fn dr_store(m: u32, base: u32, valid: u32, lo: vec4<f32>, hi: vec4<f32>) {
+fn dr_store(m: u32, base: u32, valid: u32, qa: vec4<f32>, qb: vec4<f32>, qc: vec4<f32>, qd: vec4<f32>) {
     if (m >= p.cy) { return; }
     var bias = 0.0;
     if (p.has_bias != 0u) { bias = dr_b[m]; }
     for (var j = 0u; j < 4u; j = j + 1u) {
-        if (j < valid) { dr_y[base + j] = lo[j] + bias; }
-        if (j + 4u < valid) { dr_y[base + j + 4u] = hi[j] + bias; }
+        if (j < valid) { dr_y[base + j] = qa[j] + bias; }
+        if (j + 4u < valid) { dr_y[base + j + 4u] = qb[j] + bias; }
+        if (j + 8u < valid) { dr_y[base + j + 8u] = qc[j] + bias; }
+        if (j + 12u < valid) { dr_y[base + j + 12u] = qd[j] + bias; }
     }
 }
 
 @compute @workgroup_size(64)
 fn direct_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let tiles_w = (p.wy + 7u) / 8u;
+    let tiles_w = (p.wy + 15u) / 16u;
     let t = flat(wid, nwg, lid);
     if (t >= p.n * p.hy * tiles_w) { return; }
-    let ow0 = (t % tiles_w) * 8u;
+    let ow0 = (t % tiles_w) * 16u;
     let oh = (t / tiles_w) % p.hy;
     let n = t / (tiles_w * p.hy);
     let m0 = wid.z * 4u;
@@ -92,41 +95,61 @@ fn direct_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let hw = p.hx * p.wx;
     let s = p.sw;
     let rstep = p.dh * p.wx;
-    var xc = n * p.cx * hw + oh * p.sh * p.wx + ow0 * s;
-    var a0 = vec4<f32>(0.0); var b0 = vec4<f32>(0.0);
-    var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0);
-    var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0);
-    var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0);
+    // Column j of tap kx reads position j*s + kx*d. When d == s (every stride-1 conv without
+    // dilation) tap kx + 1 sees the window of tap kx shifted by one column, so the registers
+    // slide and one new value is loaded per tap. The last step reads one column past the window;
+    // the padded copy is wide enough for it.
+    let slide = s == p.dw;
+    var xc0 = n * p.cx * hw + oh * p.sh * p.wx + ow0 * s;
+    var a0 = vec4<f32>(0.0); var b0 = vec4<f32>(0.0); var c0 = vec4<f32>(0.0); var d0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var d1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var d2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0); var d3 = vec4<f32>(0.0);
     var k = 0u;
     for (var c = 0u; c < p.cx; c = c + 1u) {
-        var row = xc;
+        var row = xc0;
         for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
             var i = row;
+            var xa = vec4<f32>(dr_x[i], dr_x[i + 1u * s], dr_x[i + 2u * s], dr_x[i + 3u * s]);
+            var xb = vec4<f32>(dr_x[i + 4u * s], dr_x[i + 5u * s], dr_x[i + 6u * s], dr_x[i + 7u * s]);
+            var xc = vec4<f32>(dr_x[i + 8u * s], dr_x[i + 9u * s], dr_x[i + 10u * s], dr_x[i + 11u * s]);
+            var xd = vec4<f32>(dr_x[i + 12u * s], dr_x[i + 13u * s], dr_x[i + 14u * s], dr_x[i + 15u * s]);
+            var next = i + 16u * s;
             for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
-                let xa = vec4<f32>(dr_x[i], dr_x[i + s], dr_x[i + 2u * s], dr_x[i + 3u * s]);
-                let xb = vec4<f32>(dr_x[i + 4u * s], dr_x[i + 5u * s], dr_x[i + 6u * s], dr_x[i + 7u * s]);
                 let v0 = dr_w[w0 + k];
                 let v1 = dr_w[w1 + k];
                 let v2 = dr_w[w2 + k];
                 let v3 = dr_w[w3 + k];
-                a0 = fma(vec4<f32>(v0), xa, a0); b0 = fma(vec4<f32>(v0), xb, b0);
-                a1 = fma(vec4<f32>(v1), xa, a1); b1 = fma(vec4<f32>(v1), xb, b1);
-                a2 = fma(vec4<f32>(v2), xa, a2); b2 = fma(vec4<f32>(v2), xb, b2);
-                a3 = fma(vec4<f32>(v3), xa, a3); b3 = fma(vec4<f32>(v3), xb, b3);
+                a0 = fma(vec4<f32>(v0), xa, a0); b0 = fma(vec4<f32>(v0), xb, b0); c0 = fma(vec4<f32>(v0), xc, c0); d0 = fma(vec4<f32>(v0), xd, d0);
+                a1 = fma(vec4<f32>(v1), xa, a1); b1 = fma(vec4<f32>(v1), xb, b1); c1 = fma(vec4<f32>(v1), xc, c1); d1 = fma(vec4<f32>(v1), xd, d1);
+                a2 = fma(vec4<f32>(v2), xa, a2); b2 = fma(vec4<f32>(v2), xb, b2); c2 = fma(vec4<f32>(v2), xc, c2); d2 = fma(vec4<f32>(v2), xd, d2);
+                a3 = fma(vec4<f32>(v3), xa, a3); b3 = fma(vec4<f32>(v3), xb, b3); c3 = fma(vec4<f32>(v3), xc, c3); d3 = fma(vec4<f32>(v3), xd, d3);
                 k = k + 1u;
-                i = i + p.dw;
+                if (slide) {
+                    xa = vec4<f32>(xa.yzw, xb.x);
+                    xb = vec4<f32>(xb.yzw, xc.x);
+                    xc = vec4<f32>(xc.yzw, xd.x);
+                    xd = vec4<f32>(xd.yzw, dr_x[next]);
+                    next = next + s;
+                } else {
+                    i = i + p.dw;
+                    xa = vec4<f32>(dr_x[i], dr_x[i + 1u * s], dr_x[i + 2u * s], dr_x[i + 3u * s]);
+                    xb = vec4<f32>(dr_x[i + 4u * s], dr_x[i + 5u * s], dr_x[i + 6u * s], dr_x[i + 7u * s]);
+                    xc = vec4<f32>(dr_x[i + 8u * s], dr_x[i + 9u * s], dr_x[i + 10u * s], dr_x[i + 11u * s]);
+                    xd = vec4<f32>(dr_x[i + 12u * s], dr_x[i + 13u * s], dr_x[i + 14u * s], dr_x[i + 15u * s]);
+                }
             }
             row = row + rstep;
         }
-        xc = xc + hw;
+        xc0 = xc0 + hw;
     }
     let ohw = p.hy * p.wy;
-    let valid = min(8u, p.wy - ow0);
+    let valid = min(16u, p.wy - ow0);
     let base = n * p.cy * ohw + oh * p.wy + ow0;
-    dr_store(m0, base + m0 * ohw, valid, a0, b0);
-    dr_store(m0 + 1u, base + (m0 + 1u) * ohw, valid, a1, b1);
-    dr_store(m0 + 2u, base + (m0 + 2u) * ohw, valid, a2, b2);
-    dr_store(m0 + 3u, base + (m0 + 3u) * ohw, valid, a3, b3);
+    dr_store(m0, base + m0 * ohw, valid, a0, b0, c0, d0);
+    dr_store(m0 + 1u, base + (m0 + 1u) * ohw, valid, a1, b1, c1, d1);
+    dr_store(m0 + 2u, base + (m0 + 2u) * ohw, valid, a2, b2, c2, d2);
+    dr_store(m0 + 3u, base + (m0 + 3u) * ohw, valid, a3, b3, c3, d3);
 }
 
 // ---------------------------------------------------------------------------------------------

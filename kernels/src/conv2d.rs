@@ -24,7 +24,8 @@ const GEMM_TILED: KernelSpec =
 const SUM_SPLITS: KernelSpec = KernelSpec { id: "conv2d.sum_splits", source: SRC, entry: "sum_splits", bindings: &[R, RW] };
 const BIAS_GRAD: KernelSpec = KernelSpec { id: "conv2d.bias_grad", source: SRC, entry: "bias_grad", bindings: &[R, RW] };
 
-/// Output columns per invocation of the register-blocked kernels (the shader's 8-wide block).
+/// Output columns per invocation of the register-blocked direct and transposed kernels.
+const DIRECT_COLS: usize = 16;
 const REG_COLS: usize = 8;
 /// Output channels per invocation of the register-blocked kernels.
 const REG_ROWS: usize = 4;
@@ -222,10 +223,11 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geom, v:
     let mut params = g.params();
     params.has_bias = bias.is_some() as u32;
     if v.registers(x) {
-        let tiles_w = g.wy.div_ceil(REG_COLS);
+        let tiles_w = g.wy.div_ceil(DIRECT_COLS);
         // Rows read: oh*s - p + ky*d; columns: up to the last column of the last 8-wide tile.
         let max_row = (g.hy - 1) * g.s[0] + (g.k[0] - 1) * g.d[0];
-        let max_col = (tiles_w * REG_COLS - 1) * g.s[1] + (g.k[1] - 1) * g.d[1];
+        // Plus one column past the window, read by the shader's last step (slide or reload).
+        let max_col = (tiles_w * DIRECT_COLS) * g.s[1] + (g.k[1] - 1) * g.d[1] + g.d[1];
         let hp = (g.hx + g.p[0]).max(max_row + 1);
         let wp = (g.wx + g.p[1]).max(max_col + 1);
         let xp = padded(x, g.p[0], g.p[1], hp, wp)?;
@@ -533,6 +535,8 @@ mod tests {
             ([5, 1, 10, 10], 9, [4, 4], [2, 2], [1, 1], [1, 1], true),
             ([2, 3, 6, 19], 67, [1, 3], [1, 2], [0, 2], [1, 2], true),
             ([1, 2, 5, 5], 3, [5, 5], [1, 1], [2, 2], [1, 1], false),
+            // rows wider than two 16-column blocks, stride 1 (the sliding-window path)
+            ([2, 3, 4, 37], 5, [3, 5], [1, 1], [1, 2], [1, 1], true),
         ]
     }
 
