@@ -200,20 +200,22 @@ fn transposed_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     let w2 = min(m0 + 2u, p.cy - 1u) * kk;
     let w3 = min(m0 + 3u, p.cy - 1u) * kk;
     let hw = p.hx * p.wx;
-    let ish = i32(p.sh);
-    let isw = i32(p.sw);
     var a0 = vec4<f32>(0.0); var b0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0);
+    // (ph + p - k*d) / s with the numerator kept non-negative by adding big*s: GLSL leaves % and
+    // / of negative integers undefined.
+    let bigh = ((p.kh - 1u) * p.dh) / p.sh + 1u;
+    let bigw = ((p.kw - 1u) * p.dw) / p.sw + 1u;
     for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
-        let th = i32(phh + p.ph) - i32(ky * p.dh);
-        if (th % ish != 0) { continue; }
-        let ih = u32(i32(r) + th / ish + i32(p.pad_top));
+        let th = phh + p.ph + bigh * p.sh - ky * p.dh;
+        if (th % p.sh != 0u) { continue; }
+        let ih = u32(i32(r + th / p.sh + p.pad_top) - i32(bigh));
         for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
-            let tw = i32(phw + p.pw) - i32(kx * p.dw);
-            if (tw % isw != 0) { continue; }
-            let iw = u32(i32(c0) + tw / isw + i32(p.pad_left));
+            let tw = phw + p.pw + bigw * p.sw - kx * p.dw;
+            if (tw % p.sw != 0u) { continue; }
+            let iw = u32(i32(c0 + tw / p.sw + p.pad_left) - i32(bigw));
             var i = n * p.cx * hw + ih * p.wx + iw;
             var k = ky * p.kw + kx;
             for (var c = 0u; c < p.cx; c = c + 1u) {
@@ -379,12 +381,15 @@ fn gt_load_b(k: u32, col: u32) -> f32 {
     let n = col / ohw;
     let oh = (col % ohw) / p.wy;
     let ow = col % p.wy;
-    let th = i32(oh + p.ph) - i32(ky * p.dh);
-    let tw = i32(ow + p.pw) - i32(kx * p.dw);
-    let ih = th / i32(p.sh);
-    let iw = tw / i32(p.sw);
-    let ok = th >= 0 && tw >= 0 && th % i32(p.sh) == 0 && tw % i32(p.sw) == 0 && ih < i32(p.hx) && iw < i32(p.wx);
-    let j = select(0u, ((n * p.cx + c) * p.hx + u32(ih)) * p.wx + u32(iw), ok);
+    // Unsigned arithmetic once the numerators are known non-negative (GLSL leaves % and / of
+    // negative integers undefined).
+    let nonneg = oh + p.ph >= ky * p.dh && ow + p.pw >= kx * p.dw;
+    let th = select(0u, oh + p.ph - ky * p.dh, nonneg);
+    let tw = select(0u, ow + p.pw - kx * p.dw, nonneg);
+    let ih = th / p.sh;
+    let iw = tw / p.sw;
+    let ok = nonneg && th % p.sh == 0u && tw % p.sw == 0u && ih < p.hx && iw < p.wx;
+    let j = select(0u, ((n * p.cx + c) * p.hx + ih) * p.wx + iw, ok);
     return select(0.0, gt_x[j], ok);
 }
 
