@@ -1,1 +1,674 @@
-//! (being written)
+//! 2-D convolution (NCHW, groups = 1) with PyTorch semantics: forward, backward-data,
+//! backward-weight and bias gradient. WGSL: `shaders/conv2d.wgsl`. CPU reference: [`cpu`].
+//!
+//! The shader's three implicit GEMMs (direct, transposed, weight gradient) also serve
+//! [`crate::conv_transpose2d`]: conv2d's backward-data is a transposed conv and conv_transpose2d's
+//! backward-data is a direct conv. Each GEMM has two variants: register-blocked without workgroup
+//! memory for CPU adapters (lavapipe) and workgroup-memory tiles for GPUs; [`Variant`] forces one.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::kernel::{grid_1d, KernelSpec, R, RW, WG_1D};
+use crate::tensor::{DType, Tensor};
+
+const SRC: &str = include_str!("../../shaders/conv2d.wgsl");
+const PAD: KernelSpec = KernelSpec { id: "conv2d.pad", source: SRC, entry: "pad", bindings: &[R, RW] };
+const DIRECT_REG: KernelSpec =
+    KernelSpec { id: "conv2d.direct_reg", source: SRC, entry: "direct_reg", bindings: &[R, R, R, RW] };
+const TRANSPOSED_REG: KernelSpec =
+    KernelSpec { id: "conv2d.transposed_reg", source: SRC, entry: "transposed_reg", bindings: &[R, R, R, RW] };
+const WGRAD_REG: KernelSpec = KernelSpec { id: "conv2d.wgrad_reg", source: SRC, entry: "wgrad_reg", bindings: &[R, R, RW] };
+const GEMM_TILED: KernelSpec =
+    KernelSpec { id: "conv2d.gemm_tiled", source: SRC, entry: "gemm_tiled", bindings: &[R, R, R, RW] };
+const SUM_SPLITS: KernelSpec = KernelSpec { id: "conv2d.sum_splits", source: SRC, entry: "sum_splits", bindings: &[R, RW] };
+const BIAS_GRAD: KernelSpec = KernelSpec { id: "conv2d.bias_grad", source: SRC, entry: "bias_grad", bindings: &[R, RW] };
+
+/// Output columns per invocation of the register-blocked direct and transposed kernels.
+const DIRECT_COLS: usize = 16;
+const REG_COLS: usize = 8;
+/// Output channels per invocation of the register-blocked kernels.
+const REG_ROWS: usize = 4;
+/// Edge of the tiled kernel's output tile and its K step.
+const TILE: usize = 64;
+const TILE_K: usize = 16;
+
+/// Which kernel variant runs. `Auto` picks `Registers` on CPU adapters and `Tiled` on GPUs;
+/// tests force each to check both against the CPU reference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Variant {
+    #[default]
+    Auto,
+    /// Register blocks, no workgroup memory (fast on lavapipe).
+    Registers,
+    /// Workgroup-memory tiles (fast on GPUs).
+    Tiled,
+}
+
+impl Variant {
+    fn registers(self, t: &Tensor) -> bool {
+        match self {
+            Variant::Auto => t.context().is_cpu_adapter(),
+            Variant::Registers => true,
+            Variant::Tiled => false,
+        }
+    }
+}
+
+/// Stride, padding and dilation per axis (height, width), as PyTorch's `Conv2d`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dParams {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub variant: Variant,
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Conv2dParams { stride: [1, 1], padding: [0, 0], dilation: [1, 1], variant: Variant::Auto }
+    }
+}
+
+impl Conv2dParams {
+    pub fn new(stride: [usize; 2], padding: [usize; 2], dilation: [usize; 2]) -> Self {
+        Conv2dParams { stride, padding, dilation, variant: Variant::Auto }
+    }
+
+    /// Same parameters with a forced kernel variant.
+    pub fn with_variant(self, variant: Variant) -> Self {
+        Conv2dParams { variant, ..self }
+    }
+}
+
+/// Output size of one axis: floor((in + 2p - d(k-1) - 1) / s) + 1, or None when the kernel does
+/// not fit in the padded input.
+pub fn conv_out_size(input: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> Option<usize> {
+    if kernel == 0 || stride == 0 || dilation == 0 {
+        return None;
+    }
+    let span = dilation * (kernel - 1) + 1;
+    let padded = input + 2 * padding;
+    if padded < span {
+        return None;
+    }
+    Some((padded - span) / stride + 1)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+struct Params {
+    n: u32,
+    cx: u32,
+    hx: u32,
+    wx: u32,
+    cy: u32,
+    hy: u32,
+    wy: u32,
+    mode: u32,
+    kh: u32,
+    kw: u32,
+    sh: u32,
+    sw: u32,
+    ph: u32,
+    pw: u32,
+    dh: u32,
+    dw: u32,
+    has_bias: u32,
+    splits: u32,
+    chunk: u32,
+    len: u32,
+    pad_top: u32,
+    pad_left: u32,
+    src_h: u32,
+    src_w: u32,
+}
+
+/// The geometry of one direct map: source x [n, cx, hx, wx], destination y [n, cy, hy, wy],
+/// kernel [kh, kw], and stride, padding, dilation per axis. The transposed map runs the same
+/// relation backwards (its source is the direct map's destination); the shader's `Params` names
+/// the tensor it reads "x" and the one it writes "y" in both cases.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geom {
+    pub n: usize,
+    pub cx: usize,
+    pub hx: usize,
+    pub wx: usize,
+    pub cy: usize,
+    pub hy: usize,
+    pub wy: usize,
+    pub k: [usize; 2],
+    pub s: [usize; 2],
+    pub p: [usize; 2],
+    pub d: [usize; 2],
+}
+
+impl Geom {
+    fn params(&self) -> Params {
+        Params {
+            n: self.n as u32,
+            cx: self.cx as u32,
+            hx: self.hx as u32,
+            wx: self.wx as u32,
+            cy: self.cy as u32,
+            hy: self.hy as u32,
+            wy: self.wy as u32,
+            kh: self.k[0] as u32,
+            kw: self.k[1] as u32,
+            sh: self.s[0] as u32,
+            sw: self.s[1] as u32,
+            ph: self.p[0] as u32,
+            pw: self.p[1] as u32,
+            dh: self.d[0] as u32,
+            dw: self.d[1] as u32,
+            ..Default::default()
+        }
+    }
+
+    /// Swaps source and destination: the transposed map of this direct map.
+    pub fn swapped(&self) -> Geom {
+        Geom { cx: self.cy, hx: self.hy, wx: self.wy, cy: self.cx, hy: self.hx, wy: self.wx, ..*self }
+    }
+}
+
+/// A zero-padded copy of `x` [n, c, h, w] of size [n, c, hp, wp] with x at (top, left); `x` itself
+/// when no padding is needed.
+fn padded(x: &Tensor, top: usize, left: usize, hp: usize, wp: usize) -> Result<Tensor> {
+    let [n, c, h, w] = dims4(x.shape());
+    if top == 0 && left == 0 && hp == h && wp == w {
+        return Ok(x.clone());
+    }
+    let out = Tensor::uninit(x.context(), &[n, c, hp, wp], DType::F32)?;
+    let params = Params {
+        hx: hp as u32,
+        wx: wp as u32,
+        len: out.numel() as u32,
+        pad_top: top as u32,
+        pad_left: left as u32,
+        src_h: h as u32,
+        src_w: w as u32,
+        ..Default::default()
+    };
+    x.context().dispatch(&PAD, &params, &[x.binding(), out.binding()], grid_1d(out.numel(), WG_1D))?;
+    Ok(out)
+}
+
+fn dims4(s: &[usize]) -> [usize; 4] {
+    [s[0], s[1], s[2], s[3]]
+}
+
+/// `grid_1d` for `threads` register-blocked invocations with `z` in the third dimension.
+fn grid_z(threads: usize, z: usize) -> [u32; 3] {
+    let [x, y, _] = grid_1d(threads, WG_1D);
+    [x, y, z as u32]
+}
+
+/// A one-element stand-in bound where an optional tensor is absent.
+fn dummy(t: &Tensor) -> Result<Tensor> {
+    Tensor::zeros(t.context(), &[1])
+}
+
+/// Direct map: y [n, cy, hy, wy] = sum over taps of w [cy, cx, kh, kw] * x [n, cx, hx, wx] (+ bias [cy]).
+pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geom, v: Variant) -> Result<Tensor> {
+    let ctx = x.context();
+    let y = Tensor::uninit(ctx, &[g.n, g.cy, g.hy, g.wy], DType::F32)?;
+    let dummy_bias;
+    let b = match bias {
+        Some(b) => b,
+        None => {
+            dummy_bias = dummy(x)?;
+            &dummy_bias
+        }
+    };
+    let mut params = g.params();
+    params.has_bias = bias.is_some() as u32;
+    if v.registers(x) {
+        let tiles_w = g.wy.div_ceil(DIRECT_COLS);
+        // Rows read: oh*s - p + ky*d; columns: up to the last column of the last 8-wide tile.
+        let max_row = (g.hy - 1) * g.s[0] + (g.k[0] - 1) * g.d[0];
+        // Plus one column past the window, read by the shader's last step (slide or reload).
+        let max_col = (tiles_w * DIRECT_COLS) * g.s[1] + (g.k[1] - 1) * g.d[1] + g.d[1];
+        let hp = (g.hx + g.p[0]).max(max_row + 1);
+        let wp = (g.wx + g.p[1]).max(max_col + 1);
+        let xp = padded(x, g.p[0], g.p[1], hp, wp)?;
+        params.hx = hp as u32;
+        params.wx = wp as u32;
+        let grid = grid_z(g.n * g.hy * tiles_w, g.cy.div_ceil(REG_ROWS));
+        ctx.dispatch(&DIRECT_REG, &params, &[xp.binding(), w.binding(), b.binding(), y.binding()], grid)?;
+    } else {
+        params.mode = 0;
+        ctx.dispatch(&GEMM_TILED, &params, &[w.binding(), x.binding(), b.binding(), y.binding()], tiled_grid(g))?;
+    }
+    Ok(y)
+}
+
+/// Transposed map: y [n, cy, hy, wy] where y[.., oh, ow] gathers x [n, cx, hx, wx] at
+/// ((oh + p - ky*d)/s, (ow + p - kx*d)/s) when divisible, times w [cx, cy, kh, kw] (+ bias [cy]).
+pub(crate) fn transposed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geom, v: Variant) -> Result<Tensor> {
+    let ctx = x.context();
+    let y = Tensor::uninit(ctx, &[g.n, g.cy, g.hy, g.wy], DType::F32)?;
+    let dummy_bias;
+    let b = match bias {
+        Some(b) => b,
+        None => {
+            dummy_bias = dummy(x)?;
+            &dummy_bias
+        }
+    };
+    let mut params = g.params();
+    params.has_bias = bias.is_some() as u32;
+    if v.registers(x) {
+        let rows = g.hy.div_ceil(g.s[0]);
+        let cols = g.wy.div_ceil(g.s[1]);
+        let tiles_w = cols.div_ceil(REG_COLS);
+        // Source rows read by phase ph: r + (ph + p - ky*d)/s for r < rows and divisible taps;
+        // columns likewise for every column of the 8-wide tiles.
+        let range = |k: usize, s: usize, p: usize, d: usize, count: usize| -> (i64, i64) {
+            let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+            for ph in 0..s {
+                for kk in 0..k {
+                    let t = (ph + p) as i64 - (kk * d) as i64;
+                    if t.rem_euclid(s as i64) == 0 {
+                        lo = lo.min(t / s as i64);
+                        hi = hi.max(t / s as i64 + count as i64 - 1);
+                    }
+                }
+            }
+            (lo, hi)
+        };
+        let (rlo, rhi) = range(g.k[0], g.s[0], g.p[0], g.d[0], rows);
+        let (clo, chi) = range(g.k[1], g.s[1], g.p[1], g.d[1], tiles_w * REG_COLS);
+        let (top, left) = ((-rlo).max(0) as usize, (-clo).max(0) as usize);
+        let hp = top + g.hx.max((rhi + 1).max(0) as usize);
+        let wp = left + g.wx.max((chi + 1).max(0) as usize);
+        let xp = padded(x, top, left, hp, wp)?;
+        params.hx = hp as u32;
+        params.wx = wp as u32;
+        params.pad_top = top as u32;
+        params.pad_left = left as u32;
+        let grid = grid_z(g.n * rows * tiles_w, g.s[0] * g.s[1] * g.cy.div_ceil(REG_ROWS));
+        ctx.dispatch(&TRANSPOSED_REG, &params, &[xp.binding(), w.binding(), b.binding(), y.binding()], grid)?;
+    } else {
+        params.mode = 1;
+        ctx.dispatch(&GEMM_TILED, &params, &[w.binding(), x.binding(), b.binding(), y.binding()], tiled_grid(g))?;
+    }
+    Ok(y)
+}
+
+/// Grid of the tiled kernel for modes 0 and 1: column tiles folded over x and z, channel tiles on y.
+fn tiled_grid(g: &Geom) -> [u32; 3] {
+    let col_tiles = (g.n * g.hy * g.wy).div_ceil(TILE);
+    let z = col_tiles.div_ceil(65535).max(1);
+    [col_tiles.div_ceil(z) as u32, g.cy.div_ceil(TILE) as u32, z as u32]
+}
+
+/// Weight gradient of the direct map: gw [cy, cx, kh, kw] = sum over n and destination pixels of
+/// gy [n, cy, hy, wy] times x [n, cx, hx, wx] at the tap. Split over the reduction, then summed.
+pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Result<Tensor> {
+    let ctx = x.context();
+    let ksize = g.cx * g.k[0] * g.k[1];
+    let len = g.cy * ksize;
+    let mut params = g.params();
+    let part;
+    let splits;
+    if v.registers(x) {
+        // Whole destination rows per split; enough splits to keep every core busy.
+        let rows_total = g.n * g.hy;
+        let chunk = rows_total.div_ceil(rows_total.clamp(1, 64));
+        splits = rows_total.div_ceil(chunk);
+        let max_row = (g.hy - 1) * g.s[0] + (g.k[0] - 1) * g.d[0];
+        let max_col = (g.wy - 1) * g.s[1] + (g.k[1] - 1) * g.d[1];
+        let hp = (g.hx + g.p[0]).max(max_row + 1);
+        let wp = (g.wx + g.p[1]).max(max_col + 1);
+        let xp = padded(x, g.p[0], g.p[1], hp, wp)?;
+        params.hx = hp as u32;
+        params.wx = wp as u32;
+        params.chunk = chunk as u32;
+        params.splits = splits as u32;
+        part = Tensor::uninit(ctx, &[splits, len], DType::F32)?;
+        let grid = [ksize.div_ceil(REG_COLS * 64) as u32, splits as u32, g.cy.div_ceil(REG_ROWS) as u32];
+        ctx.dispatch(&WGRAD_REG, &params, &[xp.binding(), gy.binding(), part.binding()], grid)?;
+    } else {
+        // Splits of the n*hy*wy reduction in whole K steps, enough workgroups to fill a GPU.
+        let red = g.n * g.hy * g.wy;
+        let tiles = ksize.div_ceil(TILE) * g.cy.div_ceil(TILE);
+        let want = (1024 / tiles).clamp(1, 65535).min(red.div_ceil(TILE_K));
+        let chunk = red.div_ceil(want).div_ceil(TILE_K) * TILE_K;
+        splits = red.div_ceil(chunk);
+        params.mode = 2;
+        params.chunk = chunk as u32;
+        params.splits = splits as u32;
+        part = Tensor::uninit(ctx, &[splits, len], DType::F32)?;
+        let b = dummy(x)?;
+        let grid = [ksize.div_ceil(TILE) as u32, g.cy.div_ceil(TILE) as u32, splits as u32];
+        ctx.dispatch(&GEMM_TILED, &params, &[gy.binding(), x.binding(), b.binding(), part.binding()], grid)?;
+    }
+    let gw = Tensor::uninit(ctx, &[g.cy, g.cx, g.k[0], g.k[1]], DType::F32)?;
+    let sum = Params { len: len as u32, splits: splits as u32, ..Default::default() };
+    ctx.dispatch(&SUM_SPLITS, &sum, &[part.binding(), gw.binding()], grid_1d(len, WG_1D))?;
+    Ok(gw)
+}
+
+/// gb [c] = sum over n, h, w of gy [n, c, h, w].
+pub(crate) fn bias_grad(gy: &Tensor) -> Result<Tensor> {
+    let [n, c, h, w] = dims4(gy.shape());
+    let gb = Tensor::uninit(gy.context(), &[c], DType::F32)?;
+    let params = Params { n: n as u32, cy: c as u32, hy: h as u32, wy: w as u32, ..Default::default() };
+    gy.context().dispatch(&BIAS_GRAD, &params, &[gy.binding(), gb.binding()], [c as u32, 1, 1])?;
+    Ok(gb)
+}
+
+pub(crate) fn expect_f32_4d(t: &Tensor, what: &str, op: &str) -> Result<()> {
+    if t.dtype() != DType::F32 || t.shape().len() != 4 {
+        return Err(Error::Shape(format!("{op}: {what} must be a 4-d f32 tensor, got {:?} {:?}", t.dtype(), t.shape())));
+    }
+    Ok(())
+}
+
+/// Checks stride, dilation and the weight, and returns the geometry of x [n, c_in, h, w] ->
+/// y [n, c_out, oh, ow] for weight [c_out, c_in, kh, kw].
+fn geometry(op: &str, x_shape: &[usize], w_shape: &[usize], p: &Conv2dParams) -> Result<Geom> {
+    if x_shape.len() != 4 || w_shape.len() != 4 {
+        return Err(Error::Shape(format!("{op}: x {x_shape:?} and weight {w_shape:?} must both be 4-d")));
+    }
+    if p.stride.contains(&0) || p.dilation.contains(&0) {
+        return Err(Error::Shape(format!(
+            "{op}: stride {:?} and dilation {:?} must be positive",
+            p.stride, p.dilation
+        )));
+    }
+    let [n, c_in, h, w] = dims4(x_shape);
+    let [c_out, wc_in, kh, kw] = dims4(w_shape);
+    if wc_in != c_in || c_out == 0 || kh == 0 || kw == 0 {
+        return Err(Error::Shape(format!(
+            "{op}: weight {w_shape:?} does not fit x {x_shape:?} (weight is [out_c, in_c = {c_in}, kh, kw])"
+        )));
+    }
+    let (Some(oh), Some(ow)) =
+        (conv_out_size(h, kh, p.stride[0], p.padding[0], p.dilation[0]), conv_out_size(w, kw, p.stride[1], p.padding[1], p.dilation[1]))
+    else {
+        return Err(Error::Shape(format!(
+            "{op}: kernel {:?} with dilation {:?} is larger than x {x_shape:?} padded by {:?}",
+            [kh, kw],
+            p.dilation,
+            p.padding
+        )));
+    };
+    let g = Geom { n, cx: c_in, hx: h, wx: w, cy: c_out, hy: oh, wy: ow, k: [kh, kw], s: p.stride, p: p.padding, d: p.dilation };
+    if [n, c_in, h, w].contains(&0) {
+        return Err(Error::Shape(format!("{op}: x {x_shape:?} is empty")));
+    }
+    Ok(g)
+}
+
+fn expect_shape(t: &Tensor, want: &[usize], what: &str, op: &str) -> Result<()> {
+    if t.shape() != want {
+        return Err(Error::Shape(format!("{op}: {what} is {:?} but must be {want:?}", t.shape())));
+    }
+    Ok(())
+}
+
+/// y = conv2d(x, w) + bias.
+/// x: [batch, in_c, height, width], w: [out_c, in_c, kh, kw], bias: [out_c];
+/// returns [batch, out_c, out_h, out_w] with out = floor((in + 2p - d(k-1) - 1)/s) + 1.
+pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
+    let op = "conv2d";
+    expect_f32_4d(x, "x", op)?;
+    expect_f32_4d(w, "weight", op)?;
+    x.expect_same_context(w, op)?;
+    let g = geometry(op, x.shape(), w.shape(), p)?;
+    if let Some(b) = bias {
+        expect_shape(b, &[g.cy], "bias", op)?;
+        x.expect_same_context(b, op)?;
+    }
+    direct(x, w, bias, &g, p.variant)
+}
+
+/// gx = d(sum(y * gy)) / dx: the transposed conv of gy with w.
+/// gy: [batch, out_c, out_h, out_w], w: [out_c, in_c, kh, kw], x_shape: [batch, in_c, height, width].
+pub fn conv2d_backward_data(gy: &Tensor, w: &Tensor, x_shape: &[usize], p: &Conv2dParams) -> Result<Tensor> {
+    let op = "conv2d backward-data";
+    expect_f32_4d(gy, "gy", op)?;
+    expect_f32_4d(w, "weight", op)?;
+    gy.expect_same_context(w, op)?;
+    let g = geometry(op, x_shape, w.shape(), p)?;
+    expect_shape(gy, &[g.n, g.cy, g.hy, g.wy], "gy", op)?;
+    transposed(gy, w, None, &g.swapped(), p.variant)
+}
+
+/// gw = d(sum(y * gy)) / dw = sum over batch and output pixels of gy times the input patch.
+/// x: [batch, in_c, height, width], gy: [batch, out_c, out_h, out_w], w_shape: [out_c, in_c, kh, kw].
+pub fn conv2d_backward_weight(x: &Tensor, gy: &Tensor, w_shape: &[usize], p: &Conv2dParams) -> Result<Tensor> {
+    let op = "conv2d backward-weight";
+    expect_f32_4d(x, "x", op)?;
+    expect_f32_4d(gy, "gy", op)?;
+    x.expect_same_context(gy, op)?;
+    let g = geometry(op, x.shape(), w_shape, p)?;
+    expect_shape(gy, &[g.n, g.cy, g.hy, g.wy], "gy", op)?;
+    weight_grad(x, gy, &g, p.variant)
+}
+
+/// gb = sum of gy over batch, height and width. gy: [batch, out_c, out_h, out_w] -> [out_c].
+pub fn conv2d_backward_bias(gy: &Tensor) -> Result<Tensor> {
+    expect_f32_4d(gy, "gy", "conv2d backward-bias")?;
+    bias_grad(gy)
+}
+
+/// Plain-Rust f64 reference of conv2d and its backward, straight from the definitions.
+pub mod cpu {
+    use super::{conv_out_size, Conv2dParams};
+
+    /// Input index of output position `o` at tap `k`, if inside: o*s - p + k*d.
+    fn src(o: usize, k: usize, s: usize, p: usize, d: usize, len: usize) -> Option<usize> {
+        let i = (o * s + k * d) as i64 - p as i64;
+        (i >= 0 && (i as usize) < len).then_some(i as usize)
+    }
+
+    /// Calls `f(x index, w index, y index)` for every contributing (input, weight, output) triple.
+    fn for_each(xs: [usize; 4], ws: [usize; 4], p: &Conv2dParams, mut f: impl FnMut(usize, usize, usize)) -> [usize; 4] {
+        let [n, ci, h, w] = xs;
+        let [co, _, kh, kw] = ws;
+        let oh = conv_out_size(h, kh, p.stride[0], p.padding[0], p.dilation[0]).expect("kernel fits");
+        let ow = conv_out_size(w, kw, p.stride[1], p.padding[1], p.dilation[1]).expect("kernel fits");
+        for b in 0..n {
+            for o in 0..co {
+                for y in 0..oh {
+                    for x in 0..ow {
+                        let yi = ((b * co + o) * oh + y) * ow + x;
+                        for c in 0..ci {
+                            for ky in 0..kh {
+                                let Some(iy) = src(y, ky, p.stride[0], p.padding[0], p.dilation[0], h) else { continue };
+                                for kx in 0..kw {
+                                    let Some(ix) = src(x, kx, p.stride[1], p.padding[1], p.dilation[1], w) else { continue };
+                                    f(((b * ci + c) * h + iy) * w + ix, ((o * ci + c) * kh + ky) * kw + kx, yi);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        [n, co, oh, ow]
+    }
+
+    /// y = conv2d(x, w) + bias; returns y and its shape.
+    pub fn conv2d(x: &[f64], xs: [usize; 4], w: &[f64], ws: [usize; 4], bias: Option<&[f64]>, p: &Conv2dParams) -> (Vec<f64>, [usize; 4]) {
+        let shape = for_each(xs, ws, p, |_, _, _| {});
+        let plane = shape[2] * shape[3];
+        let mut y: Vec<f64> = (0..shape.iter().product()).map(|i| bias.map_or(0.0, |b| b[(i / plane) % shape[1]])).collect();
+        for_each(xs, ws, p, |xi, wi, yi| y[yi] += x[xi] * w[wi]);
+        (y, shape)
+    }
+
+    /// (gx, gw, gb) for upstream gradient gy.
+    pub fn conv2d_backward(x: &[f64], xs: [usize; 4], w: &[f64], ws: [usize; 4], gy: &[f64], p: &Conv2dParams) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let mut gx = vec![0.0; x.len()];
+        let mut gw = vec![0.0; w.len()];
+        let shape = for_each(xs, ws, p, |xi, wi, yi| {
+            gx[xi] += gy[yi] * w[wi];
+            gw[wi] += gy[yi] * x[xi];
+        });
+        let plane = shape[2] * shape[3];
+        let mut gb = vec![0.0; shape[1]];
+        for (i, g) in gy.iter().enumerate() {
+            gb[(i / plane) % shape[1]] += g;
+        }
+        (gx, gw, gb)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu_or_skip;
+    use crate::testing::{assert_close, assert_close_f64, numeric_vjp, to_f32, TestRng};
+
+    /// (x shape, out channels, kernel, stride, padding, dilation, bias): odd channel counts and
+    /// sizes, batches and widths that do not fill a block, strides 2 and 3, dilation 2, and more
+    /// than 64 output channels (a second tile of the tiled variant).
+    type Case = ([usize; 4], usize, [usize; 2], [usize; 2], [usize; 2], [usize; 2], bool);
+    fn cases() -> Vec<Case> {
+        vec![
+            ([2, 3, 7, 9], 5, [3, 3], [1, 1], [1, 1], [1, 1], true),
+            ([3, 5, 11, 10], 7, [3, 2], [2, 3], [1, 0], [1, 1], true),
+            ([1, 7, 13, 9], 3, [3, 3], [3, 2], [2, 1], [2, 2], false),
+            ([5, 1, 10, 10], 9, [4, 4], [2, 2], [1, 1], [1, 1], true),
+            ([2, 3, 6, 19], 67, [1, 3], [1, 2], [0, 2], [1, 2], true),
+            ([1, 2, 5, 5], 3, [5, 5], [1, 1], [2, 2], [1, 1], false),
+            // rows wider than two 16-column blocks, stride 1 (the sliding-window path)
+            ([2, 3, 4, 37], 5, [3, 5], [1, 1], [1, 2], [1, 1], true),
+        ]
+    }
+
+    struct Data {
+        x: Vec<f64>,
+        w: Vec<f64>,
+        b: Vec<f64>,
+        gy: Vec<f64>,
+        ws: [usize; 4],
+        ys: [usize; 4],
+        p: Conv2dParams,
+    }
+
+    fn data(c: &Case, seed: u64) -> Data {
+        let (xs, co, k, s, pad, d, _) = *c;
+        let mut rng = TestRng::new(seed);
+        let ws = [co, xs[1], k[0], k[1]];
+        let p = Conv2dParams::new(s, pad, d);
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -1.0, 1.0);
+        let b = rng.vec(co, -1.0, 1.0);
+        let (_, ys) = cpu::conv2d(&x, xs, &w, ws, None, &p);
+        let gy = rng.vec(ys.iter().product(), -1.0, 1.0);
+        Data { x, w, b, gy, ws, ys, p }
+    }
+
+    // Tolerance: f32 sums of up to ~100 (forward, backward-data) or ~700 (weight and bias
+    // gradients) products of values in [-1, 1]; rounding grows like sqrt(terms) * 6e-8 * |sum of
+    // magnitudes| < 1e-4, so atol 2e-4 + rtol 1e-4 passes every correct order of summation while
+    // any wrong tap (an error of order 0.1 or more) fails.
+    const ATOL: f64 = 2e-4;
+    const RTOL: f64 = 1e-4;
+
+    #[test]
+    fn forward_matches_cpu_for_both_variants() {
+        let ctx = gpu_or_skip!();
+        for (ci, c) in cases().iter().enumerate() {
+            let d = data(c, 10 + ci as u64);
+            let want = cpu::conv2d(&d.x, c.0, &d.w, d.ws, c.6.then_some(&d.b[..]), &d.p).0;
+            let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
+            let w = Tensor::from_slice(&ctx, &d.ws, &to_f32(&d.w)).unwrap();
+            let b = Tensor::from_slice(&ctx, &[c.1], &to_f32(&d.b)).unwrap();
+            for v in [Variant::Registers, Variant::Tiled] {
+                let y = conv2d(&x, &w, c.6.then_some(&b), &d.p.with_variant(v)).unwrap();
+                assert_eq!(y.shape(), &d.ys);
+                assert_close(&format!("conv2d {c:?} {v:?}"), &y.to_vec().unwrap(), &want, ATOL, RTOL);
+            }
+        }
+    }
+
+    #[test]
+    fn backward_matches_cpu_for_both_variants() {
+        let ctx = gpu_or_skip!();
+        for (ci, c) in cases().iter().enumerate() {
+            let d = data(c, 20 + ci as u64);
+            let (gx_ref, gw_ref, gb_ref) = cpu::conv2d_backward(&d.x, c.0, &d.w, d.ws, &d.gy, &d.p);
+            let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
+            let w = Tensor::from_slice(&ctx, &d.ws, &to_f32(&d.w)).unwrap();
+            let gy = Tensor::from_slice(&ctx, &d.ys, &to_f32(&d.gy)).unwrap();
+            for v in [Variant::Registers, Variant::Tiled] {
+                let p = d.p.with_variant(v);
+                let gx = conv2d_backward_data(&gy, &w, &c.0, &p).unwrap();
+                assert_close(&format!("conv2d gx {c:?} {v:?}"), &gx.to_vec().unwrap(), &gx_ref, ATOL, RTOL);
+                let gw = conv2d_backward_weight(&x, &gy, &d.ws, &p).unwrap();
+                assert_close(&format!("conv2d gw {c:?} {v:?}"), &gw.to_vec().unwrap(), &gw_ref, ATOL, RTOL);
+            }
+            let gb = conv2d_backward_bias(&gy).unwrap();
+            assert_close(&format!("conv2d gb {c:?}"), &gb.to_vec().unwrap(), &gb_ref, ATOL, RTOL);
+        }
+    }
+
+    /// Batches that leave most of a 64-wide workgroup idle and a reduction long enough to split.
+    #[test]
+    fn weight_gradient_splits_long_reductions() {
+        let ctx = gpu_or_skip!();
+        let c: Case = ([9, 2, 17, 15], 6, [3, 3], [1, 2], [1, 1], [1, 1], false);
+        let d = data(&c, 5);
+        let (_, gw_ref, _) = cpu::conv2d_backward(&d.x, c.0, &d.w, d.ws, &d.gy, &d.p);
+        let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
+        let gy = Tensor::from_slice(&ctx, &d.ys, &to_f32(&d.gy)).unwrap();
+        for v in [Variant::Registers, Variant::Tiled] {
+            let gw = conv2d_backward_weight(&x, &gy, &d.ws, &d.p.with_variant(v)).unwrap();
+            // ~1200 terms per sum: atol scaled up from ATOL accordingly.
+            assert_close(&format!("gw {v:?}"), &gw.to_vec().unwrap(), &gw_ref, 5e-4, RTOL);
+        }
+    }
+
+    #[test]
+    fn cpu_backward_matches_central_differences() {
+        // d/dx sum(y * gy) = transposed conv of gy; d/dw = correlation of gy with x; d/db = sum gy.
+        for c in [
+            ([2, 2, 5, 6], 3, [3, 2], [2, 1], [1, 1], [1, 2], true),
+            ([1, 3, 7, 5], 2, [2, 3], [3, 2], [0, 2], [2, 1], true),
+        ] {
+            let c: Case = c;
+            let d = data(&c, 77);
+            let (gx, gw, gb) = cpu::conv2d_backward(&d.x, c.0, &d.w, d.ws, &d.gy, &d.p);
+            let fx = |x: &[f64]| cpu::conv2d(x, c.0, &d.w, d.ws, Some(&d.b), &d.p).0;
+            let fw = |w: &[f64]| cpu::conv2d(&d.x, c.0, w, d.ws, Some(&d.b), &d.p).0;
+            let fb = |b: &[f64]| cpu::conv2d(&d.x, c.0, &d.w, d.ws, Some(b), &d.p).0;
+            assert_close_f64("gx", &gx, &numeric_vjp(fx, &d.x, &d.gy, 1e-6), 1e-7, 1e-6);
+            assert_close_f64("gw", &gw, &numeric_vjp(fw, &d.w, &d.gy, 1e-6), 1e-7, 1e-6);
+            assert_close_f64("gb", &gb, &numeric_vjp(fb, &d.b, &d.gy, 1e-6), 1e-7, 1e-6);
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_named_in_errors() {
+        let ctx = gpu_or_skip!();
+        let x = Tensor::zeros(&ctx, &[2, 3, 8, 8]).unwrap();
+        let w = Tensor::zeros(&ctx, &[4, 5, 3, 3]).unwrap();
+        let err = conv2d(&x, &w, None, &Conv2dParams::default()).unwrap_err().to_string();
+        assert!(err.contains("[4, 5, 3, 3]") && err.contains("[2, 3, 8, 8]"), "{err}");
+
+        let w = Tensor::zeros(&ctx, &[4, 3, 9, 3]).unwrap();
+        let err = conv2d(&x, &w, None, &Conv2dParams::default()).unwrap_err().to_string();
+        assert!(err.contains("[9, 3]") && err.contains("[2, 3, 8, 8]"), "{err}");
+
+        let w = Tensor::zeros(&ctx, &[4, 3, 3, 3]).unwrap();
+        let b = Tensor::zeros(&ctx, &[5]).unwrap();
+        let err = conv2d(&x, &w, Some(&b), &Conv2dParams::default()).unwrap_err().to_string();
+        assert!(err.contains("bias") && err.contains("[5]") && err.contains("[4]"), "{err}");
+
+        let err = conv2d(&x, &w, None, &Conv2dParams::new([0, 1], [0, 0], [1, 1])).unwrap_err().to_string();
+        assert!(err.contains("stride [0, 1]"), "{err}");
+
+        let gy = Tensor::zeros(&ctx, &[2, 4, 5, 6]).unwrap();
+        let err = conv2d_backward_data(&gy, &w, &[2, 3, 8, 8], &Conv2dParams::default()).unwrap_err().to_string();
+        assert!(err.contains("[2, 4, 5, 6]") && err.contains("[2, 4, 6, 6]"), "{err}");
+        let err = conv2d_backward_weight(&x, &gy, &[4, 3, 3, 3], &Conv2dParams::default()).unwrap_err().to_string();
+        assert!(err.contains("[2, 4, 5, 6]") && err.contains("[2, 4, 6, 6]"), "{err}");
+        let err = conv2d_backward_bias(&Tensor::zeros(&ctx, &[4, 5]).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("[4, 5]"), "{err}");
+    }
+}

@@ -1,0 +1,510 @@
+// 2-D convolution kernels (NCHW), shared by conv2d and conv_transpose2d.
+//
+// Three contractions cover both ops and their backwards:
+//   direct:     y[n,m,oh,ow] = sum_{c,ky,kx} w[m,c,ky,kx] * x[n,c, oh*s - p + ky*d, ow*s - p + kx*d]
+//               (conv2d forward; conv_transpose2d backward-data)
+//   transposed: y[n,m,oh,ow] = sum_{c,ky,kx: (oh + p - ky*d) % s == 0} w[c,m,ky,kx] * x[n,c, (oh + p - ky*d)/s, ..]
+//               (conv2d backward-data; conv_transpose2d forward)
+//   weight:     g[m,c,ky,kx] = sum_{n,oh,ow} gy[n,m,oh,ow] * x[n,c, oh*s - p + ky*d, ow*s - p + kx*d]
+// Each is an implicit GEMM (M = out channels, N = batch*pixels, K = in_c*kh*kw; for the weight
+// gradient N = the taps and K = batch*pixels). "x" is always the source tensor [n, cx, hx, wx] and
+// "y" the destination [n, cy, hy, wy] of the direct/transposed map.
+//
+// Two variants: `*_reg` for CPU adapters (lavapipe: each invocation keeps a 4 x 8 register block, no
+// workgroup memory or barriers, reading a zero-padded copy of x so the inner loop has no bounds
+// checks, and weights indexed by the workgroup so their loads are uniform) and `gemm_tiled` for GPUs
+// (64 x 64 workgroup-memory tiles, 4 x 4 per invocation, bounds checked while loading tiles).
+
+struct Params {
+    n: u32, cx: u32, hx: u32, wx: u32,
+    cy: u32, hy: u32, wy: u32, mode: u32,
+    kh: u32, kw: u32, sh: u32, sw: u32,
+    ph: u32, pw: u32, dh: u32, dw: u32,
+    has_bias: u32, splits: u32, chunk: u32, len: u32,
+    // pad: offset of the source inside the padded copy, and the unpadded source size.
+    pad_top: u32, pad_left: u32, src_h: u32, src_w: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.y * nwg.x + wid.x) * 64u + lid;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Zero-padded copy: dst[n, c, hx, wx] (padded size) from src[n, c, src_h, src_w] at (pad_top, pad_left).
+
+@group(0) @binding(1) var<storage, read> pd_src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> pd_dst: array<f32>;
+
+@compute @workgroup_size(64)
+fn pad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_index) lid: u32) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.len) { return; }
+    let col = i % p.wx;
+    let row = (i / p.wx) % p.hx;
+    let plane = i / (p.wx * p.hx);
+    let r = i32(row) - i32(p.pad_top);
+    let c = i32(col) - i32(p.pad_left);
+    let inside = r >= 0 && r < i32(p.src_h) && c >= 0 && c < i32(p.src_w);
+    let j = select(0u, (plane * p.src_h + u32(r)) * p.src_w + u32(c), inside);
+    pd_dst[i] = select(0.0, pd_src[j], inside);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Register-blocked direct conv (CPU adapters). Invocation: 4 output channels (m0 from wid.z) x 16
+// consecutive output columns of one output row. On lavapipe every load is a per-lane gather, so
+// the block is wide in columns: each weight load feeds 16 multiply-adds. x is the padded copy
+// (hx, wx padded; pad_top = ph and pad_left = pw), so tap (ky, kx) of column ow reads
+// x[.., oh*sh + ky*dh, ow*sw + kx*dw] with no bounds check.
+
+@group(0) @binding(1) var<storage, read> dr_x: array<f32>;
+@group(0) @binding(2) var<storage, read> dr_w: array<f32>;
+@group(0) @binding(3) var<storage, read> dr_b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dr_y: array<f32>;
+
+fn dr_store(m: u32, base: u32, valid: u32, qa: vec4<f32>, qb: vec4<f32>, qc: vec4<f32>, qd: vec4<f32>) {
+    if (m >= p.cy) { return; }
+    var bias = 0.0;
+    if (p.has_bias != 0u) { bias = dr_b[m]; }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        if (j < valid) { dr_y[base + j] = qa[j] + bias; }
+        if (j + 4u < valid) { dr_y[base + j + 4u] = qb[j] + bias; }
+        if (j + 8u < valid) { dr_y[base + j + 8u] = qc[j] + bias; }
+        if (j + 12u < valid) { dr_y[base + j + 12u] = qd[j] + bias; }
+    }
+}
+
+@compute @workgroup_size(64)
+fn direct_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let tiles_w = (p.wy + 15u) / 16u;
+    let t = flat(wid, nwg, lid);
+    if (t >= p.n * p.hy * tiles_w) { return; }
+    let ow0 = (t % tiles_w) * 16u;
+    let oh = (t / tiles_w) % p.hy;
+    let n = t / (tiles_w * p.hy);
+    let m0 = wid.z * 4u;
+    let ksize = p.cx * p.kh * p.kw;
+    // Rows of a partial channel block are clamped to valid memory; their results are not stored.
+    let w0 = min(m0, p.cy - 1u) * ksize;
+    let w1 = min(m0 + 1u, p.cy - 1u) * ksize;
+    let w2 = min(m0 + 2u, p.cy - 1u) * ksize;
+    let w3 = min(m0 + 3u, p.cy - 1u) * ksize;
+    let hw = p.hx * p.wx;
+    let s = p.sw;
+    let rstep = p.dh * p.wx;
+    // Column j of tap kx reads position j*s + kx*d. When d == s (every stride-1 conv without
+    // dilation) tap kx + 1 sees the window of tap kx shifted by one column, so the registers
+    // slide and one new value is loaded per tap. The last step reads one column past the window;
+    // the padded copy is wide enough for it.
+    let slide = s == p.dw;
+    var xc0 = n * p.cx * hw + oh * p.sh * p.wx + ow0 * s;
+    var a0 = vec4<f32>(0.0); var b0 = vec4<f32>(0.0); var c0 = vec4<f32>(0.0); var d0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var d1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var d2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0); var d3 = vec4<f32>(0.0);
+    var k = 0u;
+    for (var c = 0u; c < p.cx; c = c + 1u) {
+        var row = xc0;
+        for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+            var i = row;
+            var xa = vec4<f32>(dr_x[i], dr_x[i + 1u * s], dr_x[i + 2u * s], dr_x[i + 3u * s]);
+            var xb = vec4<f32>(dr_x[i + 4u * s], dr_x[i + 5u * s], dr_x[i + 6u * s], dr_x[i + 7u * s]);
+            var xc = vec4<f32>(dr_x[i + 8u * s], dr_x[i + 9u * s], dr_x[i + 10u * s], dr_x[i + 11u * s]);
+            var xd = vec4<f32>(dr_x[i + 12u * s], dr_x[i + 13u * s], dr_x[i + 14u * s], dr_x[i + 15u * s]);
+            var next = i + 16u * s;
+            for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
+                let v0 = dr_w[w0 + k];
+                let v1 = dr_w[w1 + k];
+                let v2 = dr_w[w2 + k];
+                let v3 = dr_w[w3 + k];
+                a0 = fma(vec4<f32>(v0), xa, a0); b0 = fma(vec4<f32>(v0), xb, b0); c0 = fma(vec4<f32>(v0), xc, c0); d0 = fma(vec4<f32>(v0), xd, d0);
+                a1 = fma(vec4<f32>(v1), xa, a1); b1 = fma(vec4<f32>(v1), xb, b1); c1 = fma(vec4<f32>(v1), xc, c1); d1 = fma(vec4<f32>(v1), xd, d1);
+                a2 = fma(vec4<f32>(v2), xa, a2); b2 = fma(vec4<f32>(v2), xb, b2); c2 = fma(vec4<f32>(v2), xc, c2); d2 = fma(vec4<f32>(v2), xd, d2);
+                a3 = fma(vec4<f32>(v3), xa, a3); b3 = fma(vec4<f32>(v3), xb, b3); c3 = fma(vec4<f32>(v3), xc, c3); d3 = fma(vec4<f32>(v3), xd, d3);
+                k = k + 1u;
+                if (slide) {
+                    xa = vec4<f32>(xa.yzw, xb.x);
+                    xb = vec4<f32>(xb.yzw, xc.x);
+                    xc = vec4<f32>(xc.yzw, xd.x);
+                    xd = vec4<f32>(xd.yzw, dr_x[next]);
+                    next = next + s;
+                } else {
+                    i = i + p.dw;
+                    xa = vec4<f32>(dr_x[i], dr_x[i + 1u * s], dr_x[i + 2u * s], dr_x[i + 3u * s]);
+                    xb = vec4<f32>(dr_x[i + 4u * s], dr_x[i + 5u * s], dr_x[i + 6u * s], dr_x[i + 7u * s]);
+                    xc = vec4<f32>(dr_x[i + 8u * s], dr_x[i + 9u * s], dr_x[i + 10u * s], dr_x[i + 11u * s]);
+                    xd = vec4<f32>(dr_x[i + 12u * s], dr_x[i + 13u * s], dr_x[i + 14u * s], dr_x[i + 15u * s]);
+                }
+            }
+            row = row + rstep;
+        }
+        xc0 = xc0 + hw;
+    }
+    let ohw = p.hy * p.wy;
+    let valid = min(16u, p.wy - ow0);
+    let base = n * p.cy * ohw + oh * p.wy + ow0;
+    dr_store(m0, base + m0 * ohw, valid, a0, b0, c0, d0);
+    dr_store(m0 + 1u, base + (m0 + 1u) * ohw, valid, a1, b1, c1, d1);
+    dr_store(m0 + 2u, base + (m0 + 2u) * ohw, valid, a2, b2, c2, d2);
+    dr_store(m0 + 3u, base + (m0 + 3u) * ohw, valid, a3, b3, c3, d3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Register-blocked transposed conv (CPU adapters), gathered by output phase: wid.z holds the phase
+// (oh % sh, ow % sw) and the channel block, so within a workgroup the valid taps are uniform
+// (only 1/(sh*sw) of them contribute to a phase) and the 8 output columns ow = phw + sw*(c0 + j) of
+// an invocation read 8 consecutive source columns. x is padded by (pad_top, pad_left).
+// w: [cx, cy, kh, kw].
+
+@group(0) @binding(1) var<storage, read> tr_x: array<f32>;
+@group(0) @binding(2) var<storage, read> tr_w: array<f32>;
+@group(0) @binding(3) var<storage, read> tr_b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> tr_y: array<f32>;
+
+fn tr_store(m: u32, base: u32, valid: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    if (m >= p.cy) { return; }
+    var bias = 0.0;
+    if (p.has_bias != 0u) { bias = tr_b[m]; }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        if (j < valid) { tr_y[base + j * p.sw] = lo[j] + bias; }
+        if (j + 4u < valid) { tr_y[base + (j + 4u) * p.sw] = hi[j] + bias; }
+    }
+}
+
+@compute @workgroup_size(64)
+fn transposed_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let mblocks = (p.cy + 3u) / 4u;
+    let phase = wid.z / mblocks;
+    let m0 = (wid.z % mblocks) * 4u;
+    let phh = phase / p.sw;
+    let phw = phase % p.sw;
+    let rows = (p.hy + p.sh - 1u) / p.sh;
+    let cols = (p.wy + p.sw - 1u) / p.sw;
+    let tiles_w = (cols + 7u) / 8u;
+    let t = flat(wid, nwg, lid);
+    if (t >= p.n * rows * tiles_w) { return; }
+    let c0 = (t % tiles_w) * 8u;
+    let r = (t / tiles_w) % rows;
+    let n = t / (tiles_w * rows);
+    let oh = phh + r * p.sh;
+    let ow0 = phw + c0 * p.sw;
+    if (oh >= p.hy || ow0 >= p.wy) { return; }
+    let kk = p.kh * p.kw;
+    let mstride = p.cy * kk;
+    let w0 = min(m0, p.cy - 1u) * kk;
+    let w1 = min(m0 + 1u, p.cy - 1u) * kk;
+    let w2 = min(m0 + 2u, p.cy - 1u) * kk;
+    let w3 = min(m0 + 3u, p.cy - 1u) * kk;
+    let hw = p.hx * p.wx;
+    var a0 = vec4<f32>(0.0); var b0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0);
+    // (ph + p - k*d) / s with the numerator kept non-negative by adding big*s: GLSL leaves % and
+    // / of negative integers undefined.
+    let bigh = ((p.kh - 1u) * p.dh) / p.sh + 1u;
+    let bigw = ((p.kw - 1u) * p.dw) / p.sw + 1u;
+    for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+        let th = phh + p.ph + bigh * p.sh - ky * p.dh;
+        if (th % p.sh != 0u) { continue; }
+        let ih = u32(i32(r + th / p.sh + p.pad_top) - i32(bigh));
+        for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
+            let tw = phw + p.pw + bigw * p.sw - kx * p.dw;
+            if (tw % p.sw != 0u) { continue; }
+            let iw = u32(i32(c0 + tw / p.sw + p.pad_left) - i32(bigw));
+            var i = n * p.cx * hw + ih * p.wx + iw;
+            var k = ky * p.kw + kx;
+            for (var c = 0u; c < p.cx; c = c + 1u) {
+                let xa = vec4<f32>(tr_x[i], tr_x[i + 1u], tr_x[i + 2u], tr_x[i + 3u]);
+                let xb = vec4<f32>(tr_x[i + 4u], tr_x[i + 5u], tr_x[i + 6u], tr_x[i + 7u]);
+                let v0 = tr_w[w0 + k];
+                let v1 = tr_w[w1 + k];
+                let v2 = tr_w[w2 + k];
+                let v3 = tr_w[w3 + k];
+                a0 = fma(vec4<f32>(v0), xa, a0); b0 = fma(vec4<f32>(v0), xb, b0);
+                a1 = fma(vec4<f32>(v1), xa, a1); b1 = fma(vec4<f32>(v1), xb, b1);
+                a2 = fma(vec4<f32>(v2), xa, a2); b2 = fma(vec4<f32>(v2), xb, b2);
+                a3 = fma(vec4<f32>(v3), xa, a3); b3 = fma(vec4<f32>(v3), xb, b3);
+                i = i + hw;
+                k = k + mstride;
+            }
+        }
+    }
+    let ohw = p.hy * p.wy;
+    let valid = min(8u, (p.wy - ow0 + p.sw - 1u) / p.sw);
+    let base = n * p.cy * ohw + oh * p.wy + ow0;
+    tr_store(m0, base + m0 * ohw, valid, a0, b0);
+    tr_store(m0 + 1u, base + (m0 + 1u) * ohw, valid, a1, b1);
+    tr_store(m0 + 2u, base + (m0 + 2u) * ohw, valid, a2, b2);
+    tr_store(m0 + 3u, base + (m0 + 3u) * ohw, valid, a3, b3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Register-blocked weight gradient partials (CPU adapters). Invocation: 4 output channels (from
+// wid.z) x 8 consecutive taps k = (c, ky, kx); wid.y is the split of the batch*rows reduction
+// (rows [wid.y * chunk, ..)), uniform per workgroup so the gy loads are uniform. x is the padded copy.
+// part: [splits, cy, cx*kh*kw], summed over splits by `sum_splits` (deterministic, no atomics).
+
+@group(0) @binding(1) var<storage, read> wg_x: array<f32>;
+@group(0) @binding(2) var<storage, read> wg_gy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> wg_part: array<f32>;
+
+fn wg_tap_offset(k: u32, ksize: u32) -> u32 {
+    let kc = min(k, ksize - 1u);
+    let c = kc / (p.kh * p.kw);
+    let ky = (kc / p.kw) % p.kh;
+    let kx = kc % p.kw;
+    return c * p.hx * p.wx + ky * p.dh * p.wx + kx * p.dw;
+}
+
+fn wg_store(m: u32, k0: u32, ksize: u32, lo: vec4<f32>, hi: vec4<f32>, split: u32) {
+    if (m >= p.cy) { return; }
+    let base = (split * p.cy + m) * ksize;
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        if (k0 + j < ksize) { wg_part[base + k0 + j] = lo[j]; }
+        if (k0 + j + 4u < ksize) { wg_part[base + k0 + j + 4u] = hi[j]; }
+    }
+}
+
+@compute @workgroup_size(64)
+fn wgrad_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let ksize = p.cx * p.kh * p.kw;
+    let k0 = (wid.x * 64u + lid) * 8u;
+    if (k0 >= ksize) { return; }
+    let split = wid.y;
+    let m0 = wid.z * 4u;
+    let o0 = wg_tap_offset(k0, ksize);
+    let o1 = wg_tap_offset(k0 + 1u, ksize);
+    let o2 = wg_tap_offset(k0 + 2u, ksize);
+    let o3 = wg_tap_offset(k0 + 3u, ksize);
+    let o4 = wg_tap_offset(k0 + 4u, ksize);
+    let o5 = wg_tap_offset(k0 + 5u, ksize);
+    let o6 = wg_tap_offset(k0 + 6u, ksize);
+    let o7 = wg_tap_offset(k0 + 7u, ksize);
+    let ohw = p.hy * p.wy;
+    let g1 = select(0u, ohw, m0 + 1u < p.cy);
+    let g2 = select(0u, 2u * ohw, m0 + 2u < p.cy);
+    let g3 = select(0u, 3u * ohw, m0 + 3u < p.cy);
+    let hw = p.hx * p.wx;
+    var a0 = vec4<f32>(0.0); var b0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0);
+    let rows_end = min(p.n * p.hy, (split + 1u) * p.chunk);
+    for (var g = split * p.chunk; g < rows_end; g = g + 1u) {
+        let n = g / p.hy;
+        let oh = g % p.hy;
+        var xi = n * p.cx * hw + oh * p.sh * p.wx;
+        var gi = (n * p.cy + m0) * ohw + oh * p.wy;
+        for (var ow = 0u; ow < p.wy; ow = ow + 1u) {
+            let xa = vec4<f32>(wg_x[xi + o0], wg_x[xi + o1], wg_x[xi + o2], wg_x[xi + o3]);
+            let xb = vec4<f32>(wg_x[xi + o4], wg_x[xi + o5], wg_x[xi + o6], wg_x[xi + o7]);
+            let v0 = wg_gy[gi];
+            let v1 = wg_gy[gi + g1];
+            let v2 = wg_gy[gi + g2];
+            let v3 = wg_gy[gi + g3];
+            a0 = fma(vec4<f32>(v0), xa, a0); b0 = fma(vec4<f32>(v0), xb, b0);
+            a1 = fma(vec4<f32>(v1), xa, a1); b1 = fma(vec4<f32>(v1), xb, b1);
+            a2 = fma(vec4<f32>(v2), xa, a2); b2 = fma(vec4<f32>(v2), xb, b2);
+            a3 = fma(vec4<f32>(v3), xa, a3); b3 = fma(vec4<f32>(v3), xb, b3);
+            xi = xi + p.sw;
+            gi = gi + 1u;
+        }
+    }
+    wg_store(m0, k0, ksize, a0, b0, split);
+    wg_store(m0 + 1u, k0, ksize, a1, b1, split);
+    wg_store(m0 + 2u, k0, ksize, a2, b2, split);
+    wg_store(m0 + 3u, k0, ksize, a3, b3, split);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workgroup-memory tiled implicit GEMM (GPUs): C[64 x 64] per workgroup, 16 x 16 invocations with
+// 4 x 4 each, K in steps of 16 staged through workgroup memory. mode 0 = direct, 1 = transposed,
+// 2 = weight gradient (wid.z = split of the reduction, output partials like wgrad_reg).
+// Source x is unpadded here: tile loads check bounds. ga: the weight (modes 0, 1) or gy (mode 2).
+
+@group(0) @binding(1) var<storage, read> gt_a: array<f32>;
+@group(0) @binding(2) var<storage, read> gt_x: array<f32>;
+@group(0) @binding(3) var<storage, read> gt_b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> gt_out: array<f32>;
+
+var<workgroup> tile_a: array<f32, 1024>; // [16 k][64 m]
+var<workgroup> tile_b: array<f32, 1024>; // [16 k][64 n]
+
+// x at tap t = (c, ky, kx) of destination pixel q = (n, oh, ow) of the direct map, zero outside.
+fn gt_direct_x(t: u32, q: u32) -> f32 {
+    let kk = p.kh * p.kw;
+    let c = t / kk;
+    let ky = (t % kk) / p.kw;
+    let kx = t % p.kw;
+    let ohw = p.hy * p.wy;
+    let n = q / ohw;
+    let oh = (q % ohw) / p.wy;
+    let ow = q % p.wy;
+    let ih = i32(oh * p.sh + ky * p.dh) - i32(p.ph);
+    let iw = i32(ow * p.sw + kx * p.dw) - i32(p.pw);
+    let ok = ih >= 0 && ih < i32(p.hx) && iw >= 0 && iw < i32(p.wx);
+    let j = select(0u, ((n * p.cx + c) * p.hx + u32(ih)) * p.wx + u32(iw), ok);
+    return select(0.0, gt_x[j], ok);
+}
+
+// A[m, k] of the GEMM (rows = destination channels).
+fn gt_load_a(m: u32, k: u32) -> f32 {
+    let kk = p.kh * p.kw;
+    if (p.mode == 0u) {
+        return gt_a[m * p.cx * kk + k];
+    }
+    if (p.mode == 1u) {
+        return gt_a[((k / kk) * p.cy + m) * kk + k % kk];
+    }
+    let ohw = p.hy * p.wy;
+    return gt_a[((k / ohw) * p.cy + m) * ohw + k % ohw];
+}
+
+// B[k, col] of the GEMM.
+fn gt_load_b(k: u32, col: u32) -> f32 {
+    if (p.mode == 0u) {
+        return gt_direct_x(k, col);
+    }
+    if (p.mode == 2u) {
+        return gt_direct_x(col, k);
+    }
+    let kk = p.kh * p.kw;
+    let c = k / kk;
+    let ky = (k % kk) / p.kw;
+    let kx = k % p.kw;
+    let ohw = p.hy * p.wy;
+    let n = col / ohw;
+    let oh = (col % ohw) / p.wy;
+    let ow = col % p.wy;
+    // Unsigned arithmetic once the numerators are known non-negative (GLSL leaves % and / of
+    // negative integers undefined).
+    let nonneg = oh + p.ph >= ky * p.dh && ow + p.pw >= kx * p.dw;
+    let th = select(0u, oh + p.ph - ky * p.dh, nonneg);
+    let tw = select(0u, ow + p.pw - kx * p.dw, nonneg);
+    let ih = th / p.sh;
+    let iw = tw / p.sw;
+    let ok = nonneg && th % p.sh == 0u && tw % p.sw == 0u && ih < p.hx && iw < p.wx;
+    let j = select(0u, ((n * p.cx + c) * p.hx + ih) * p.wx + iw, ok);
+    return select(0.0, gt_x[j], ok);
+}
+
+@compute @workgroup_size(16, 16)
+fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let kk = p.kh * p.kw;
+    let rows_m = p.cy;
+    var cols = p.n * p.hy * p.wy;
+    var k_begin = 0u;
+    var k_end = p.cx * kk;
+    var tile_n = wid.z * nwg.x + wid.x;
+    if (p.mode == 2u) {
+        cols = p.cx * kk;
+        k_begin = wid.z * p.chunk;
+        k_end = min(p.n * p.hy * p.wy, k_begin + p.chunk);
+        tile_n = wid.x;
+    }
+    let m0 = wid.y * 64u;
+    let n0 = tile_n * 64u;
+    if (n0 >= cols) { return; } // uniform per workgroup: the grid's last row may overshoot
+    var acc: array<vec4<f32>, 4>;
+    for (var kt = k_begin; kt < k_end; kt = kt + 16u) {
+        for (var e = li; e < 1024u; e = e + 256u) {
+            let kr = e / 64u;
+            let c = e % 64u;
+            let k = kt + kr;
+            let m = m0 + c;
+            var va = 0.0;
+            if (k < k_end && m < rows_m) { va = gt_load_a(m, k); }
+            tile_a[e] = va;
+            var vb = 0.0;
+            if (k < k_end && n0 + c < cols) { vb = gt_load_b(k, n0 + c); }
+            tile_b[e] = vb;
+        }
+        workgroupBarrier();
+        for (var kr = 0u; kr < 16u; kr = kr + 1u) {
+            let a = vec4<f32>(tile_a[kr * 64u + lid.y * 4u], tile_a[kr * 64u + lid.y * 4u + 1u],
+                              tile_a[kr * 64u + lid.y * 4u + 2u], tile_a[kr * 64u + lid.y * 4u + 3u]);
+            let b = vec4<f32>(tile_b[kr * 64u + lid.x * 4u], tile_b[kr * 64u + lid.x * 4u + 1u],
+                              tile_b[kr * 64u + lid.x * 4u + 2u], tile_b[kr * 64u + lid.x * 4u + 3u]);
+            acc[0] = fma(vec4<f32>(a.x), b, acc[0]);
+            acc[1] = fma(vec4<f32>(a.y), b, acc[1]);
+            acc[2] = fma(vec4<f32>(a.z), b, acc[2]);
+            acc[3] = fma(vec4<f32>(a.w), b, acc[3]);
+        }
+        workgroupBarrier();
+    }
+    let ohw = p.hy * p.wy;
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        let m = m0 + lid.y * 4u + i;
+        if (m >= rows_m) { continue; }
+        var bias = 0.0;
+        if (p.has_bias != 0u && p.mode != 2u) { bias = gt_b[m]; }
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            let col = n0 + lid.x * 4u + j;
+            if (col >= cols) { continue; }
+            let v = acc[i][j] + bias;
+            if (p.mode == 2u) {
+                gt_out[(wid.z * p.cy + m) * cols + col] = v;
+            } else {
+                gt_out[((col / ohw) * p.cy + m) * ohw + col % ohw] = v;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// out[i] = sum over s < splits of part[s * len + i], in split order (deterministic).
+
+@group(0) @binding(1) var<storage, read> ss_part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> ss_out: array<f32>;
+
+@compute @workgroup_size(64)
+fn sum_splits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.len) { return; }
+    var acc = 0.0;
+    for (var s = 0u; s < p.splits; s = s + 1u) {
+        acc = acc + ss_part[s * p.len + i];
+    }
+    ss_out[i] = acc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bias gradient gb[c] = sum_{n, pixel} gy[n, c, pixel]: one workgroup per channel (wid.x), 64
+// strided partial sums, then a fixed-order tree in workgroup memory (deterministic).
+// gy: [n, cy, hy, wy].
+
+@group(0) @binding(1) var<storage, read> bg_gy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> bg_out: array<f32>;
+
+var<workgroup> bg_partial: array<f32, 64>;
+
+@compute @workgroup_size(64)
+fn bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let c = wid.x;
+    let ohw = p.hy * p.wy;
+    var acc = 0.0;
+    for (var n = 0u; n < p.n; n = n + 1u) {
+        let base = (n * p.cy + c) * ohw;
+        for (var q = lid; q < ohw; q = q + 64u) {
+            acc = acc + bg_gy[base + q];
+        }
+    }
+    bg_partial[lid] = acc;
+    workgroupBarrier();
+    for (var h = 32u; h > 0u; h = h / 2u) {
+        if (lid < h) {
+            bg_partial[lid] = bg_partial[lid] + bg_partial[lid + h];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        bg_out[c] = bg_partial[0];
+    }
+}
