@@ -7,6 +7,7 @@
 //! - An op without a backward is recorded with `None` and reports an error if a gradient is
 //!   asked through it, never a panic.
 
+mod conv;
 mod elementwise;
 pub mod gradcheck;
 mod reduce;
@@ -14,6 +15,7 @@ mod shape;
 mod spatial;
 mod var;
 
+pub use conv::{conv2d, conv_transpose2d};
 pub use elementwise::{binary, unary};
 pub use reduce::{matmul, reduce};
 pub use shape::concat;
