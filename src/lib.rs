@@ -13,6 +13,8 @@ pub mod cli;
 pub mod data;
 pub mod error;
 pub mod metrics;
+pub mod models;
+pub mod nn;
 pub mod synth;
 
 pub use error::{Error, Result};

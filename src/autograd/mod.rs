@@ -20,5 +20,5 @@ pub use elementwise::{binary, unary};
 pub use reduce::{matmul, reduce};
 pub use shape::concat;
 pub use spatial::{avg_pool2d, batch_norm, gaussian_upsample, max_pool2d, minibatch_stddev, upsample_bilinear};
-pub use gradcheck::gradcheck;
+pub use gradcheck::{gradcheck, gradcheck_params};
 pub use var::{grad_enabled, no_grad, BackwardOp, Var};

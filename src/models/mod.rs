@@ -1,0 +1,3 @@
+//! Networks, one folder per family as the thesis's experiments use them.
+
+pub mod lenet;

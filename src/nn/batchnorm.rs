@@ -1,0 +1,57 @@
+//! Batch normalisation over [N, C] (1d) or [N, C, H, W] (2d), with running statistics.
+
+use std::cell::Cell;
+
+use crate::autograd::{batch_norm, Var};
+use crate::kernels::{Result, Tensor};
+
+use super::{join, Init, Module};
+
+pub struct BatchNorm {
+    /// gamma and beta, [C], when affine.
+    pub affine: Option<(Var, Var)>,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub momentum: f32,
+    pub eps: f32,
+    training: Cell<bool>,
+}
+
+impl BatchNorm {
+    /// PyTorch defaults: gamma = 1, beta = 0, running mean 0 and variance 1, momentum 0.1, eps 1e-5.
+    pub fn new(init: &mut Init, channels: usize, affine: bool) -> Result<BatchNorm> {
+        let affine = if affine { Some((init.constant(&[channels], 1.0)?, init.constant(&[channels], 0.0)?)) } else { None };
+        let ctx = init.context().clone();
+        Ok(BatchNorm {
+            affine,
+            running_mean: Tensor::from_slice(&ctx, &[channels], &vec![0.0; channels])?,
+            running_var: Tensor::from_slice(&ctx, &[channels], &vec![1.0; channels])?,
+            momentum: 0.1,
+            eps: 1e-5,
+            training: Cell::new(true),
+        })
+    }
+}
+
+impl Module for BatchNorm {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        let affine = self.affine.as_ref().map(|(g, b)| (g, b));
+        batch_norm(x, affine, Some((&self.running_mean, &self.running_var)), self.training.get(), self.momentum, self.eps)
+    }
+
+    fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Var)) {
+        if let Some((g, b)) = &self.affine {
+            f(join(prefix, "weight"), g);
+            f(join(prefix, "bias"), b);
+        }
+    }
+
+    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(String, &Tensor)) {
+        f(join(prefix, "running_mean"), &self.running_mean);
+        f(join(prefix, "running_var"), &self.running_var);
+    }
+
+    fn set_training(&self, training: bool) {
+        self.training.set(training);
+    }
+}

@@ -1,0 +1,136 @@
+//! Layers: a whole-network gradient check, stable parameter names, seeded initialisation,
+//! train/eval behaviour, and spectral normalisation.
+
+use oddity::autograd::{gradcheck_params, no_grad, Var};
+use oddity::kernels::gpu_or_skip;
+use oddity::kernels::pool2d::Pool2d;
+use oddity::kernels::testing::TestRng;
+use oddity::kernels::Tensor;
+use oddity::models::lenet;
+use oddity::nn::{
+    self, BatchNorm, Conv2d, ConvTranspose2d, Dropout, Init, Linear, MaxPool2d, Module, Sequential, SpectralLayer,
+    SpectralNorm, Tanh,
+};
+
+fn input(ctx: &oddity::kernels::Context, shape: &[usize], seed: u64) -> Var {
+    let mut rng = TestRng::new(seed);
+    let n: usize = shape.iter().product();
+    let data: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+    Var::constant(Tensor::from_slice(ctx, shape, &data).unwrap())
+}
+
+#[test]
+fn small_conv_net_passes_whole_network_gradcheck() {
+    let ctx = gpu_or_skip!();
+    let mut init = Init::new(&ctx, 5);
+    // conv -> batch norm (batch statistics) -> tanh -> max pool -> transposed conv -> tanh
+    // -> spectral-normalised conv. Smooth activations keep central differences meaningful.
+    let spectral = SpectralNorm::new(&mut init, SpectralLayer::Conv(Conv2d::new(&mut init, 3, 2, 3, 1, 1, true).unwrap())).unwrap();
+    let net = Sequential::new()
+        .push("conv1", Conv2d::new(&mut init, 2, 4, 3, 1, 1, true).unwrap())
+        .push("bn1", BatchNorm::new(&mut init, 4, true).unwrap())
+        .push("act1", Tanh)
+        .push("pool1", MaxPool2d(Pool2d::square(2)))
+        .push("up1", ConvTranspose2d::new(&mut init, 4, 3, 2, 2, 0, 0, true).unwrap())
+        .push("act2", Tanh)
+        .push("sn", spectral);
+    // Power iteration off during the check, so the forward pass is a fixed function of the
+    // parameters (u and v are constants of the gradient, as in PyTorch).
+    net.visit_parameters("", &mut |_, _| {});
+    let sn_eval = |on: bool| net.layers[6].1.set_training(on);
+    // One training forward first so u, v have had a power iteration.
+    let x = input(&ctx, &[3, 2, 6, 6], 21);
+    net.forward(&x).unwrap();
+    sn_eval(false);
+    let params = nn::parameters(&net);
+    // f32 forward, eps 1e-3 on O(1) activations: difference noise ~ 1e-7 * |sum| / 1e-3 ~ 1e-3.
+    // A wrong backward shows errors of the order of the gradients themselves (1e-1 .. 1).
+    gradcheck_params(&ctx, &|| net.forward(&x), &params, 1e-3, 5e-3, 5e-3).unwrap();
+}
+
+#[test]
+fn lenet_parameter_and_buffer_names_are_stable() {
+    let ctx = gpu_or_skip!();
+    let net = lenet::fmnist_lenet(&mut Init::new(&ctx, 0)).unwrap();
+    let names: Vec<(String, Vec<usize>)> = nn::parameters(&net).into_iter().map(|(n, v)| (n, v.shape().to_vec())).collect();
+    assert_eq!(
+        names,
+        vec![
+            ("conv1.weight".to_string(), vec![8, 1, 5, 5]),
+            ("conv2.weight".to_string(), vec![4, 8, 5, 5]),
+            ("fc1.weight".to_string(), vec![32, 196]),
+        ]
+    );
+    let buffers: Vec<String> = nn::buffers(&net).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(buffers, ["bn1.running_mean", "bn1.running_var", "bn2.running_mean", "bn2.running_var"]);
+    let y = net.forward(&input(&ctx, &[3, 1, 28, 28], 1)).unwrap();
+    assert_eq!(y.shape(), &[3, 32]);
+    let cifar = lenet::cifar10_lenet(&mut Init::new(&ctx, 0)).unwrap();
+    assert_eq!(cifar.forward(&input(&ctx, &[2, 3, 32, 32], 2)).unwrap().shape(), &[2, 128]);
+}
+
+#[test]
+fn initialisation_is_seeded_and_follows_pytorch_bounds() {
+    let ctx = gpu_or_skip!();
+    let weights = |seed| Linear::new(&mut Init::new(&ctx, seed), 50, 7, true).unwrap().weight.value().to_vec().unwrap();
+    assert_eq!(weights(3), weights(3));
+    assert_ne!(weights(3), weights(4));
+    // PyTorch default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)); with 350 draws the extremes come close.
+    let w = weights(3);
+    let bound = 1.0 / 50f32.sqrt();
+    let max = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(max <= bound && max > 0.9 * bound, "max |w| {max}, bound {bound}");
+}
+
+#[test]
+fn eval_mode_uses_running_statistics_and_disables_dropout() {
+    let ctx = gpu_or_skip!();
+    let mut init = Init::new(&ctx, 9);
+    let bn = BatchNorm::new(&mut init, 2, false).unwrap();
+    let x = input(&ctx, &[5, 2, 3, 3], 4);
+    let train = bn.forward(&x).unwrap().value().to_vec().unwrap();
+    bn.set_training(false);
+    let eval = bn.forward(&x).unwrap().value().to_vec().unwrap();
+    assert_ne!(train, eval, "eval must use running statistics, not the batch's");
+    // Running stats after one update: mean = 0.1 * batch mean, var = 0.9 + 0.1 * unbiased var.
+    let rm = bn.running_mean.to_vec().unwrap();
+    assert!(rm.iter().all(|m| m.abs() < 0.1), "{rm:?}");
+
+    let drop = Dropout::new(&mut init, 0.5);
+    let y = drop.forward(&x).unwrap().value().to_vec().unwrap();
+    let zeros = y.iter().filter(|v| **v == 0.0).count();
+    assert!(zeros > 10 && zeros < 80, "about half of 90 dropped, got {zeros}");
+    drop.set_training(false);
+    assert_eq!(drop.forward(&x).unwrap().value().to_vec().unwrap(), x.value().to_vec().unwrap());
+}
+
+/// Largest singular value of a row-major [rows, cols] matrix by many CPU power iterations.
+fn top_singular_value(w: &[f32], rows: usize, cols: usize) -> f64 {
+    let mut v = vec![1.0f64; cols];
+    let mut sigma = 0.0;
+    for _ in 0..500 {
+        let u: Vec<f64> = (0..rows).map(|r| (0..cols).map(|c| w[r * cols + c] as f64 * v[c]).sum()).collect();
+        let nu = u.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let wt: Vec<f64> = (0..cols).map(|c| (0..rows).map(|r| w[r * cols + c] as f64 * u[r] / nu).sum()).collect();
+        sigma = wt.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v = wt.iter().map(|x| x / sigma).collect();
+    }
+    sigma
+}
+
+#[test]
+fn spectral_norm_converges_to_unit_spectral_norm() {
+    let ctx = gpu_or_skip!();
+    let mut init = Init::new(&ctx, 17);
+    let sn = SpectralNorm::new(&mut init, SpectralLayer::Linear(Linear::new(&mut init, 9, 5, true).unwrap())).unwrap();
+    let x = input(&ctx, &[2, 9], 3);
+    // One power iteration per training forward; 30 forwards converge on a 5x9 matrix.
+    for _ in 0..30 {
+        no_grad(|| sn.forward(&x)).unwrap();
+    }
+    let w = sn.normalized_weight().unwrap().value().to_vec().unwrap();
+    let sigma = top_singular_value(&w, 5, 9);
+    assert!((sigma - 1.0).abs() < 1e-3, "spectral norm of W/sigma is {sigma}");
+    let names: Vec<String> = nn::buffers(&sn).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["weight_u", "weight_v"]);
+}
