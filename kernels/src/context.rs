@@ -104,11 +104,25 @@ impl Context {
     }
 
     fn open(limits: Option<wgpu::Limits>) -> Result<Context> {
-        let backends = backends_from_env()?;
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-        desc.backends = backends;
-        let instance = wgpu::Instance::new(desc);
-        let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let requested = backends_from_env()?;
+        let enumerate = |backends: wgpu::Backends| {
+            let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+            desc.backends = backends;
+            pollster::block_on(wgpu::Instance::new(desc).enumerate_adapters(backends))
+        };
+        // With no backend named, GL is only a fallback: probing it costs time and warnings on
+        // headless machines, and Vulkan/Metal/DX12 are the better-tested paths.
+        let (backends, mut adapters) = if requested == wgpu::Backends::all() {
+            (wgpu::Backends::PRIMARY, enumerate(wgpu::Backends::PRIMARY))
+        } else {
+            (requested, enumerate(requested))
+        };
+        let backends = if adapters.is_empty() && requested == wgpu::Backends::all() {
+            adapters = enumerate(wgpu::Backends::GL);
+            requested
+        } else {
+            backends
+        };
         let wanted = std::env::var("ODDITY_ADAPTER").ok().filter(|s| !s.is_empty());
         let found: Vec<String> = adapters.iter().map(|a| describe(&a.get_info())).collect();
         let rank = |t: wgpu::DeviceType| match t {
