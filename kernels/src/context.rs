@@ -42,6 +42,7 @@ pub(crate) struct State {
     kernels: HashMap<&'static str, Arc<CompiledKernel>>,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     dispatches: u64,
+    submissions: u64,
 }
 
 struct CompiledKernel {
@@ -205,6 +206,7 @@ impl Context {
                     kernels: HashMap::new(),
                     bind_groups: HashMap::new(),
                     dispatches: 0,
+                    submissions: 0,
                 }),
             }),
         }
@@ -236,6 +238,12 @@ impl Context {
     /// Dispatches recorded since the context was made (for tests and profiling).
     pub fn dispatch_count(&self) -> u64 {
         self.lock().dispatches
+    }
+
+    /// Command buffers submitted since the context was made: a training step that reads nothing
+    /// back adds none until the next readback or [`Context::flush`].
+    pub fn submission_count(&self) -> u64 {
+        self.lock().submissions
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -412,6 +420,7 @@ impl Context {
                 self.inner.queue.write_buffer(&state.params_buffer, 0, &state.params);
             }
             self.inner.queue.submit([encoder.finish()]);
+            state.submissions += 1;
         }
         state.params.clear();
         // Buffers freed while recording were possibly still read by that submission; only now,

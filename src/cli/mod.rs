@@ -4,6 +4,7 @@
 //! prints them to stderr and exits with code 2 (clap's own usage errors also exit with 2).
 //! A new subcommand is a variant of [`Command`] with its `Args` struct in its own file.
 
+pub mod info;
 pub mod metrics;
 
 use crate::error::Result;
@@ -22,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// AUROC (and ECE, MCE, Brier for probabilities) of a CSV of scores and labels.
     Metrics(metrics::MetricsArgs),
+    /// The GPU adapter oddity uses (honours ODDITY_BACKEND and ODDITY_ADAPTER) and its limits.
+    Info(info::InfoArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -35,5 +38,6 @@ pub fn execute(cli: Cli) -> Result<()> {
     let mut out = stdout.lock();
     match cli.command {
         Command::Metrics(args) => metrics::run(&args, &mut out),
+        Command::Info(args) => info::run(&args, &mut out),
     }
 }

@@ -1,0 +1,24 @@
+//! `oddity info`: which adapter oddity would use, and the device limits that matter to it.
+
+use std::io::Write;
+
+use clap::Args;
+
+use crate::error::{Error, Result};
+use crate::kernels::Context;
+
+/// Arguments of `oddity info` (none yet: the adapter follows ODDITY_BACKEND and ODDITY_ADAPTER).
+#[derive(Debug, Args)]
+pub struct InfoArgs {}
+
+pub fn run(_args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
+    let ctx = Context::new()?;
+    let limits = ctx.device().limits();
+    let io = |e| Error::io("<stdout>", e);
+    writeln!(out, "adapter: {}", ctx.adapter_name()).map_err(io)?;
+    writeln!(out, "software adapter: {}", ctx.is_cpu_adapter()).map_err(io)?;
+    writeln!(out, "max storage binding: {} MiB", ctx.max_binding_bytes() >> 20).map_err(io)?;
+    writeln!(out, "max workgroup storage: {} KiB", limits.max_compute_workgroup_storage_size >> 10).map_err(io)?;
+    writeln!(out, "max invocations per workgroup: {}", limits.max_compute_invocations_per_workgroup).map_err(io)?;
+    Ok(())
+}
