@@ -1,6 +1,7 @@
 //! oddity: deep anomaly detection on images.
 //!
 //! GPU side: [`kernels`] (the compute core) and [`autograd`] (the reverse-mode graph).
+//! [`optim`]: Adam and SGD on GPU parameters, learning-rate schedules, CPU L-BFGS.
 //! CPU side: [`data`] (loaders, protocols, transforms, batches), [`synth`]
 //! (synthetic anomalies), [`metrics`] (AUROC, pixel AUROC, AUPRO, ECE/MCE/Brier), [`cli`] (the
 //! `oddity` command) and [`Error`].
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod data;
 pub mod error;
 pub mod metrics;
+pub mod optim;
 pub mod synth;
 
 pub use error::{Error, Result};
