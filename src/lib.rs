@@ -1,6 +1,8 @@
 //! oddity: deep anomaly detection on images.
 //!
-//! GPU side: [`kernels`] (the compute core) and [`autograd`] (the reverse-mode graph).
+//! GPU side: [`kernels`] (the compute core), [`autograd`] (the reverse-mode graph), [`nn`]
+//! (layers), [`models`] (networks), [`optim`] (Adam and SGD on GPU parameters, learning-rate
+//! schedules, CPU L-BFGS) and [`checkpoint`] (safetensors with metadata).
 //! CPU side: [`data`] (loaders, protocols, transforms, batches), [`synth`]
 //! (synthetic anomalies), [`metrics`] (AUROC, pixel AUROC, AUPRO, ECE/MCE/Brier), [`cli`] (the
 //! `oddity` command) and [`Error`].
@@ -15,6 +17,7 @@ pub mod error;
 pub mod metrics;
 pub mod models;
 pub mod nn;
+pub mod optim;
 pub mod synth;
 
 pub use error::{Error, Result};
