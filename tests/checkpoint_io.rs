@@ -93,3 +93,42 @@ fn missing_extra_and_misshaped_tensors_are_named() {
     let exact: Vec<(String, Vec<usize>)> = ck.tensors.iter().map(|(n, t)| (n.clone(), t.shape.clone())).collect();
     ck.check_matches(&exact, &path).unwrap();
 }
+
+#[test]
+fn a_network_round_trips_through_a_checkpoint_bit_exactly() {
+    use oddity::autograd::Var;
+    use oddity::kernels::{gpu_or_skip, Tensor};
+    use oddity::models::lenet;
+    use oddity::nn::{self, Init, Module};
+
+    let ctx = gpu_or_skip!();
+    let net = lenet::fmnist_lenet(&mut Init::new(&ctx, 1)).unwrap();
+    // One training forward moves the batch-norm running statistics away from their defaults.
+    let x = Var::constant(Tensor::from_slice(&ctx, &[4, 1, 28, 28], &(0..4 * 784).map(|i| (i % 17) as f32 / 17.0).collect::<Vec<_>>()).unwrap());
+    net.forward(&x).unwrap();
+    let path = dir("ck_network").join("lenet.safetensors");
+    let centre = vec![("svdd.center".to_string(), HostTensor::new(vec![32], vec![0.25; 32]).unwrap())];
+    let meta = oddity::checkpoint::CheckpointMeta {
+        architecture: "fmnist-lenet".into(),
+        seed: 1,
+        config: serde_json::json!({ "loss": "deep-svdd" }),
+        format_version: 1,
+    };
+    nn::save_checkpoint(&net, &centre, meta, &path).unwrap();
+
+    let other = lenet::fmnist_lenet(&mut Init::new(&ctx, 2)).unwrap();
+    let ck = nn::load_checkpoint(&other, &[("svdd.center".to_string(), vec![32])], &path).unwrap();
+    assert_eq!(ck.meta.architecture, "fmnist-lenet");
+    assert_eq!(ck.tensors["svdd.center"].data, vec![0.25; 32]);
+    let dump = |m: &dyn Module| -> Vec<(String, Vec<u32>)> {
+        let mut all: Vec<(String, Tensor)> = nn::parameters(m).into_iter().map(|(n, v)| (n, v.value().clone())).collect();
+        all.extend(nn::buffers(m));
+        all.into_iter().map(|(n, t)| (n, t.to_vec().unwrap().iter().map(|v| v.to_bits()).collect())).collect()
+    };
+    assert_eq!(dump(&net), dump(&other), "parameters and buffers must match bit for bit");
+
+    // A model of another shape refuses the file and names the tensor.
+    let cifar = lenet::cifar10_lenet(&mut Init::new(&ctx, 2)).unwrap();
+    let err = nn::load_checkpoint(&cifar, &[("svdd.center".to_string(), vec![32])], &path).unwrap_err().to_string();
+    assert!(err.contains("conv1.weight has shape [8, 1, 5, 5], the model expects [32, 3, 5, 5]"), "{err}");
+}

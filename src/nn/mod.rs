@@ -120,3 +120,44 @@ impl Init {
         Ok(Var::leaf(Tensor::from_slice(&self.ctx, shape, &vec![value; n])?))
     }
 }
+
+/// Saves every parameter and buffer of `module`, plus `extra` tensors the model keeps beside
+/// its layers (SVDD centre, input normalisation), into a checkpoint at `path` (atomically).
+pub fn save_checkpoint(
+    module: &dyn Module,
+    extra: &[(String, crate::checkpoint::HostTensor)],
+    meta: crate::checkpoint::CheckpointMeta,
+    path: &std::path::Path,
+) -> crate::Result<()> {
+    let mut ck = crate::checkpoint::Checkpoint { meta, tensors: Default::default() };
+    let mut named: Vec<(String, Tensor)> = parameters(module).into_iter().map(|(n, v)| (n, v.value().clone())).collect();
+    named.extend(buffers(module));
+    for (name, t) in named {
+        let data = t.to_vec()?;
+        ck.insert(name, crate::checkpoint::HostTensor::new(t.shape().to_vec(), data)?);
+    }
+    for (name, t) in extra {
+        ck.insert(name.clone(), t.clone());
+    }
+    ck.save(path)
+}
+
+/// Loads a checkpoint into `module`'s parameters and buffers. The file must hold exactly the
+/// module's tensors plus the `extra_names` ones (returned, for the caller to use); anything
+/// missing, extra or wrongly shaped is an error naming the tensor, and nothing is changed then.
+pub fn load_checkpoint(
+    module: &dyn Module,
+    extra_names: &[(String, Vec<usize>)],
+    path: &std::path::Path,
+) -> crate::Result<crate::checkpoint::Checkpoint> {
+    let ck = crate::checkpoint::Checkpoint::load(path)?;
+    let mut named: Vec<(String, Tensor)> = parameters(module).into_iter().map(|(n, v)| (n, v.value().clone())).collect();
+    named.extend(buffers(module));
+    let mut expected: Vec<(String, Vec<usize>)> = named.iter().map(|(n, t)| (n.clone(), t.shape().to_vec())).collect();
+    expected.extend(extra_names.iter().cloned());
+    ck.check_matches(&expected, path)?;
+    for (name, t) in &named {
+        t.write(&ck.tensors[name].data)?;
+    }
+    Ok(ck)
+}
