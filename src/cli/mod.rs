@@ -4,6 +4,7 @@
 //! prints them to stderr and exits with code 2 (clap's own usage errors also exit with 2).
 //! A new subcommand is a variant of [`Command`] with its `Args` struct in its own file.
 
+pub mod demo;
 pub mod info;
 pub mod metrics;
 
@@ -23,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// AUROC (and ECE, MCE, Brier for probabilities) of a CSV of scores and labels.
     Metrics(metrics::MetricsArgs),
+    /// Train and score a Deep SVDD on generated data (nothing to download): the whole pipeline.
+    Demo(demo::DemoArgs),
     /// The GPU adapter oddity uses (honours ODDITY_BACKEND and ODDITY_ADAPTER) and its limits.
     Info(info::InfoArgs),
 }
@@ -39,5 +42,6 @@ pub fn execute(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Metrics(args) => metrics::run(&args, &mut out),
         Command::Info(args) => info::run(&args, &mut out),
+        Command::Demo(args) => demo::run(&args, &mut out),
     }
 }

@@ -1,3 +1,4 @@
 //! Networks, one folder per family as the thesis's experiments use them.
 
 pub mod lenet;
+pub mod deep_svdd;
