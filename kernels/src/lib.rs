@@ -22,6 +22,7 @@ pub mod optim;
 pub mod pool2d;
 pub mod reduce;
 pub mod rng;
+pub mod ssim;
 pub mod upsample;
 
 pub use context::{Binding, Context};

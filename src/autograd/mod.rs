@@ -13,6 +13,7 @@ pub mod gradcheck;
 mod reduce;
 mod shape;
 mod spatial;
+mod ssim;
 mod var;
 
 pub use conv::{conv2d, conv_transpose2d};
@@ -20,5 +21,6 @@ pub use elementwise::{binary, unary};
 pub use reduce::{matmul, reduce};
 pub use shape::concat;
 pub use spatial::{avg_pool2d, batch_norm, gaussian_upsample, max_pool2d, minibatch_stddev, upsample_bilinear};
+pub use ssim::{ssim_loss, ssim_map};
 pub use gradcheck::{gradcheck, gradcheck_params};
 pub use var::{grad_enabled, no_grad, BackwardOp, Var};
