@@ -259,6 +259,109 @@ fn direct_reg_s1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 }
 
 // ---------------------------------------------------------------------------------------------
+// Stride-2, dilation-1 (in width) variant of direct_reg, same 4 x 16 block. Column j of tap kx
+// reads position 2j + kx of the row segment starting at 2*ow0: the even taps see the even
+// positions and the odd taps the odd ones, each window sliding one column per two taps. So 8 vec4
+// loads, split into even and odd positions, give the first window of both phases; each phase then
+// slides with the positions from 32 on, taken from the 4-wide lookahead `e` (2 per reload).
+
+@group(0) @binding(1) var<storage, read> d2_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> d2_w: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> d2_b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> d2_y: array<f32>;
+
+fn d2_store(m: u32, base: u32, valid: u32, qa: vec4<f32>, qb: vec4<f32>, qc: vec4<f32>, qd: vec4<f32>) {
+    if (m >= p.cy) { return; }
+    var bias = 0.0;
+    if (p.has_bias != 0u) { bias = d2_b[m]; }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        if (j < valid) { d2_y[base + j] = qa[j] + bias; }
+        if (j + 4u < valid) { d2_y[base + j + 4u] = qb[j] + bias; }
+        if (j + 8u < valid) { d2_y[base + j + 8u] = qc[j] + bias; }
+        if (j + 12u < valid) { d2_y[base + j + 12u] = qd[j] + bias; }
+    }
+}
+
+@compute @workgroup_size(64)
+fn direct_reg_s2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let tiles_w = (p.wy + 15u) / 16u;
+    let t = flat(wid, nwg, lid);
+    if (t >= p.n * p.hy * tiles_w) { return; }
+    let ow0 = (t % tiles_w) * 16u;
+    let oh = (t / tiles_w) % p.hy;
+    let n = t / (tiles_w * p.hy);
+    let m0 = wid.z * 4u;
+    let ksize = p.cx * p.kh * p.kw;
+    let hw4 = p.hx * p.wx / 4u;
+    let rstep = p.dh * p.wx / 4u;
+    let phases = min(2u, p.kw);
+    var xc0 = (n * p.cx * p.hx * p.wx + oh * p.sh * p.wx + 2u * ow0) / 4u;
+    var a0 = vec4<f32>(0.0); var b0 = vec4<f32>(0.0); var c0 = vec4<f32>(0.0); var d0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var d1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var d2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0); var d3 = vec4<f32>(0.0);
+    var krow = wid.z * ksize;
+    for (var c = 0u; c < p.cx; c = c + 1u) {
+        var row = xc0;
+        for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+            let v0 = d2_x[row];
+            let v1 = d2_x[row + 1u];
+            let v2 = d2_x[row + 2u];
+            let v3 = d2_x[row + 3u];
+            let v4 = d2_x[row + 4u];
+            let v5 = d2_x[row + 5u];
+            let v6 = d2_x[row + 6u];
+            let v7 = d2_x[row + 7u];
+            for (var q = 0u; q < phases; q = q + 1u) {
+                let even = q == 0u;
+                var xa = select(vec4<f32>(v0.yw, v1.yw), vec4<f32>(v0.xz, v1.xz), even);
+                var xb = select(vec4<f32>(v2.yw, v3.yw), vec4<f32>(v2.xz, v3.xz), even);
+                var xc = select(vec4<f32>(v4.yw, v5.yw), vec4<f32>(v4.xz, v5.xz), even);
+                var xd = select(vec4<f32>(v6.yw, v7.yw), vec4<f32>(v6.xz, v7.xz), even);
+                // e.x is the position the next slide takes: 32 + q, then 34 + q.
+                var i = row + 8u;
+                var e = d2_x[i];
+                e = select(e.yzwx, e, even);
+                var used = 0u;
+                var kx = q;
+                loop {
+                    let wv = d2_w[krow + kx];
+                    a0 = fma(vec4<f32>(wv.x), xa, a0); b0 = fma(vec4<f32>(wv.x), xb, b0); c0 = fma(vec4<f32>(wv.x), xc, c0); d0 = fma(vec4<f32>(wv.x), xd, d0);
+                    a1 = fma(vec4<f32>(wv.y), xa, a1); b1 = fma(vec4<f32>(wv.y), xb, b1); c1 = fma(vec4<f32>(wv.y), xc, c1); d1 = fma(vec4<f32>(wv.y), xd, d1);
+                    a2 = fma(vec4<f32>(wv.z), xa, a2); b2 = fma(vec4<f32>(wv.z), xb, b2); c2 = fma(vec4<f32>(wv.z), xc, c2); d2 = fma(vec4<f32>(wv.z), xd, d2);
+                    a3 = fma(vec4<f32>(wv.w), xa, a3); b3 = fma(vec4<f32>(wv.w), xb, b3); c3 = fma(vec4<f32>(wv.w), xc, c3); d3 = fma(vec4<f32>(wv.w), xd, d3);
+                    kx = kx + 2u;
+                    if (kx >= p.kw) { break; }
+                    xa = vec4<f32>(xa.yzw, xb.x);
+                    xb = vec4<f32>(xb.yzw, xc.x);
+                    xc = vec4<f32>(xc.yzw, xd.x);
+                    xd = vec4<f32>(xd.yzw, e.x);
+                    e = e.zwxy;
+                    used = used + 1u;
+                    if (used == 2u) {
+                        i = i + 1u;
+                        e = d2_x[i];
+                        e = select(e.yzwx, e, even);
+                        used = 0u;
+                    }
+                }
+            }
+            row = row + rstep;
+            krow = krow + p.kw;
+        }
+        xc0 = xc0 + hw4;
+    }
+    let ohw = p.hy * p.wy;
+    let valid = min(16u, p.wy - ow0);
+    let base = n * p.cy * ohw + oh * p.wy + ow0;
+    d2_store(m0, base + m0 * ohw, valid, a0, b0, c0, d0);
+    d2_store(m0 + 1u, base + (m0 + 1u) * ohw, valid, a1, b1, c1, d1);
+    d2_store(m0 + 2u, base + (m0 + 2u) * ohw, valid, a2, b2, c2, d2);
+    d2_store(m0 + 3u, base + (m0 + 3u) * ohw, valid, a3, b3, c3, d3);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Register-blocked transposed conv (CPU adapters), gathered by output phase: wid.z holds the phase
 // (oh % sh, ow % sw) and the channel block, so within a workgroup the valid taps are uniform
 // (only 1/(sh*sw) of them contribute to a phase) and the 8 output columns ow = phw + sw*(c0 + j) of

@@ -18,6 +18,8 @@ const PACK_WEIGHTS: KernelSpec =
     KernelSpec { id: "conv2d.pack_weights", source: SRC, entry: "pack_weights", bindings: &[R, RW] };
 const DIRECT_REG: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg", source: SRC, entry: "direct_reg", bindings: &[R, R, R, RW] };
+const DIRECT_REG_S2: KernelSpec =
+    KernelSpec { id: "conv2d.direct_reg_s2", source: SRC, entry: "direct_reg_s2", bindings: &[R, R, R, RW] };
 const DIRECT_REG_S1: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s1", source: SRC, entry: "direct_reg_s1", bindings: &[R, R, R, RW] };
 const TRANSPOSED_REG: KernelSpec =
@@ -245,8 +247,13 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geom, v:
         // Unit stride and dilation in width: vec4 reads of whole 16-column windows plus the 4-column
         // lookahead, reloaded every 4 taps; the row is a multiple of 4 wide so rows stay aligned.
         let s1 = g.s[1] == 1 && g.d[1] == 1;
+        let s2 = g.s[1] == 2 && g.d[1] == 1;
         let wp = if s1 {
             let max_col = tiles_w * DIRECT_COLS + 4 + 4 * ((g.k[1] - 1) / 4);
+            (g.wx + g.p[1]).max(max_col).next_multiple_of(4)
+        } else if s2 {
+            // Stride 2: 2 * 16 columns per window, then one 4-wide lookahead per 2 slides of a phase.
+            let max_col = 2 * tiles_w * DIRECT_COLS + 4 + 4 * (g.k[1].div_ceil(2) / 2);
             (g.wx + g.p[1]).max(max_col).next_multiple_of(4)
         } else {
             // Columns up to the last of the last 16-wide tile, plus one past the window read by
@@ -259,7 +266,13 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geom, v:
         params.hx = hp as u32;
         params.wx = wp as u32;
         let grid = grid_z(g.n * g.hy * tiles_w, g.cy.div_ceil(REG_ROWS));
-        let spec = if s1 { &DIRECT_REG_S1 } else { &DIRECT_REG };
+        let spec = if s1 {
+            &DIRECT_REG_S1
+        } else if s2 {
+            &DIRECT_REG_S2
+        } else {
+            &DIRECT_REG
+        };
         ctx.dispatch(spec, &params, &[xp.binding(), wpk.binding(), b.binding(), y.binding()], grid)?;
     } else {
         params.mode = 0;
@@ -565,6 +578,8 @@ mod tests {
             ([2, 3, 4, 37], 5, [3, 5], [1, 1], [1, 2], [1, 1], true),
             // kernel 9 wide at unit width stride: the vec4 lookahead of direct_reg_s1 is reloaded twice
             ([2, 2, 6, 21], 6, [2, 9], [2, 1], [1, 4], [1, 1], true),
+            // width stride 2, two 16-column blocks, 7 taps: both phases of direct_reg_s2 reload
+            ([2, 2, 5, 41], 5, [3, 7], [1, 2], [1, 3], [1, 1], true),
         ]
     }
 
