@@ -53,6 +53,20 @@ fn pad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 }
 
 // ---------------------------------------------------------------------------------------------
+// Crop: dst[r, col] = src[r, col] for rows r of width wy taken from rows of width wx >= wy.
+
+@group(0) @binding(1) var<storage, read> cr_src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cr_dst: array<f32>;
+
+@compute @workgroup_size(64)
+fn crop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.len) { return; }
+    cr_dst[i] = cr_src[(i / p.wy) * p.wx + i % p.wy];
+}
+
+// ---------------------------------------------------------------------------------------------
 // Weights packed for the register-blocked direct conv: wp[mb, k] = (w[4mb, k], .., w[4mb + 3, k])
 // (k = (c, ky, kx); channels past cy are zero), so the four weights of a tap arrive in one vec4
 // load whose address is uniform across the workgroup. w: [cy, ksize]; wp: [ceil(cy / 4), ksize, 4].
@@ -175,23 +189,24 @@ fn direct_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 // vec4s (the padded copy's width is a multiple of 4 and ow0 is a multiple of 16, so every row
 // segment is vec4-aligned). The 16-column window slides one column per tap, taking the next value
 // from `e`, the following 4 columns, reloaded every 4 taps: 5 + (kw - 1)/4 vec4 loads per row of
-// taps instead of 16 + kw scalar loads.
+// taps instead of 16 + kw scalar loads. Its output row width wy is a multiple of 4 (the host pads
+// it and crops afterwards when needed) so the results leave as vec4 stores too.
 
 @group(0) @binding(1) var<storage, read> d1_x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> d1_w: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> d1_b: array<f32>;
-@group(0) @binding(4) var<storage, read_write> d1_y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> d1_y: array<vec4<f32>>;
 
 fn d1_store(m: u32, base: u32, valid: u32, qa: vec4<f32>, qb: vec4<f32>, qc: vec4<f32>, qd: vec4<f32>) {
     if (m >= p.cy) { return; }
     var bias = 0.0;
     if (p.has_bias != 0u) { bias = d1_b[m]; }
-    for (var j = 0u; j < 4u; j = j + 1u) {
-        if (j < valid) { d1_y[base + j] = qa[j] + bias; }
-        if (j + 4u < valid) { d1_y[base + j + 4u] = qb[j] + bias; }
-        if (j + 8u < valid) { d1_y[base + j + 8u] = qc[j] + bias; }
-        if (j + 12u < valid) { d1_y[base + j + 12u] = qd[j] + bias; }
-    }
+    // valid is a multiple of 4 (wy is), base a multiple of 4: whole vec4 stores.
+    let i = base / 4u;
+    d1_y[i] = qa + bias;
+    if (valid > 4u) { d1_y[i + 1u] = qb + bias; }
+    if (valid > 8u) { d1_y[i + 2u] = qc + bias; }
+    if (valid > 12u) { d1_y[i + 3u] = qd + bias; }
 }
 
 @compute @workgroup_size(64)
@@ -264,22 +279,23 @@ fn direct_reg_s1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 // positions and the odd taps the odd ones, each window sliding one column per two taps. So 8 vec4
 // loads, split into even and odd positions, give the first window of both phases; each phase then
 // slides with the positions from 32 on, taken from the 4-wide lookahead `e` (2 per reload).
+// Output width a multiple of 4 and vec4 stores, as in direct_reg_s1.
 
 @group(0) @binding(1) var<storage, read> d2_x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> d2_w: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> d2_b: array<f32>;
-@group(0) @binding(4) var<storage, read_write> d2_y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> d2_y: array<vec4<f32>>;
 
 fn d2_store(m: u32, base: u32, valid: u32, qa: vec4<f32>, qb: vec4<f32>, qc: vec4<f32>, qd: vec4<f32>) {
     if (m >= p.cy) { return; }
     var bias = 0.0;
     if (p.has_bias != 0u) { bias = d2_b[m]; }
-    for (var j = 0u; j < 4u; j = j + 1u) {
-        if (j < valid) { d2_y[base + j] = qa[j] + bias; }
-        if (j + 4u < valid) { d2_y[base + j + 4u] = qb[j] + bias; }
-        if (j + 8u < valid) { d2_y[base + j + 8u] = qc[j] + bias; }
-        if (j + 12u < valid) { d2_y[base + j + 12u] = qd[j] + bias; }
-    }
+    // valid is a multiple of 4 (wy is), base a multiple of 4: whole vec4 stores.
+    let i = base / 4u;
+    d2_y[i] = qa + bias;
+    if (valid > 4u) { d2_y[i + 1u] = qb + bias; }
+    if (valid > 8u) { d2_y[i + 2u] = qc + bias; }
+    if (valid > 12u) { d2_y[i + 3u] = qd + bias; }
 }
 
 @compute @workgroup_size(64)

@@ -14,6 +14,7 @@ use crate::tensor::{DType, Tensor};
 
 const SRC: &str = include_str!("../../shaders/conv2d.wgsl");
 const PAD: KernelSpec = KernelSpec { id: "conv2d.pad", source: SRC, entry: "pad", bindings: &[R, RW] };
+const CROP: KernelSpec = KernelSpec { id: "conv2d.crop", source: SRC, entry: "crop", bindings: &[R, RW] };
 const PACK_WEIGHTS: KernelSpec =
     KernelSpec { id: "conv2d.pack_weights", source: SRC, entry: "pack_weights", bindings: &[R, RW] };
 const DIRECT_REG: KernelSpec =
@@ -266,14 +267,22 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geom, v:
         params.hx = hp as u32;
         params.wx = wp as u32;
         let grid = grid_z(g.n * g.hy * tiles_w, g.cy.div_ceil(REG_ROWS));
-        let spec = if s1 {
-            &DIRECT_REG_S1
-        } else if s2 {
-            &DIRECT_REG_S2
+        if !(s1 || s2) {
+            ctx.dispatch(&DIRECT_REG, &params, &[xp.binding(), wpk.binding(), b.binding(), y.binding()], grid)?;
+            return Ok(y);
+        }
+        let spec = if s1 { &DIRECT_REG_S1 } else { &DIRECT_REG_S2 };
+        // These store whole vec4s: rows padded to a multiple of 4, cropped back afterwards.
+        let wy4 = g.wy.next_multiple_of(4);
+        if wy4 == g.wy {
+            ctx.dispatch(spec, &params, &[xp.binding(), wpk.binding(), b.binding(), y.binding()], grid)?;
         } else {
-            &DIRECT_REG
-        };
-        ctx.dispatch(spec, &params, &[xp.binding(), wpk.binding(), b.binding(), y.binding()], grid)?;
+            let y4 = Tensor::uninit(ctx, &[g.n, g.cy, g.hy, wy4], DType::F32)?;
+            params.wy = wy4 as u32;
+            ctx.dispatch(spec, &params, &[xp.binding(), wpk.binding(), b.binding(), y4.binding()], grid)?;
+            let crop = Params { len: y.numel() as u32, wx: wy4 as u32, wy: g.wy as u32, ..Default::default() };
+            ctx.dispatch(&CROP, &crop, &[y4.binding(), y.binding()], grid_1d(y.numel(), WG_1D))?;
+        }
     } else {
         params.mode = 0;
         ctx.dispatch(&GEMM_TILED, &params, &[w.binding(), x.binding(), b.binding(), y.binding()], tiled_grid(g))?;
