@@ -273,6 +273,87 @@ fn direct_reg_s1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     d1_store(m0 + 3u, base + (m0 + 3u) * ohw, valid, a3, b3, c3, d3);
 }
 
+// direct_reg_s1 with 8 output channels per invocation (wid.z = block of 8): twice the FMAs per x
+// load, for more than 4 output channels. Its 128 accumulators spill, but spills are plain stack
+// loads and stores, far cheaper than lavapipe's per-lane storage loads (about +25% measured).
+@compute @workgroup_size(64)
+fn direct_reg_s1_r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let tiles_w = (p.wy + 15u) / 16u;
+    let t = flat(wid, nwg, lid);
+    if (t >= p.n * p.hy * tiles_w) { return; }
+    let ow0 = (t % tiles_w) * 16u;
+    let oh = (t / tiles_w) % p.hy;
+    let n = t / (tiles_w * p.hy);
+    let m0 = wid.z * 8u;
+    let ksize = p.cx * p.kh * p.kw;
+    let hw4 = p.hx * p.wx / 4u;
+    let rstep = p.dh * p.wx / 4u;
+    var xc0 = (n * p.cx * p.hx * p.wx + oh * p.sh * p.wx + ow0) / 4u;
+    var a0 = vec4<f32>(0.0); var b0 = vec4<f32>(0.0); var c0 = vec4<f32>(0.0); var d0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var d1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var d2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0); var d3 = vec4<f32>(0.0);
+    var a4 = vec4<f32>(0.0); var b4 = vec4<f32>(0.0); var c4 = vec4<f32>(0.0); var d4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0); var b5 = vec4<f32>(0.0); var c5 = vec4<f32>(0.0); var d5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0); var b6 = vec4<f32>(0.0); var c6 = vec4<f32>(0.0); var d6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0); var b7 = vec4<f32>(0.0); var c7 = vec4<f32>(0.0); var d7 = vec4<f32>(0.0);
+    // The two 4-channel blocks of packed weights of this 8-channel block, ksize apart.
+    var k = wid.z * 2u * ksize;
+    for (var c = 0u; c < p.cx; c = c + 1u) {
+        var row = xc0;
+        for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+            var xa = d1_x[row];
+            var xb = d1_x[row + 1u];
+            var xc = d1_x[row + 2u];
+            var xd = d1_x[row + 3u];
+            var e = d1_x[row + 4u];
+            var i = row + 5u;
+            var used = 0u;
+            var kx = 0u;
+            loop {
+                let wv = d1_w[k];
+                let wu = d1_w[k + ksize];
+                a0 = fma(vec4<f32>(wv.x), xa, a0); b0 = fma(vec4<f32>(wv.x), xb, b0); c0 = fma(vec4<f32>(wv.x), xc, c0); d0 = fma(vec4<f32>(wv.x), xd, d0);
+                a1 = fma(vec4<f32>(wv.y), xa, a1); b1 = fma(vec4<f32>(wv.y), xb, b1); c1 = fma(vec4<f32>(wv.y), xc, c1); d1 = fma(vec4<f32>(wv.y), xd, d1);
+                a2 = fma(vec4<f32>(wv.z), xa, a2); b2 = fma(vec4<f32>(wv.z), xb, b2); c2 = fma(vec4<f32>(wv.z), xc, c2); d2 = fma(vec4<f32>(wv.z), xd, d2);
+                a3 = fma(vec4<f32>(wv.w), xa, a3); b3 = fma(vec4<f32>(wv.w), xb, b3); c3 = fma(vec4<f32>(wv.w), xc, c3); d3 = fma(vec4<f32>(wv.w), xd, d3);
+                a4 = fma(vec4<f32>(wu.x), xa, a4); b4 = fma(vec4<f32>(wu.x), xb, b4); c4 = fma(vec4<f32>(wu.x), xc, c4); d4 = fma(vec4<f32>(wu.x), xd, d4);
+                a5 = fma(vec4<f32>(wu.y), xa, a5); b5 = fma(vec4<f32>(wu.y), xb, b5); c5 = fma(vec4<f32>(wu.y), xc, c5); d5 = fma(vec4<f32>(wu.y), xd, d5);
+                a6 = fma(vec4<f32>(wu.z), xa, a6); b6 = fma(vec4<f32>(wu.z), xb, b6); c6 = fma(vec4<f32>(wu.z), xc, c6); d6 = fma(vec4<f32>(wu.z), xd, d6);
+                a7 = fma(vec4<f32>(wu.w), xa, a7); b7 = fma(vec4<f32>(wu.w), xb, b7); c7 = fma(vec4<f32>(wu.w), xc, c7); d7 = fma(vec4<f32>(wu.w), xd, d7);
+                k = k + 1u;
+                kx = kx + 1u;
+                if (kx >= p.kw) { break; }
+                xa = vec4<f32>(xa.yzw, xb.x);
+                xb = vec4<f32>(xb.yzw, xc.x);
+                xc = vec4<f32>(xc.yzw, xd.x);
+                xd = vec4<f32>(xd.yzw, e.x);
+                e = e.yzwx;
+                used = used + 1u;
+                if (used == 4u) {
+                    e = d1_x[i];
+                    i = i + 1u;
+                    used = 0u;
+                }
+            }
+            row = row + rstep;
+        }
+        xc0 = xc0 + hw4;
+    }
+    let ohw = p.hy * p.wy;
+    let valid = min(16u, p.wy - ow0);
+    let base = n * p.cy * ohw + oh * p.wy + ow0;
+    d1_store(m0 + 0u, base + (m0 + 0u) * ohw, valid, a0, b0, c0, d0);
+    d1_store(m0 + 1u, base + (m0 + 1u) * ohw, valid, a1, b1, c1, d1);
+    d1_store(m0 + 2u, base + (m0 + 2u) * ohw, valid, a2, b2, c2, d2);
+    d1_store(m0 + 3u, base + (m0 + 3u) * ohw, valid, a3, b3, c3, d3);
+    d1_store(m0 + 4u, base + (m0 + 4u) * ohw, valid, a4, b4, c4, d4);
+    d1_store(m0 + 5u, base + (m0 + 5u) * ohw, valid, a5, b5, c5, d5);
+    d1_store(m0 + 6u, base + (m0 + 6u) * ohw, valid, a6, b6, c6, d6);
+    d1_store(m0 + 7u, base + (m0 + 7u) * ohw, valid, a7, b7, c7, d7);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Stride-2, dilation-1 (in width) variant of direct_reg, same 4 x 16 block. Column j of tap kx
 // reads position 2j + kx of the row segment starting at 2*ow0: the even taps see the even
@@ -375,6 +456,99 @@ fn direct_reg_s2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     d2_store(m0 + 1u, base + (m0 + 1u) * ohw, valid, a1, b1, c1, d1);
     d2_store(m0 + 2u, base + (m0 + 2u) * ohw, valid, a2, b2, c2, d2);
     d2_store(m0 + 3u, base + (m0 + 3u) * ohw, valid, a3, b3, c3, d3);
+}
+
+// direct_reg_s2 with 8 output channels per invocation (wid.z = block of 8): twice the FMAs per x load.
+@compute @workgroup_size(64)
+fn direct_reg_s2_r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let tiles_w = (p.wy + 15u) / 16u;
+    let t = flat(wid, nwg, lid);
+    if (t >= p.n * p.hy * tiles_w) { return; }
+    let ow0 = (t % tiles_w) * 16u;
+    let oh = (t / tiles_w) % p.hy;
+    let n = t / (tiles_w * p.hy);
+    let m0 = wid.z * 8u;
+    let ksize = p.cx * p.kh * p.kw;
+    let hw4 = p.hx * p.wx / 4u;
+    let rstep = p.dh * p.wx / 4u;
+    let phases = min(2u, p.kw);
+    var xc0 = (n * p.cx * p.hx * p.wx + oh * p.sh * p.wx + 2u * ow0) / 4u;
+    var a0 = vec4<f32>(0.0); var b0 = vec4<f32>(0.0); var c0 = vec4<f32>(0.0); var d0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var d1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var d2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0); var d3 = vec4<f32>(0.0);
+    var a4 = vec4<f32>(0.0); var b4 = vec4<f32>(0.0); var c4 = vec4<f32>(0.0); var d4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0); var b5 = vec4<f32>(0.0); var c5 = vec4<f32>(0.0); var d5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0); var b6 = vec4<f32>(0.0); var c6 = vec4<f32>(0.0); var d6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0); var b7 = vec4<f32>(0.0); var c7 = vec4<f32>(0.0); var d7 = vec4<f32>(0.0);
+    var krow = wid.z * 2u * ksize;
+    for (var c = 0u; c < p.cx; c = c + 1u) {
+        var row = xc0;
+        for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+            let v0 = d2_x[row];
+            let v1 = d2_x[row + 1u];
+            let v2 = d2_x[row + 2u];
+            let v3 = d2_x[row + 3u];
+            let v4 = d2_x[row + 4u];
+            let v5 = d2_x[row + 5u];
+            let v6 = d2_x[row + 6u];
+            let v7 = d2_x[row + 7u];
+            for (var q = 0u; q < phases; q = q + 1u) {
+                let even = q == 0u;
+                var xa = select(vec4<f32>(v0.yw, v1.yw), vec4<f32>(v0.xz, v1.xz), even);
+                var xb = select(vec4<f32>(v2.yw, v3.yw), vec4<f32>(v2.xz, v3.xz), even);
+                var xc = select(vec4<f32>(v4.yw, v5.yw), vec4<f32>(v4.xz, v5.xz), even);
+                var xd = select(vec4<f32>(v6.yw, v7.yw), vec4<f32>(v6.xz, v7.xz), even);
+                // e.x is the position the next slide takes: 32 + q, then 34 + q.
+                var i = row + 8u;
+                var e = d2_x[i];
+                e = select(e.yzwx, e, even);
+                var used = 0u;
+                var kx = q;
+                loop {
+                    let wv = d2_w[krow + kx];
+                    let wu = d2_w[krow + ksize + kx];
+                    a0 = fma(vec4<f32>(wv.x), xa, a0); b0 = fma(vec4<f32>(wv.x), xb, b0); c0 = fma(vec4<f32>(wv.x), xc, c0); d0 = fma(vec4<f32>(wv.x), xd, d0);
+                    a1 = fma(vec4<f32>(wv.y), xa, a1); b1 = fma(vec4<f32>(wv.y), xb, b1); c1 = fma(vec4<f32>(wv.y), xc, c1); d1 = fma(vec4<f32>(wv.y), xd, d1);
+                    a2 = fma(vec4<f32>(wv.z), xa, a2); b2 = fma(vec4<f32>(wv.z), xb, b2); c2 = fma(vec4<f32>(wv.z), xc, c2); d2 = fma(vec4<f32>(wv.z), xd, d2);
+                    a3 = fma(vec4<f32>(wv.w), xa, a3); b3 = fma(vec4<f32>(wv.w), xb, b3); c3 = fma(vec4<f32>(wv.w), xc, c3); d3 = fma(vec4<f32>(wv.w), xd, d3);
+                    a4 = fma(vec4<f32>(wu.x), xa, a4); b4 = fma(vec4<f32>(wu.x), xb, b4); c4 = fma(vec4<f32>(wu.x), xc, c4); d4 = fma(vec4<f32>(wu.x), xd, d4);
+                    a5 = fma(vec4<f32>(wu.y), xa, a5); b5 = fma(vec4<f32>(wu.y), xb, b5); c5 = fma(vec4<f32>(wu.y), xc, c5); d5 = fma(vec4<f32>(wu.y), xd, d5);
+                    a6 = fma(vec4<f32>(wu.z), xa, a6); b6 = fma(vec4<f32>(wu.z), xb, b6); c6 = fma(vec4<f32>(wu.z), xc, c6); d6 = fma(vec4<f32>(wu.z), xd, d6);
+                    a7 = fma(vec4<f32>(wu.w), xa, a7); b7 = fma(vec4<f32>(wu.w), xb, b7); c7 = fma(vec4<f32>(wu.w), xc, c7); d7 = fma(vec4<f32>(wu.w), xd, d7);
+                    kx = kx + 2u;
+                    if (kx >= p.kw) { break; }
+                    xa = vec4<f32>(xa.yzw, xb.x);
+                    xb = vec4<f32>(xb.yzw, xc.x);
+                    xc = vec4<f32>(xc.yzw, xd.x);
+                    xd = vec4<f32>(xd.yzw, e.x);
+                    e = e.zwxy;
+                    used = used + 1u;
+                    if (used == 2u) {
+                        i = i + 1u;
+                        e = d2_x[i];
+                        e = select(e.yzwx, e, even);
+                        used = 0u;
+                    }
+                }
+            }
+            row = row + rstep;
+            krow = krow + p.kw;
+        }
+        xc0 = xc0 + hw4;
+    }
+    let ohw = p.hy * p.wy;
+    let valid = min(16u, p.wy - ow0);
+    let base = n * p.cy * ohw + oh * p.wy + ow0;
+    d2_store(m0 + 0u, base + (m0 + 0u) * ohw, valid, a0, b0, c0, d0);
+    d2_store(m0 + 1u, base + (m0 + 1u) * ohw, valid, a1, b1, c1, d1);
+    d2_store(m0 + 2u, base + (m0 + 2u) * ohw, valid, a2, b2, c2, d2);
+    d2_store(m0 + 3u, base + (m0 + 3u) * ohw, valid, a3, b3, c3, d3);
+    d2_store(m0 + 4u, base + (m0 + 4u) * ohw, valid, a4, b4, c4, d4);
+    d2_store(m0 + 5u, base + (m0 + 5u) * ohw, valid, a5, b5, c5, d5);
+    d2_store(m0 + 6u, base + (m0 + 6u) * ohw, valid, a6, b6, c6, d6);
+    d2_store(m0 + 7u, base + (m0 + 7u) * ohw, valid, a7, b7, c7, d7);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,6 +21,10 @@ const DIRECT_REG: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg", source: SRC, entry: "direct_reg", bindings: &[R, R, R, RW] };
 const DIRECT_REG_S2: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s2", source: SRC, entry: "direct_reg_s2", bindings: &[R, R, R, RW] };
+const DIRECT_REG_S1_R8: KernelSpec =
+    KernelSpec { id: "conv2d.direct_reg_s1_r8", source: SRC, entry: "direct_reg_s1_r8", bindings: &[R, R, R, RW] };
+const DIRECT_REG_S2_R8: KernelSpec =
+    KernelSpec { id: "conv2d.direct_reg_s2_r8", source: SRC, entry: "direct_reg_s2_r8", bindings: &[R, R, R, RW] };
 const DIRECT_REG_S1: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s1", source: SRC, entry: "direct_reg_s1", bindings: &[R, R, R, RW] };
 const TRANSPOSED_REG: KernelSpec =
@@ -208,7 +212,8 @@ fn dims4(s: &[usize]) -> [usize; 4] {
 /// channels of a register block read their weights of one tap as one vec4.
 fn packed_weights(w: &Tensor, g: &Geom) -> Result<Tensor> {
     let ksize = g.cx * g.k[0] * g.k[1];
-    let blocks = g.cy.div_ceil(REG_ROWS);
+    // An even count: the 8-channel kernel reads blocks in pairs.
+    let blocks = g.cy.div_ceil(2 * REG_ROWS) * 2;
     let out = Tensor::uninit(w.context(), &[blocks, ksize, REG_ROWS], DType::F32)?;
     let params = Params { len: out.numel() as u32, ..g.params() };
     w.context().dispatch(&PACK_WEIGHTS, &params, &[w.binding(), out.binding()], grid_1d(out.numel(), WG_1D))?;
@@ -271,7 +276,15 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geom, v:
             ctx.dispatch(&DIRECT_REG, &params, &[xp.binding(), wpk.binding(), b.binding(), y.binding()], grid)?;
             return Ok(y);
         }
-        let spec = if s1 { &DIRECT_REG_S1 } else { &DIRECT_REG_S2 };
+        // 8 output channels per invocation where there are more than 4 (fewer x loads per FMA).
+        let r8 = g.cy > REG_ROWS;
+        let spec = match (s1, r8) {
+            (true, true) => &DIRECT_REG_S1_R8,
+            (true, false) => &DIRECT_REG_S1,
+            (false, true) => &DIRECT_REG_S2_R8,
+            (false, false) => &DIRECT_REG_S2,
+        };
+        let grid = if r8 { grid_z(g.n * g.hy * tiles_w, g.cy.div_ceil(2 * REG_ROWS)) } else { grid };
         // These store whole vec4s: rows padded to a multiple of 4, cropped back afterwards.
         let wy4 = g.wy.next_multiple_of(4);
         if wy4 == g.wy {
@@ -589,6 +602,8 @@ mod tests {
             ([2, 2, 6, 21], 6, [2, 9], [2, 1], [1, 4], [1, 1], true),
             // width stride 2, two 16-column blocks, 7 taps: both phases of direct_reg_s2 reload
             ([2, 2, 5, 41], 5, [3, 7], [1, 2], [1, 3], [1, 1], true),
+            // width stride 2 with at most 4 output channels (the 4-channel kernel), output width 7: cropped
+            ([1, 3, 6, 14], 2, [3, 4], [1, 2], [1, 1], [1, 1], false),
         ]
     }
 
