@@ -67,6 +67,26 @@ fn crop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 // ---------------------------------------------------------------------------------------------
+// Flipped, transposed weights: dst[c, m, ky, kx] = src[m, c, kh-1-ky, kw-1-kx] for src [cy, cx, kh, kw].
+// A stride-1 conv's backward-data is the direct conv of gy with these (see conv2d_backward_data).
+
+@group(0) @binding(1) var<storage, read> fw_src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> fw_dst: array<f32>;
+
+@compute @workgroup_size(64)
+fn flip_weights(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.len) { return; }
+    let kk = p.kh * p.kw;
+    let kx = i % p.kw;
+    let ky = (i / p.kw) % p.kh;
+    let m = (i / kk) % p.cy;
+    let c = i / (kk * p.cy);
+    fw_dst[i] = fw_src[((m * p.cx + c) * p.kh + (p.kh - 1u - ky)) * p.kw + (p.kw - 1u - kx)];
+}
+
+// ---------------------------------------------------------------------------------------------
 // Weights packed for the register-blocked direct conv: wp[mb, k] = (w[4mb, k], .., w[4mb + 3, k])
 // (k = (c, ky, kx); channels past cy are zero), so the four weights of a tap arrive in one vec4
 // load whose address is uniform across the workgroup. w: [cy, ksize]; wp: [ceil(cy / 4), ksize, 4].

@@ -15,6 +15,8 @@ use crate::tensor::{DType, Tensor};
 const SRC: &str = include_str!("../../shaders/conv2d.wgsl");
 const PAD: KernelSpec = KernelSpec { id: "conv2d.pad", source: SRC, entry: "pad", bindings: &[R, RW] };
 const CROP: KernelSpec = KernelSpec { id: "conv2d.crop", source: SRC, entry: "crop", bindings: &[R, RW] };
+const FLIP_WEIGHTS: KernelSpec =
+    KernelSpec { id: "conv2d.flip_weights", source: SRC, entry: "flip_weights", bindings: &[R, RW] };
 const PACK_WEIGHTS: KernelSpec =
     KernelSpec { id: "conv2d.pack_weights", source: SRC, entry: "pack_weights", bindings: &[R, RW] };
 const DIRECT_REG: KernelSpec =
@@ -494,6 +496,17 @@ pub fn conv2d_backward_data(gy: &Tensor, w: &Tensor, x_shape: &[usize], p: &Conv
     gy.expect_same_context(w, op)?;
     let g = geometry(op, x_shape, w.shape(), p)?;
     expect_shape(gy, &[g.n, g.cy, g.hy, g.wy], "gy", op)?;
+    // Stride 1: gx[c, i] = sum_{m, k} gy[m, i + p - k*d] w[m, c, k] = sum_{m, k'} gy[m, i - p' + k'*d]
+    // w[m, c, K-1-k'] with k' = K-1-k and p' = d(K-1) - p: a direct conv of gy with the flipped,
+    // transposed weights, which the CPU direct kernels run far faster than the transposed one.
+    let flip_pad = [0, 1].map(|a| (g.d[a] * (g.k[a] - 1)).checked_sub(g.p[a]));
+    if let ([1, 1], [Some(ph), Some(pw)], true) = (g.s, flip_pad, p.variant.registers(gy)) {
+        let wf = Tensor::uninit(gy.context(), &[g.cx, g.cy, g.k[0], g.k[1]], DType::F32)?;
+        let params = Params { len: wf.numel() as u32, ..g.params() };
+        gy.context().dispatch(&FLIP_WEIGHTS, &params, &[w.binding(), wf.binding()], grid_1d(wf.numel(), WG_1D))?;
+        let gf = Geom { p: [ph, pw], ..g.swapped() };
+        return direct(gy, &wf, None, &gf, p.variant);
+    }
     transposed(gy, w, None, &g.swapped(), p.variant)
 }
 
