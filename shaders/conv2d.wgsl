@@ -10,7 +10,7 @@
 // gradient N = the taps and K = batch*pixels). "x" is always the source tensor [n, cx, hx, wx] and
 // "y" the destination [n, cy, hy, wy] of the direct/transposed map.
 //
-// Two variants: `*_reg` for CPU adapters (lavapipe: each invocation keeps a 4 x 8 register block, no
+// Two variants: `*_reg` for CPU adapters (lavapipe: each invocation keeps a small register block, no
 // workgroup memory or barriers, reading a zero-padded copy of x so the inner loop has no bounds
 // checks, and weights indexed by the workgroup so their loads are uniform) and `gemm_tiled` for GPUs
 // (64 x 64 workgroup-memory tiles, 4 x 4 per invocation, bounds checked while loading tiles).
@@ -53,14 +53,70 @@ fn pad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 }
 
 // ---------------------------------------------------------------------------------------------
+// Crop: dst[r, col] = src[r, col] for rows r of width wy taken from rows of width wx >= wy.
+
+@group(0) @binding(1) var<storage, read> cr_src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cr_dst: array<f32>;
+
+@compute @workgroup_size(64)
+fn crop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.len) { return; }
+    cr_dst[i] = cr_src[(i / p.wy) * p.wx + i % p.wy];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flipped, transposed weights: dst[c, m, ky, kx] = src[m, c, kh-1-ky, kw-1-kx] for src [cy, cx, kh, kw].
+// A stride-1 conv's backward-data is the direct conv of gy with these (see conv2d_backward_data).
+
+@group(0) @binding(1) var<storage, read> fw_src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> fw_dst: array<f32>;
+
+@compute @workgroup_size(64)
+fn flip_weights(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.len) { return; }
+    let kk = p.kh * p.kw;
+    let kx = i % p.kw;
+    let ky = (i / p.kw) % p.kh;
+    let m = (i / kk) % p.cy;
+    let c = i / (kk * p.cy);
+    fw_dst[i] = fw_src[((m * p.cx + c) * p.kh + (p.kh - 1u - ky)) * p.kw + (p.kw - 1u - kx)];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weights packed for the register-blocked direct conv: wp[mb, k] = (w[4mb, k], .., w[4mb + 3, k])
+// (k = (c, ky, kx); channels past cy are zero), so the four weights of a tap arrive in one vec4
+// load whose address is uniform across the workgroup. w: [cy, ksize]; wp: [ceil(cy / 4), ksize, 4].
+
+@group(0) @binding(1) var<storage, read> wk_src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> wk_dst: array<f32>;
+
+@compute @workgroup_size(64)
+fn pack_weights(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.len) { return; }
+    let ksize = p.cx * p.kh * p.kw;
+    let k = (i / 4u) % ksize;
+    let m = (i / (4u * ksize)) * 4u + i % 4u;
+    let ok = m < p.cy;
+    wk_dst[i] = select(0.0, wk_src[select(0u, m * ksize + k, ok)], ok);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Register-blocked direct conv (CPU adapters). Invocation: 4 output channels (m0 from wid.z) x 16
-// consecutive output columns of one output row. On lavapipe every load is a per-lane gather, so
-// the block is wide in columns: each weight load feeds 16 multiply-adds. x is the padded copy
+// consecutive output columns of one output row. On lavapipe (Mesa 22) every storage load inside
+// control flow is a per-lane loop of scalar loads, even at a uniform address, and a vec4 load
+// shares that loop's overhead across its 4 components; so the block is wide in columns (each
+// weight feeds 16 multiply-adds) and the 4 weights of a tap come as one vec4 (packed weights). x is the padded copy
 // (hx, wx padded; pad_top = ph and pad_left = pw), so tap (ky, kx) of column ow reads
 // x[.., oh*sh + ky*dh, ow*sw + kx*dw] with no bounds check.
 
 @group(0) @binding(1) var<storage, read> dr_x: array<f32>;
-@group(0) @binding(2) var<storage, read> dr_w: array<f32>;
+@group(0) @binding(2) var<storage, read> dr_w: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> dr_b: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dr_y: array<f32>;
 
@@ -87,11 +143,6 @@ fn direct_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let n = t / (tiles_w * p.hy);
     let m0 = wid.z * 4u;
     let ksize = p.cx * p.kh * p.kw;
-    // Rows of a partial channel block are clamped to valid memory; their results are not stored.
-    let w0 = min(m0, p.cy - 1u) * ksize;
-    let w1 = min(m0 + 1u, p.cy - 1u) * ksize;
-    let w2 = min(m0 + 2u, p.cy - 1u) * ksize;
-    let w3 = min(m0 + 3u, p.cy - 1u) * ksize;
     let hw = p.hx * p.wx;
     let s = p.sw;
     let rstep = p.dh * p.wx;
@@ -105,7 +156,7 @@ fn direct_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var d1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var d2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0); var d3 = vec4<f32>(0.0);
-    var k = 0u;
+    var k = wid.z * ksize;
     for (var c = 0u; c < p.cx; c = c + 1u) {
         var row = xc0;
         for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
@@ -116,10 +167,11 @@ fn direct_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
             var xd = vec4<f32>(dr_x[i + 12u * s], dr_x[i + 13u * s], dr_x[i + 14u * s], dr_x[i + 15u * s]);
             var next = i + 16u * s;
             for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
-                let v0 = dr_w[w0 + k];
-                let v1 = dr_w[w1 + k];
-                let v2 = dr_w[w2 + k];
-                let v3 = dr_w[w3 + k];
+                let wv = dr_w[k];
+                let v0 = wv.x;
+                let v1 = wv.y;
+                let v2 = wv.z;
+                let v3 = wv.w;
                 a0 = fma(vec4<f32>(v0), xa, a0); b0 = fma(vec4<f32>(v0), xb, b0); c0 = fma(vec4<f32>(v0), xc, c0); d0 = fma(vec4<f32>(v0), xd, d0);
                 a1 = fma(vec4<f32>(v1), xa, a1); b1 = fma(vec4<f32>(v1), xb, b1); c1 = fma(vec4<f32>(v1), xc, c1); d1 = fma(vec4<f32>(v1), xd, d1);
                 a2 = fma(vec4<f32>(v2), xa, a2); b2 = fma(vec4<f32>(v2), xb, b2); c2 = fma(vec4<f32>(v2), xc, c2); d2 = fma(vec4<f32>(v2), xd, d2);
@@ -150,6 +202,373 @@ fn direct_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     dr_store(m0 + 1u, base + (m0 + 1u) * ohw, valid, a1, b1, c1, d1);
     dr_store(m0 + 2u, base + (m0 + 2u) * ohw, valid, a2, b2, c2, d2);
     dr_store(m0 + 3u, base + (m0 + 3u) * ohw, valid, a3, b3, c3, d3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stride-1, dilation-1 (in width) variant of direct_reg: the same 4 x 16 block, but x is read as
+// vec4s (the padded copy's width is a multiple of 4 and ow0 is a multiple of 16, so every row
+// segment is vec4-aligned). The 16-column window slides one column per tap, taking the next value
+// from `e`, the following 4 columns, reloaded every 4 taps: 5 + (kw - 1)/4 vec4 loads per row of
+// taps instead of 16 + kw scalar loads. Its output row width wy is a multiple of 4 (the host pads
+// it and crops afterwards when needed) so the results leave as vec4 stores too.
+
+@group(0) @binding(1) var<storage, read> d1_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> d1_w: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> d1_b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> d1_y: array<vec4<f32>>;
+
+fn d1_store(m: u32, base: u32, valid: u32, qa: vec4<f32>, qb: vec4<f32>, qc: vec4<f32>, qd: vec4<f32>) {
+    if (m >= p.cy) { return; }
+    var bias = 0.0;
+    if (p.has_bias != 0u) { bias = d1_b[m]; }
+    // valid is a multiple of 4 (wy is), base a multiple of 4: whole vec4 stores.
+    let i = base / 4u;
+    d1_y[i] = qa + bias;
+    if (valid > 4u) { d1_y[i + 1u] = qb + bias; }
+    if (valid > 8u) { d1_y[i + 2u] = qc + bias; }
+    if (valid > 12u) { d1_y[i + 3u] = qd + bias; }
+}
+
+@compute @workgroup_size(64)
+fn direct_reg_s1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let tiles_w = (p.wy + 15u) / 16u;
+    let t = flat(wid, nwg, lid);
+    if (t >= p.n * p.hy * tiles_w) { return; }
+    let ow0 = (t % tiles_w) * 16u;
+    let oh = (t / tiles_w) % p.hy;
+    let n = t / (tiles_w * p.hy);
+    let m0 = wid.z * 4u;
+    let ksize = p.cx * p.kh * p.kw;
+    let hw4 = p.hx * p.wx / 4u;
+    let rstep = p.dh * p.wx / 4u;
+    var xc0 = (n * p.cx * p.hx * p.wx + oh * p.sh * p.wx + ow0) / 4u;
+    var a0 = vec4<f32>(0.0); var b0 = vec4<f32>(0.0); var c0 = vec4<f32>(0.0); var d0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var d1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var d2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0); var d3 = vec4<f32>(0.0);
+    var k = wid.z * ksize;
+    for (var c = 0u; c < p.cx; c = c + 1u) {
+        var row = xc0;
+        for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+            var xa = d1_x[row];
+            var xb = d1_x[row + 1u];
+            var xc = d1_x[row + 2u];
+            var xd = d1_x[row + 3u];
+            var e = d1_x[row + 4u];
+            var i = row + 5u;
+            var used = 0u;
+            var kx = 0u;
+            loop {
+                let wv = d1_w[k];
+                a0 = fma(vec4<f32>(wv.x), xa, a0); b0 = fma(vec4<f32>(wv.x), xb, b0); c0 = fma(vec4<f32>(wv.x), xc, c0); d0 = fma(vec4<f32>(wv.x), xd, d0);
+                a1 = fma(vec4<f32>(wv.y), xa, a1); b1 = fma(vec4<f32>(wv.y), xb, b1); c1 = fma(vec4<f32>(wv.y), xc, c1); d1 = fma(vec4<f32>(wv.y), xd, d1);
+                a2 = fma(vec4<f32>(wv.z), xa, a2); b2 = fma(vec4<f32>(wv.z), xb, b2); c2 = fma(vec4<f32>(wv.z), xc, c2); d2 = fma(vec4<f32>(wv.z), xd, d2);
+                a3 = fma(vec4<f32>(wv.w), xa, a3); b3 = fma(vec4<f32>(wv.w), xb, b3); c3 = fma(vec4<f32>(wv.w), xc, c3); d3 = fma(vec4<f32>(wv.w), xd, d3);
+                k = k + 1u;
+                kx = kx + 1u;
+                if (kx >= p.kw) { break; }
+                xa = vec4<f32>(xa.yzw, xb.x);
+                xb = vec4<f32>(xb.yzw, xc.x);
+                xc = vec4<f32>(xc.yzw, xd.x);
+                xd = vec4<f32>(xd.yzw, e.x);
+                e = e.yzwx;
+                used = used + 1u;
+                if (used == 4u) {
+                    e = d1_x[i];
+                    i = i + 1u;
+                    used = 0u;
+                }
+            }
+            row = row + rstep;
+        }
+        xc0 = xc0 + hw4;
+    }
+    let ohw = p.hy * p.wy;
+    let valid = min(16u, p.wy - ow0);
+    let base = n * p.cy * ohw + oh * p.wy + ow0;
+    d1_store(m0, base + m0 * ohw, valid, a0, b0, c0, d0);
+    d1_store(m0 + 1u, base + (m0 + 1u) * ohw, valid, a1, b1, c1, d1);
+    d1_store(m0 + 2u, base + (m0 + 2u) * ohw, valid, a2, b2, c2, d2);
+    d1_store(m0 + 3u, base + (m0 + 3u) * ohw, valid, a3, b3, c3, d3);
+}
+
+// direct_reg_s1 with 8 output channels per invocation (wid.z = block of 8): twice the FMAs per x
+// load, for more than 4 output channels. Its 128 accumulators spill, but spills are plain stack
+// loads and stores, far cheaper than lavapipe's per-lane storage loads (about +25% measured).
+@compute @workgroup_size(64)
+fn direct_reg_s1_r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let tiles_w = (p.wy + 15u) / 16u;
+    let t = flat(wid, nwg, lid);
+    if (t >= p.n * p.hy * tiles_w) { return; }
+    let ow0 = (t % tiles_w) * 16u;
+    let oh = (t / tiles_w) % p.hy;
+    let n = t / (tiles_w * p.hy);
+    let m0 = wid.z * 8u;
+    let ksize = p.cx * p.kh * p.kw;
+    let hw4 = p.hx * p.wx / 4u;
+    let rstep = p.dh * p.wx / 4u;
+    var xc0 = (n * p.cx * p.hx * p.wx + oh * p.sh * p.wx + ow0) / 4u;
+    var a0 = vec4<f32>(0.0); var b0 = vec4<f32>(0.0); var c0 = vec4<f32>(0.0); var d0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var d1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var d2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0); var d3 = vec4<f32>(0.0);
+    var a4 = vec4<f32>(0.0); var b4 = vec4<f32>(0.0); var c4 = vec4<f32>(0.0); var d4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0); var b5 = vec4<f32>(0.0); var c5 = vec4<f32>(0.0); var d5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0); var b6 = vec4<f32>(0.0); var c6 = vec4<f32>(0.0); var d6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0); var b7 = vec4<f32>(0.0); var c7 = vec4<f32>(0.0); var d7 = vec4<f32>(0.0);
+    // The two 4-channel blocks of packed weights of this 8-channel block, ksize apart.
+    var k = wid.z * 2u * ksize;
+    for (var c = 0u; c < p.cx; c = c + 1u) {
+        var row = xc0;
+        for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+            var xa = d1_x[row];
+            var xb = d1_x[row + 1u];
+            var xc = d1_x[row + 2u];
+            var xd = d1_x[row + 3u];
+            var e = d1_x[row + 4u];
+            var i = row + 5u;
+            var used = 0u;
+            var kx = 0u;
+            loop {
+                let wv = d1_w[k];
+                let wu = d1_w[k + ksize];
+                a0 = fma(vec4<f32>(wv.x), xa, a0); b0 = fma(vec4<f32>(wv.x), xb, b0); c0 = fma(vec4<f32>(wv.x), xc, c0); d0 = fma(vec4<f32>(wv.x), xd, d0);
+                a1 = fma(vec4<f32>(wv.y), xa, a1); b1 = fma(vec4<f32>(wv.y), xb, b1); c1 = fma(vec4<f32>(wv.y), xc, c1); d1 = fma(vec4<f32>(wv.y), xd, d1);
+                a2 = fma(vec4<f32>(wv.z), xa, a2); b2 = fma(vec4<f32>(wv.z), xb, b2); c2 = fma(vec4<f32>(wv.z), xc, c2); d2 = fma(vec4<f32>(wv.z), xd, d2);
+                a3 = fma(vec4<f32>(wv.w), xa, a3); b3 = fma(vec4<f32>(wv.w), xb, b3); c3 = fma(vec4<f32>(wv.w), xc, c3); d3 = fma(vec4<f32>(wv.w), xd, d3);
+                a4 = fma(vec4<f32>(wu.x), xa, a4); b4 = fma(vec4<f32>(wu.x), xb, b4); c4 = fma(vec4<f32>(wu.x), xc, c4); d4 = fma(vec4<f32>(wu.x), xd, d4);
+                a5 = fma(vec4<f32>(wu.y), xa, a5); b5 = fma(vec4<f32>(wu.y), xb, b5); c5 = fma(vec4<f32>(wu.y), xc, c5); d5 = fma(vec4<f32>(wu.y), xd, d5);
+                a6 = fma(vec4<f32>(wu.z), xa, a6); b6 = fma(vec4<f32>(wu.z), xb, b6); c6 = fma(vec4<f32>(wu.z), xc, c6); d6 = fma(vec4<f32>(wu.z), xd, d6);
+                a7 = fma(vec4<f32>(wu.w), xa, a7); b7 = fma(vec4<f32>(wu.w), xb, b7); c7 = fma(vec4<f32>(wu.w), xc, c7); d7 = fma(vec4<f32>(wu.w), xd, d7);
+                k = k + 1u;
+                kx = kx + 1u;
+                if (kx >= p.kw) { break; }
+                xa = vec4<f32>(xa.yzw, xb.x);
+                xb = vec4<f32>(xb.yzw, xc.x);
+                xc = vec4<f32>(xc.yzw, xd.x);
+                xd = vec4<f32>(xd.yzw, e.x);
+                e = e.yzwx;
+                used = used + 1u;
+                if (used == 4u) {
+                    e = d1_x[i];
+                    i = i + 1u;
+                    used = 0u;
+                }
+            }
+            row = row + rstep;
+        }
+        xc0 = xc0 + hw4;
+    }
+    let ohw = p.hy * p.wy;
+    let valid = min(16u, p.wy - ow0);
+    let base = n * p.cy * ohw + oh * p.wy + ow0;
+    d1_store(m0 + 0u, base + (m0 + 0u) * ohw, valid, a0, b0, c0, d0);
+    d1_store(m0 + 1u, base + (m0 + 1u) * ohw, valid, a1, b1, c1, d1);
+    d1_store(m0 + 2u, base + (m0 + 2u) * ohw, valid, a2, b2, c2, d2);
+    d1_store(m0 + 3u, base + (m0 + 3u) * ohw, valid, a3, b3, c3, d3);
+    d1_store(m0 + 4u, base + (m0 + 4u) * ohw, valid, a4, b4, c4, d4);
+    d1_store(m0 + 5u, base + (m0 + 5u) * ohw, valid, a5, b5, c5, d5);
+    d1_store(m0 + 6u, base + (m0 + 6u) * ohw, valid, a6, b6, c6, d6);
+    d1_store(m0 + 7u, base + (m0 + 7u) * ohw, valid, a7, b7, c7, d7);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stride-2, dilation-1 (in width) variant of direct_reg, same 4 x 16 block. Column j of tap kx
+// reads position 2j + kx of the row segment starting at 2*ow0: the even taps see the even
+// positions and the odd taps the odd ones, each window sliding one column per two taps. So 8 vec4
+// loads, split into even and odd positions, give the first window of both phases; each phase then
+// slides with the positions from 32 on, taken from the 4-wide lookahead `e` (2 per reload).
+// Output width a multiple of 4 and vec4 stores, as in direct_reg_s1.
+
+@group(0) @binding(1) var<storage, read> d2_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> d2_w: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> d2_b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> d2_y: array<vec4<f32>>;
+
+fn d2_store(m: u32, base: u32, valid: u32, qa: vec4<f32>, qb: vec4<f32>, qc: vec4<f32>, qd: vec4<f32>) {
+    if (m >= p.cy) { return; }
+    var bias = 0.0;
+    if (p.has_bias != 0u) { bias = d2_b[m]; }
+    // valid is a multiple of 4 (wy is), base a multiple of 4: whole vec4 stores.
+    let i = base / 4u;
+    d2_y[i] = qa + bias;
+    if (valid > 4u) { d2_y[i + 1u] = qb + bias; }
+    if (valid > 8u) { d2_y[i + 2u] = qc + bias; }
+    if (valid > 12u) { d2_y[i + 3u] = qd + bias; }
+}
+
+@compute @workgroup_size(64)
+fn direct_reg_s2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let tiles_w = (p.wy + 15u) / 16u;
+    let t = flat(wid, nwg, lid);
+    if (t >= p.n * p.hy * tiles_w) { return; }
+    let ow0 = (t % tiles_w) * 16u;
+    let oh = (t / tiles_w) % p.hy;
+    let n = t / (tiles_w * p.hy);
+    let m0 = wid.z * 4u;
+    let ksize = p.cx * p.kh * p.kw;
+    let hw4 = p.hx * p.wx / 4u;
+    let rstep = p.dh * p.wx / 4u;
+    let phases = min(2u, p.kw);
+    var xc0 = (n * p.cx * p.hx * p.wx + oh * p.sh * p.wx + 2u * ow0) / 4u;
+    var a0 = vec4<f32>(0.0); var b0 = vec4<f32>(0.0); var c0 = vec4<f32>(0.0); var d0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var d1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var d2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0); var d3 = vec4<f32>(0.0);
+    var krow = wid.z * ksize;
+    for (var c = 0u; c < p.cx; c = c + 1u) {
+        var row = xc0;
+        for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+            let v0 = d2_x[row];
+            let v1 = d2_x[row + 1u];
+            let v2 = d2_x[row + 2u];
+            let v3 = d2_x[row + 3u];
+            let v4 = d2_x[row + 4u];
+            let v5 = d2_x[row + 5u];
+            let v6 = d2_x[row + 6u];
+            let v7 = d2_x[row + 7u];
+            for (var q = 0u; q < phases; q = q + 1u) {
+                let even = q == 0u;
+                var xa = select(vec4<f32>(v0.yw, v1.yw), vec4<f32>(v0.xz, v1.xz), even);
+                var xb = select(vec4<f32>(v2.yw, v3.yw), vec4<f32>(v2.xz, v3.xz), even);
+                var xc = select(vec4<f32>(v4.yw, v5.yw), vec4<f32>(v4.xz, v5.xz), even);
+                var xd = select(vec4<f32>(v6.yw, v7.yw), vec4<f32>(v6.xz, v7.xz), even);
+                // e.x is the position the next slide takes: 32 + q, then 34 + q.
+                var i = row + 8u;
+                var e = d2_x[i];
+                e = select(e.yzwx, e, even);
+                var used = 0u;
+                var kx = q;
+                loop {
+                    let wv = d2_w[krow + kx];
+                    a0 = fma(vec4<f32>(wv.x), xa, a0); b0 = fma(vec4<f32>(wv.x), xb, b0); c0 = fma(vec4<f32>(wv.x), xc, c0); d0 = fma(vec4<f32>(wv.x), xd, d0);
+                    a1 = fma(vec4<f32>(wv.y), xa, a1); b1 = fma(vec4<f32>(wv.y), xb, b1); c1 = fma(vec4<f32>(wv.y), xc, c1); d1 = fma(vec4<f32>(wv.y), xd, d1);
+                    a2 = fma(vec4<f32>(wv.z), xa, a2); b2 = fma(vec4<f32>(wv.z), xb, b2); c2 = fma(vec4<f32>(wv.z), xc, c2); d2 = fma(vec4<f32>(wv.z), xd, d2);
+                    a3 = fma(vec4<f32>(wv.w), xa, a3); b3 = fma(vec4<f32>(wv.w), xb, b3); c3 = fma(vec4<f32>(wv.w), xc, c3); d3 = fma(vec4<f32>(wv.w), xd, d3);
+                    kx = kx + 2u;
+                    if (kx >= p.kw) { break; }
+                    xa = vec4<f32>(xa.yzw, xb.x);
+                    xb = vec4<f32>(xb.yzw, xc.x);
+                    xc = vec4<f32>(xc.yzw, xd.x);
+                    xd = vec4<f32>(xd.yzw, e.x);
+                    e = e.zwxy;
+                    used = used + 1u;
+                    if (used == 2u) {
+                        i = i + 1u;
+                        e = d2_x[i];
+                        e = select(e.yzwx, e, even);
+                        used = 0u;
+                    }
+                }
+            }
+            row = row + rstep;
+            krow = krow + p.kw;
+        }
+        xc0 = xc0 + hw4;
+    }
+    let ohw = p.hy * p.wy;
+    let valid = min(16u, p.wy - ow0);
+    let base = n * p.cy * ohw + oh * p.wy + ow0;
+    d2_store(m0, base + m0 * ohw, valid, a0, b0, c0, d0);
+    d2_store(m0 + 1u, base + (m0 + 1u) * ohw, valid, a1, b1, c1, d1);
+    d2_store(m0 + 2u, base + (m0 + 2u) * ohw, valid, a2, b2, c2, d2);
+    d2_store(m0 + 3u, base + (m0 + 3u) * ohw, valid, a3, b3, c3, d3);
+}
+
+// direct_reg_s2 with 8 output channels per invocation (wid.z = block of 8): twice the FMAs per x load.
+@compute @workgroup_size(64)
+fn direct_reg_s2_r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let tiles_w = (p.wy + 15u) / 16u;
+    let t = flat(wid, nwg, lid);
+    if (t >= p.n * p.hy * tiles_w) { return; }
+    let ow0 = (t % tiles_w) * 16u;
+    let oh = (t / tiles_w) % p.hy;
+    let n = t / (tiles_w * p.hy);
+    let m0 = wid.z * 8u;
+    let ksize = p.cx * p.kh * p.kw;
+    let hw4 = p.hx * p.wx / 4u;
+    let rstep = p.dh * p.wx / 4u;
+    let phases = min(2u, p.kw);
+    var xc0 = (n * p.cx * p.hx * p.wx + oh * p.sh * p.wx + 2u * ow0) / 4u;
+    var a0 = vec4<f32>(0.0); var b0 = vec4<f32>(0.0); var c0 = vec4<f32>(0.0); var d0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var d1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var d2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0); var d3 = vec4<f32>(0.0);
+    var a4 = vec4<f32>(0.0); var b4 = vec4<f32>(0.0); var c4 = vec4<f32>(0.0); var d4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0); var b5 = vec4<f32>(0.0); var c5 = vec4<f32>(0.0); var d5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0); var b6 = vec4<f32>(0.0); var c6 = vec4<f32>(0.0); var d6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0); var b7 = vec4<f32>(0.0); var c7 = vec4<f32>(0.0); var d7 = vec4<f32>(0.0);
+    var krow = wid.z * 2u * ksize;
+    for (var c = 0u; c < p.cx; c = c + 1u) {
+        var row = xc0;
+        for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+            let v0 = d2_x[row];
+            let v1 = d2_x[row + 1u];
+            let v2 = d2_x[row + 2u];
+            let v3 = d2_x[row + 3u];
+            let v4 = d2_x[row + 4u];
+            let v5 = d2_x[row + 5u];
+            let v6 = d2_x[row + 6u];
+            let v7 = d2_x[row + 7u];
+            for (var q = 0u; q < phases; q = q + 1u) {
+                let even = q == 0u;
+                var xa = select(vec4<f32>(v0.yw, v1.yw), vec4<f32>(v0.xz, v1.xz), even);
+                var xb = select(vec4<f32>(v2.yw, v3.yw), vec4<f32>(v2.xz, v3.xz), even);
+                var xc = select(vec4<f32>(v4.yw, v5.yw), vec4<f32>(v4.xz, v5.xz), even);
+                var xd = select(vec4<f32>(v6.yw, v7.yw), vec4<f32>(v6.xz, v7.xz), even);
+                // e.x is the position the next slide takes: 32 + q, then 34 + q.
+                var i = row + 8u;
+                var e = d2_x[i];
+                e = select(e.yzwx, e, even);
+                var used = 0u;
+                var kx = q;
+                loop {
+                    let wv = d2_w[krow + kx];
+                    let wu = d2_w[krow + ksize + kx];
+                    a0 = fma(vec4<f32>(wv.x), xa, a0); b0 = fma(vec4<f32>(wv.x), xb, b0); c0 = fma(vec4<f32>(wv.x), xc, c0); d0 = fma(vec4<f32>(wv.x), xd, d0);
+                    a1 = fma(vec4<f32>(wv.y), xa, a1); b1 = fma(vec4<f32>(wv.y), xb, b1); c1 = fma(vec4<f32>(wv.y), xc, c1); d1 = fma(vec4<f32>(wv.y), xd, d1);
+                    a2 = fma(vec4<f32>(wv.z), xa, a2); b2 = fma(vec4<f32>(wv.z), xb, b2); c2 = fma(vec4<f32>(wv.z), xc, c2); d2 = fma(vec4<f32>(wv.z), xd, d2);
+                    a3 = fma(vec4<f32>(wv.w), xa, a3); b3 = fma(vec4<f32>(wv.w), xb, b3); c3 = fma(vec4<f32>(wv.w), xc, c3); d3 = fma(vec4<f32>(wv.w), xd, d3);
+                    a4 = fma(vec4<f32>(wu.x), xa, a4); b4 = fma(vec4<f32>(wu.x), xb, b4); c4 = fma(vec4<f32>(wu.x), xc, c4); d4 = fma(vec4<f32>(wu.x), xd, d4);
+                    a5 = fma(vec4<f32>(wu.y), xa, a5); b5 = fma(vec4<f32>(wu.y), xb, b5); c5 = fma(vec4<f32>(wu.y), xc, c5); d5 = fma(vec4<f32>(wu.y), xd, d5);
+                    a6 = fma(vec4<f32>(wu.z), xa, a6); b6 = fma(vec4<f32>(wu.z), xb, b6); c6 = fma(vec4<f32>(wu.z), xc, c6); d6 = fma(vec4<f32>(wu.z), xd, d6);
+                    a7 = fma(vec4<f32>(wu.w), xa, a7); b7 = fma(vec4<f32>(wu.w), xb, b7); c7 = fma(vec4<f32>(wu.w), xc, c7); d7 = fma(vec4<f32>(wu.w), xd, d7);
+                    kx = kx + 2u;
+                    if (kx >= p.kw) { break; }
+                    xa = vec4<f32>(xa.yzw, xb.x);
+                    xb = vec4<f32>(xb.yzw, xc.x);
+                    xc = vec4<f32>(xc.yzw, xd.x);
+                    xd = vec4<f32>(xd.yzw, e.x);
+                    e = e.zwxy;
+                    used = used + 1u;
+                    if (used == 2u) {
+                        i = i + 1u;
+                        e = d2_x[i];
+                        e = select(e.yzwx, e, even);
+                        used = 0u;
+                    }
+                }
+            }
+            row = row + rstep;
+            krow = krow + p.kw;
+        }
+        xc0 = xc0 + hw4;
+    }
+    let ohw = p.hy * p.wy;
+    let valid = min(16u, p.wy - ow0);
+    let base = n * p.cy * ohw + oh * p.wy + ow0;
+    d2_store(m0 + 0u, base + (m0 + 0u) * ohw, valid, a0, b0, c0, d0);
+    d2_store(m0 + 1u, base + (m0 + 1u) * ohw, valid, a1, b1, c1, d1);
+    d2_store(m0 + 2u, base + (m0 + 2u) * ohw, valid, a2, b2, c2, d2);
+    d2_store(m0 + 3u, base + (m0 + 3u) * ohw, valid, a3, b3, c3, d3);
+    d2_store(m0 + 4u, base + (m0 + 4u) * ohw, valid, a4, b4, c4, d4);
+    d2_store(m0 + 5u, base + (m0 + 5u) * ohw, valid, a5, b5, c5, d5);
+    d2_store(m0 + 6u, base + (m0 + 6u) * ohw, valid, a6, b6, c6, d6);
+    d2_store(m0 + 7u, base + (m0 + 7u) * ohw, valid, a7, b7, c7, d7);
 }
 
 // ---------------------------------------------------------------------------------------------

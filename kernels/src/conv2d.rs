@@ -14,8 +14,21 @@ use crate::tensor::{DType, Tensor};
 
 const SRC: &str = include_str!("../../shaders/conv2d.wgsl");
 const PAD: KernelSpec = KernelSpec { id: "conv2d.pad", source: SRC, entry: "pad", bindings: &[R, RW] };
+const CROP: KernelSpec = KernelSpec { id: "conv2d.crop", source: SRC, entry: "crop", bindings: &[R, RW] };
+const FLIP_WEIGHTS: KernelSpec =
+    KernelSpec { id: "conv2d.flip_weights", source: SRC, entry: "flip_weights", bindings: &[R, RW] };
+const PACK_WEIGHTS: KernelSpec =
+    KernelSpec { id: "conv2d.pack_weights", source: SRC, entry: "pack_weights", bindings: &[R, RW] };
 const DIRECT_REG: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg", source: SRC, entry: "direct_reg", bindings: &[R, R, R, RW] };
+const DIRECT_REG_S2: KernelSpec =
+    KernelSpec { id: "conv2d.direct_reg_s2", source: SRC, entry: "direct_reg_s2", bindings: &[R, R, R, RW] };
+const DIRECT_REG_S1_R8: KernelSpec =
+    KernelSpec { id: "conv2d.direct_reg_s1_r8", source: SRC, entry: "direct_reg_s1_r8", bindings: &[R, R, R, RW] };
+const DIRECT_REG_S2_R8: KernelSpec =
+    KernelSpec { id: "conv2d.direct_reg_s2_r8", source: SRC, entry: "direct_reg_s2_r8", bindings: &[R, R, R, RW] };
+const DIRECT_REG_S1: KernelSpec =
+    KernelSpec { id: "conv2d.direct_reg_s1", source: SRC, entry: "direct_reg_s1", bindings: &[R, R, R, RW] };
 const TRANSPOSED_REG: KernelSpec =
     KernelSpec { id: "conv2d.transposed_reg", source: SRC, entry: "transposed_reg", bindings: &[R, R, R, RW] };
 const WGRAD_REG: KernelSpec = KernelSpec { id: "conv2d.wgrad_reg", source: SRC, entry: "wgrad_reg", bindings: &[R, R, RW] };
@@ -197,6 +210,18 @@ fn dims4(s: &[usize]) -> [usize; 4] {
     [s[0], s[1], s[2], s[3]]
 }
 
+/// w [cy, cx, kh, kw] repacked as [ceil(cy / 4), cx*kh*kw, 4] (zero-filled past cy): the 4 output
+/// channels of a register block read their weights of one tap as one vec4.
+fn packed_weights(w: &Tensor, g: &Geom) -> Result<Tensor> {
+    let ksize = g.cx * g.k[0] * g.k[1];
+    // An even count: the 8-channel kernel reads blocks in pairs.
+    let blocks = g.cy.div_ceil(2 * REG_ROWS) * 2;
+    let out = Tensor::uninit(w.context(), &[blocks, ksize, REG_ROWS], DType::F32)?;
+    let params = Params { len: out.numel() as u32, ..g.params() };
+    w.context().dispatch(&PACK_WEIGHTS, &params, &[w.binding(), out.binding()], grid_1d(out.numel(), WG_1D))?;
+    Ok(out)
+}
+
 /// `grid_1d` for `threads` register-blocked invocations with `z` in the third dimension.
 fn grid_z(threads: usize, z: usize) -> [u32; 3] {
     let [x, y, _] = grid_1d(threads, WG_1D);
@@ -224,17 +249,55 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geom, v:
     params.has_bias = bias.is_some() as u32;
     if v.registers(x) {
         let tiles_w = g.wy.div_ceil(DIRECT_COLS);
-        // Rows read: oh*s - p + ky*d; columns: up to the last column of the last 8-wide tile.
+        // Rows read: oh*s - p + ky*d.
         let max_row = (g.hy - 1) * g.s[0] + (g.k[0] - 1) * g.d[0];
-        // Plus one column past the window, read by the shader's last step (slide or reload).
-        let max_col = (tiles_w * DIRECT_COLS) * g.s[1] + (g.k[1] - 1) * g.d[1] + g.d[1];
         let hp = (g.hx + g.p[0]).max(max_row + 1);
-        let wp = (g.wx + g.p[1]).max(max_col + 1);
+        // Unit stride and dilation in width: vec4 reads of whole 16-column windows plus the 4-column
+        // lookahead, reloaded every 4 taps; the row is a multiple of 4 wide so rows stay aligned.
+        let s1 = g.s[1] == 1 && g.d[1] == 1;
+        let s2 = g.s[1] == 2 && g.d[1] == 1;
+        let wp = if s1 {
+            let max_col = tiles_w * DIRECT_COLS + 4 + 4 * ((g.k[1] - 1) / 4);
+            (g.wx + g.p[1]).max(max_col).next_multiple_of(4)
+        } else if s2 {
+            // Stride 2: 2 * 16 columns per window, then one 4-wide lookahead per 2 slides of a phase.
+            let max_col = 2 * tiles_w * DIRECT_COLS + 4 + 4 * (g.k[1].div_ceil(2) / 2);
+            (g.wx + g.p[1]).max(max_col).next_multiple_of(4)
+        } else {
+            // Columns up to the last of the last 16-wide tile, plus one past the window read by
+            // the shader's last step (slide or reload).
+            let max_col = (tiles_w * DIRECT_COLS) * g.s[1] + (g.k[1] - 1) * g.d[1] + g.d[1];
+            (g.wx + g.p[1]).max(max_col + 1)
+        };
         let xp = padded(x, g.p[0], g.p[1], hp, wp)?;
+        let wpk = packed_weights(w, g)?;
         params.hx = hp as u32;
         params.wx = wp as u32;
         let grid = grid_z(g.n * g.hy * tiles_w, g.cy.div_ceil(REG_ROWS));
-        ctx.dispatch(&DIRECT_REG, &params, &[xp.binding(), w.binding(), b.binding(), y.binding()], grid)?;
+        if !(s1 || s2) {
+            ctx.dispatch(&DIRECT_REG, &params, &[xp.binding(), wpk.binding(), b.binding(), y.binding()], grid)?;
+            return Ok(y);
+        }
+        // 8 output channels per invocation where there are more than 4 (fewer x loads per FMA).
+        let r8 = g.cy > REG_ROWS;
+        let spec = match (s1, r8) {
+            (true, true) => &DIRECT_REG_S1_R8,
+            (true, false) => &DIRECT_REG_S1,
+            (false, true) => &DIRECT_REG_S2_R8,
+            (false, false) => &DIRECT_REG_S2,
+        };
+        let grid = if r8 { grid_z(g.n * g.hy * tiles_w, g.cy.div_ceil(2 * REG_ROWS)) } else { grid };
+        // These store whole vec4s: rows padded to a multiple of 4, cropped back afterwards.
+        let wy4 = g.wy.next_multiple_of(4);
+        if wy4 == g.wy {
+            ctx.dispatch(spec, &params, &[xp.binding(), wpk.binding(), b.binding(), y.binding()], grid)?;
+        } else {
+            let y4 = Tensor::uninit(ctx, &[g.n, g.cy, g.hy, wy4], DType::F32)?;
+            params.wy = wy4 as u32;
+            ctx.dispatch(spec, &params, &[xp.binding(), wpk.binding(), b.binding(), y4.binding()], grid)?;
+            let crop = Params { len: y.numel() as u32, wx: wy4 as u32, wy: g.wy as u32, ..Default::default() };
+            ctx.dispatch(&CROP, &crop, &[y4.binding(), y.binding()], grid_1d(y.numel(), WG_1D))?;
+        }
     } else {
         params.mode = 0;
         ctx.dispatch(&GEMM_TILED, &params, &[w.binding(), x.binding(), b.binding(), y.binding()], tiled_grid(g))?;
@@ -433,6 +496,17 @@ pub fn conv2d_backward_data(gy: &Tensor, w: &Tensor, x_shape: &[usize], p: &Conv
     gy.expect_same_context(w, op)?;
     let g = geometry(op, x_shape, w.shape(), p)?;
     expect_shape(gy, &[g.n, g.cy, g.hy, g.wy], "gy", op)?;
+    // Stride 1: gx[c, i] = sum_{m, k} gy[m, i + p - k*d] w[m, c, k] = sum_{m, k'} gy[m, i - p' + k'*d]
+    // w[m, c, K-1-k'] with k' = K-1-k and p' = d(K-1) - p: a direct conv of gy with the flipped,
+    // transposed weights, which the CPU direct kernels run far faster than the transposed one.
+    let flip_pad = [0, 1].map(|a| (g.d[a] * (g.k[a] - 1)).checked_sub(g.p[a]));
+    if let ([1, 1], [Some(ph), Some(pw)], true) = (g.s, flip_pad, p.variant.registers(gy)) {
+        let wf = Tensor::uninit(gy.context(), &[g.cx, g.cy, g.k[0], g.k[1]], DType::F32)?;
+        let params = Params { len: wf.numel() as u32, ..g.params() };
+        gy.context().dispatch(&FLIP_WEIGHTS, &params, &[w.binding(), wf.binding()], grid_1d(wf.numel(), WG_1D))?;
+        let gf = Geom { p: [ph, pw], ..g.swapped() };
+        return direct(gy, &wf, None, &gf, p.variant);
+    }
     transposed(gy, w, None, &g.swapped(), p.variant)
 }
 
@@ -537,6 +611,12 @@ mod tests {
             ([1, 2, 5, 5], 3, [5, 5], [1, 1], [2, 2], [1, 1], false),
             // rows wider than two 16-column blocks, stride 1 (the sliding-window path)
             ([2, 3, 4, 37], 5, [3, 5], [1, 1], [1, 2], [1, 1], true),
+            // kernel 9 wide at unit width stride: the vec4 lookahead of direct_reg_s1 is reloaded twice
+            ([2, 2, 6, 21], 6, [2, 9], [2, 1], [1, 4], [1, 1], true),
+            // width stride 2, two 16-column blocks, 7 taps: both phases of direct_reg_s2 reload
+            ([2, 2, 5, 41], 5, [3, 7], [1, 2], [1, 3], [1, 1], true),
+            // width stride 2 with at most 4 output channels (the 4-channel kernel), output width 7: cropped
+            ([1, 3, 6, 14], 2, [3, 4], [1, 2], [1, 1], [1, 1], false),
         ]
     }
 
