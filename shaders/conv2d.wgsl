@@ -12,7 +12,9 @@
 //
 // Two variants: `*_reg` for CPU adapters (lavapipe: each invocation keeps a small register block, no
 // workgroup memory or barriers, reading a zero-padded copy of x so the inner loop has no bounds
-// checks, and weights indexed by the workgroup so their loads are uniform) and `gemm_tiled` for GPUs
+// checks, and weights packed so the 4 out-channels of a tap arrive in one vec4 load: Mesa 22's
+// lavapipe issues loads inside loops lane by lane, so load instructions per FMA set the speed)
+// and `gemm_tiled` for GPUs
 // (64 x 64 workgroup-memory tiles, 4 x 4 per invocation, bounds checked while loading tiles).
 
 struct Params {
