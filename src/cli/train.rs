@@ -220,7 +220,7 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
     let io = |e| Error::io("<stdout>", e);
     let (train_set, test_set) = class_sets(args)?;
     let split = DataSplit::one_vs_all(&train_set, &test_set, &args.class, args.seed)?;
-    let train = limit(split.train, args.limit_train, args.seed ^ 0x7472_6169_6e, "train")?;
+    let train = limit(split.train, args.limit_train, args.seed ^ 0x74_7261_696e, "train")?;
     let test = limit(split.test, args.limit_test, args.seed ^ 0x7465_7374, "test")?;
 
     let ctx = Context::new()?;
