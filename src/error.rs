@@ -103,6 +103,16 @@ pub enum Error {
     #[error(transparent)]
     Kernel(#[from] oddity_kernels::Error),
 
+    /// Training produced a NaN or infinite loss or parameter; it stopped without overwriting the
+    /// last good checkpoint. `epoch` and `step` are 1-based.
+    #[error("training diverged at epoch {epoch}, step {step}: {what}; stopped, the last good checkpoint is kept ({})", checkpoint.display())]
+    Diverged {
+        epoch: usize,
+        step: usize,
+        what: String,
+        checkpoint: PathBuf,
+    },
+
     /// A checkpoint that cannot be written or read, or that does not fit the model.
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint { path: PathBuf, message: String },

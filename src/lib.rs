@@ -2,7 +2,8 @@
 //!
 //! GPU side: [`kernels`] (the compute core), [`autograd`] (the reverse-mode graph), [`nn`]
 //! (layers), [`models`] (networks), [`optim`] (Adam and SGD on GPU parameters, learning-rate
-//! schedules, CPU L-BFGS) and [`checkpoint`] (safetensors with metadata).
+//! schedules, CPU L-BFGS), [`checkpoint`] (safetensors with metadata) and [`train`] (the training
+//! loop with checkpoints, resume and progress).
 //! CPU side: [`data`] (loaders, protocols, transforms, batches), [`synth`]
 //! (synthetic anomalies), [`metrics`] (AUROC, pixel AUROC, AUPRO, ECE/MCE/Brier), [`cli`] (the
 //! `oddity` command) and [`Error`].
@@ -19,5 +20,6 @@ pub mod models;
 pub mod nn;
 pub mod optim;
 pub mod synth;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -7,6 +7,7 @@
 pub mod demo;
 pub mod info;
 pub mod metrics;
+pub mod train;
 
 use crate::error::Result;
 use clap::{Parser, Subcommand};
@@ -26,6 +27,8 @@ pub enum Command {
     Metrics(metrics::MetricsArgs),
     /// Train and score a Deep SVDD on generated data (nothing to download): the whole pipeline.
     Demo(demo::DemoArgs),
+    /// Train a LeNet one-vs-all on Fashion-MNIST or CIFAR-10 (SVDD, HSC or logistic loss).
+    Train(train::TrainArgs),
     /// The GPU adapter oddity uses (honours ODDITY_BACKEND and ODDITY_ADAPTER) and its limits.
     Info(info::InfoArgs),
 }
@@ -43,5 +46,6 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Metrics(args) => metrics::run(&args, &mut out),
         Command::Info(args) => info::run(&args, &mut out),
         Command::Demo(args) => demo::run(&args, &mut out),
+        Command::Train(args) => train::run(&args, &mut out),
     }
 }

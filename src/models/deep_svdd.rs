@@ -57,3 +57,13 @@ pub fn scores(net: &dyn Module, c: &Var, x: &Tensor) -> Result<Vec<f32>> {
 pub fn centre_var(ctx: &Context, c: &[f32]) -> Result<Var> {
     Ok(Var::constant(Tensor::from_slice(ctx, &[c.len()], c)?))
 }
+
+/// The SVDD logit z (thesis §4.1.1: the anomaly score itself). dist: [N] -> [N]
+pub fn logit(dist: &Var) -> Result<Var> {
+    Ok(dist.clone())
+}
+
+/// The SVDD probability estimate η̂ = σ(z) with z the squared distance. dist: [N] -> [N]
+pub fn eta(dist: &Var) -> Result<Var> {
+    dist.sigmoid()
+}

@@ -1,4 +1,5 @@
-//! Networks, one folder per family as the thesis's experiments use them.
+//! Networks, one folder per family as the thesis's experiments use them, and their losses.
 
 pub mod lenet;
 pub mod deep_svdd;
+pub mod losses;
