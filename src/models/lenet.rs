@@ -7,7 +7,9 @@ use crate::kernels::pool2d::Pool2d;
 use crate::kernels::Result;
 use crate::nn::{BatchNorm, Conv2d, Flatten, Init, LeakyRelu, Linear, MaxPool2d, Sequential};
 
-fn conv_block(init: &mut Init, seq: Sequential, i: usize, cin: usize, cout: usize) -> Result<Sequential> {
+/// Appends block `i` (`conv{i}`, `bn{i}`, `act{i}`, `pool{i}`): 5x5 conv without bias, batch norm
+/// without affine parameters (eps 1e-4), leaky ReLU 0.01, 2x2 max pool. Halves height and width.
+pub fn conv_block(init: &mut Init, seq: Sequential, i: usize, cin: usize, cout: usize) -> Result<Sequential> {
     let mut bn = BatchNorm::new(init, cout, false)?;
     bn.eps = 1e-4;
     Ok(seq

@@ -2,3 +2,7 @@
 
 pub mod lenet;
 pub mod deep_svdd;
+pub mod autoencoder;
+pub mod unet;
+pub mod fcdd;
+pub mod resnet;
