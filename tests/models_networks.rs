@@ -29,18 +29,22 @@ fn count(m: &dyn Module) -> usize {
     nn::parameters(m).iter().map(|(_, v)| v.value().numel()).sum()
 }
 
+/// Tolerances of the sampled gradient checks. The networks' leaky ReLUs and max pools have kinks
+/// and thousands of pre-activations, so a step of 1e-2 or 1e-3 crosses some of them: such central
+/// differences were measured 3-10% off the autograd values (U-Net, Fashion-MNIST autoencoder),
+/// converging to them as eps shrinks (e.g. -7.8488 at eps 1e-4 vs autograd -7.8485), while f32
+/// rounding of the forward pass (objective ~10) adds noise ~1e-6 / eps, ~1e-2 at eps 1e-4.
+/// So each element is compared at eps 1e-3, 3e-4 and 1e-4 and passes when one of them agrees
+/// within ATOL + RTOL * |difference|; a wrong backward is off at every eps by the order of the
+/// gradient itself (0.1 .. 10 on the checked elements).
+const STEPS: [f32; 3] = [1e-3, 3e-4, 1e-4];
+const ATOL: f64 = 1e-2;
+const RTOL: f64 = 2e-2;
+
 /// `gradcheck_params` on `per_param` random elements of every parameter (the networks have too
-/// many weights to perturb them all): autograd's gradient of `sum(f() * w)` against central
-/// differences of the same f32 forward pass.
-fn gradcheck_sampled(
-    ctx: &Context,
-    f: &dyn Fn() -> Result<Var>,
-    params: &[(String, Var)],
-    per_param: usize,
-    eps: f32,
-    atol: f64,
-    rtol: f64,
-) {
+/// many weights to perturb them all), with the step rule of [`STEPS`]: autograd's gradient of
+/// `sum(f() * w)` against central differences of the same f32 forward pass.
+fn gradcheck_sampled(ctx: &Context, f: &dyn Fn() -> Result<Var>, params: &[(String, Var)], per_param: usize) {
     for (_, p) in params {
         p.zero_grad();
     }
@@ -53,33 +57,40 @@ fn gradcheck_sampled(
         let y = no_grad(f).unwrap().value().to_vec().unwrap();
         y.iter().zip(&w).map(|(a, b)| *a as f64 * *b as f64).sum()
     };
-    let mut worst = 0.0f64;
+    let mut checked = 0;
     for (name, p) in params {
         let original = p.value().to_vec().unwrap();
         let analytic = p.grad().unwrap_or_else(|| panic!("{name} got no gradient")).to_vec().unwrap();
         let mut data = original.clone();
         for _ in 0..per_param.min(original.len()) {
             let j = (rng.uniform(0.0, 1.0) * original.len() as f64) as usize % original.len();
-            data[j] = original[j] + eps;
-            p.value().write(&data).unwrap();
-            let plus = objective();
-            data[j] = original[j] - eps;
-            p.value().write(&data).unwrap();
-            let minus = objective();
-            data[j] = original[j];
-            p.value().write(&data).unwrap();
-            let numeric = (plus - minus) / (2.0 * eps as f64);
             let got = analytic[j] as f64;
-            let err = (got - numeric).abs();
+            let mut tried = Vec::new();
+            for eps in STEPS {
+                data[j] = original[j] + eps;
+                p.value().write(&data).unwrap();
+                let plus = objective();
+                data[j] = original[j] - eps;
+                p.value().write(&data).unwrap();
+                let minus = objective();
+                data[j] = original[j];
+                p.value().write(&data).unwrap();
+                let numeric = (plus - minus) / (2.0 * eps as f64);
+                tried.push(numeric);
+                if (got - numeric).abs() <= ATOL + RTOL * numeric.abs() {
+                    break;
+                }
+            }
+            let last = *tried.last().unwrap();
             assert!(
-                err <= atol + rtol * numeric.abs(),
-                "{name} {:?} element {j}: autograd {got} vs central difference {numeric}",
+                (got - last).abs() <= ATOL + RTOL * last.abs(),
+                "{name} {:?} element {j}: autograd {got} vs central differences {tried:?} at steps {STEPS:?}",
                 p.shape()
             );
-            worst = worst.max(err);
+            checked += 1;
         }
     }
-    eprintln!("sampled gradcheck: {} parameters, worst abs error {worst:.2e}", params.len());
+    assert!(checked > 0);
 }
 
 #[test]
@@ -120,7 +131,7 @@ fn lenet_autoencoders_reconstruct_their_input_shape() {
         }
         assert_eq!(ae.decode(&z).unwrap().shape(), &[2, channels, 32, 32]);
     }
-    assert!(autoencoder::cifar10_autoencoder(&mut Init::new(&ctx, 2), 0).unwrap_err().to_string().contains("in_channels"));
+    assert!(autoencoder::cifar10_autoencoder(&mut Init::new(&ctx, 2), 0).err().unwrap().to_string().contains("in_channels"));
 }
 
 #[test]
@@ -129,10 +140,7 @@ fn fmnist_autoencoder_gradients_match_central_differences() {
     let ae = autoencoder::fmnist_autoencoder(&mut Init::new(&ctx, 3)).unwrap();
     let x = input(&ctx, &[2, 1, 28, 28], 3);
     // Batch statistics in the batch norms (training mode): still a function of the parameters.
-    // f32 forward over 1568 outputs, eps 1e-2: rounding noise ~ 1e-7 * |sum| (~10) / 1e-2 ~ 1e-4;
-    // kinks of leaky ReLU / max pool crossed by ±eps add O(eps) errors on a few elements.
-    // A wrong backward gives errors of the order of the gradients (~1e-1 .. 10).
-    gradcheck_sampled(&ctx, &|| ae.forward(&x), &nn::parameters(&ae), 6, 1e-2, 2e-2, 2e-2);
+    gradcheck_sampled(&ctx, &|| ae.forward(&x), &nn::parameters(&ae), 6);
 }
 
 #[test]
@@ -169,7 +177,7 @@ fn bergmann_autoencoder_256_layer_list_and_shapes() {
     assert_eq!(no_grad(|| ae.decode(&z)).unwrap().shape(), &[2, 1, 256, 256]);
 
     let bad = BergmannConfig { image_size: 100, ..cfg };
-    assert!(autoencoder::bergmann_autoencoder(&mut Init::new(&ctx, 4), &bad).unwrap_err().to_string().contains("100"));
+    assert!(autoencoder::bergmann_autoencoder(&mut Init::new(&ctx, 4), &bad).err().unwrap().to_string().contains("100"));
 }
 
 /// The Bergmann / U-Net code at 32x32 with a few channels (bottleneck kernel 1).
@@ -183,8 +191,7 @@ fn bergmann_autoencoder_small_config_gradients() {
     let ae = autoencoder::bergmann_autoencoder(&mut Init::new(&ctx, 5), &small_bergmann()).unwrap();
     let x = input(&ctx, &[2, 1, 32, 32], 5);
     assert_eq!(ae.forward(&x).unwrap().shape(), &[2, 1, 32, 32]);
-    // eps 1e-2 on a 2048-output f32 forward: see the Fashion-MNIST check.
-    gradcheck_sampled(&ctx, &|| ae.forward(&x), &nn::parameters(&ae), 4, 1e-2, 2e-2, 2e-2);
+    gradcheck_sampled(&ctx, &|| ae.forward(&x), &nn::parameters(&ae), 4);
 }
 
 #[test]
@@ -214,7 +221,7 @@ fn unet_small_config_gradients_flow_through_skips() {
     let net = UNet::new(&mut Init::new(&ctx, 7), &cfg).unwrap();
     let x = input(&ctx, &[2, 3, 32, 32], 7);
     assert_eq!(net.forward(&x).unwrap().shape(), &[2, 1, 32, 32]);
-    gradcheck_sampled(&ctx, &|| net.forward(&x), &nn::parameters(&net), 4, 1e-2, 2e-2, 2e-2);
+    gradcheck_sampled(&ctx, &|| net.forward(&x), &nn::parameters(&net), 4);
 }
 
 #[test]
@@ -260,7 +267,7 @@ fn fcdd_networks_output_shapes_and_full_resolution_maps() {
     assert_eq!(map.shape(), &[2, 1, 8, 8]);
     assert!(map.value().to_vec().unwrap().iter().all(|&a| a >= 0.0), "pseudo-Huber maps are non-negative");
     assert_eq!(c.upsample(&map, 5.0).unwrap().shape(), &[2, 1, 32, 32]);
-    let err = c.upsample(&input(&ctx, &[2, 1, 7, 7], 0), 5.0).unwrap_err().to_string();
+    let err = c.upsample(&input(&ctx, &[2, 1, 7, 7], 0), 5.0).err().unwrap().to_string();
     assert!(err.contains("[2, 1, 7, 7]") && err.contains("8, 8"), "{err}");
 
     let v = fcdd::fcdd_vgg11_bn(init, [224, 224]).unwrap();
@@ -275,8 +282,7 @@ fn fcdd_small_network_gradients_through_gaussian_upsampling() {
     let f = fcdd::fcdd_cifar10(&mut Init::new(&ctx, 12), 3, [12, 12], [3, 4]).unwrap();
     let x = input(&ctx, &[2, 3, 12, 12], 12);
     assert_eq!(f.full_resolution_map(&x).unwrap().shape(), &[2, 1, 12, 12]);
-    // eps 1e-2 on a 288-output f32 forward; see the Fashion-MNIST autoencoder check.
-    gradcheck_sampled(&ctx, &|| f.full_resolution_map(&x), &nn::parameters(&f), 6, 1e-2, 2e-2, 2e-2);
+    gradcheck_sampled(&ctx, &|| f.full_resolution_map(&x), &nn::parameters(&f), 6);
 }
 
 fn vgg_names(v: &Fcdd) -> Vec<(String, Vec<usize>)> {
@@ -343,7 +349,7 @@ fn vgg11_bn_weights_load_from_torchvision_names() {
     broken.retain(|(n, ..)| n != "features.5.running_mean");
     broken[0] = ("features.0.weight".into(), vec![64, 1, 3, 3], vec![0; 64 * 9 * 4], safetensors::Dtype::F32);
     let bad = write(&broken, "vgg-bad.safetensors");
-    let err = v.load_torchvision_vgg11_bn(&bad).unwrap_err().to_string();
+    let err = v.load_torchvision_vgg11_bn(&bad).err().unwrap().to_string();
     std::fs::remove_file(&bad).unwrap();
     assert!(err.contains("missing tensor features.5.running_mean [128]"), "{err}");
     assert!(err.contains("features.0.weight has shape [64, 1, 3, 3]") && err.contains("[64, 3, 3, 3]"), "{err}");
@@ -420,9 +426,7 @@ fn resnet_small_config_gradients() {
     let net = resnet::resnet(&mut Init::new(&ctx, 16), &cfg).unwrap();
     let x = input(&ctx, &[3, 2, 32, 32], 16);
     assert_eq!(net.forward(&x).unwrap().shape(), &[3, 3]);
-    // Only 9 outputs but batch norm over tiny maps (1x1 in layer4, batch 3) is sensitive:
-    // eps 1e-2, tolerances as for the autoencoder checks.
-    gradcheck_sampled(&ctx, &|| net.forward(&x), &nn::parameters(&net), 3, 1e-2, 2e-2, 2e-2);
+    gradcheck_sampled(&ctx, &|| net.forward(&x), &nn::parameters(&net), 3);
     let empty = ResNetConfig { input_size: [0, 32], ..cfg };
     assert!(resnet::resnet(&mut Init::new(&ctx, 16), &empty).err().unwrap().to_string().contains("[0, 32]"));
 }
