@@ -208,8 +208,8 @@ impl<'a> FcddBuilder<'a> {
 
     fn shrink(&mut self, what: &str, name: &str, k: usize, stride: usize, padding: usize) -> Result<()> {
         let mut out = [0; 2];
-        for a in 0..2 {
-            out[a] = conv_out_size(self.size[a], k, stride, padding, 1).ok_or_else(|| {
+        for (o, &i) in out.iter_mut().zip(&self.size) {
+            *o = conv_out_size(i, k, stride, padding, 1).ok_or_else(|| {
                 Error::Shape(format!(
                     "FCDD network for {:?} inputs: {what} {name} (kernel {k}, stride {stride}, padding {padding}) does not fit its {:?} input",
                     self.input_size, self.size
