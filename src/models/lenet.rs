@@ -40,7 +40,10 @@ impl LenetVariant {
     }
 }
 
-fn conv_block(init: &mut Init, seq: Sequential, i: usize, cin: usize, cout: usize, bias: bool) -> Result<Sequential> {
+/// Appends block `i` (`conv{i}`, `bn{i}`, `act{i}`, `pool{i}`): 5x5 conv (with bias when `bias`),
+/// batch norm without affine parameters (eps 1e-4), leaky ReLU 0.01, 2x2 max pool. Halves height
+/// and width.
+pub fn conv_block(init: &mut Init, seq: Sequential, i: usize, cin: usize, cout: usize, bias: bool) -> Result<Sequential> {
     let mut bn = BatchNorm::new(init, cout, false)?;
     bn.eps = 1e-4;
     Ok(seq

@@ -2,4 +2,8 @@
 
 pub mod lenet;
 pub mod deep_svdd;
+pub mod autoencoder;
+pub mod fcdd;
 pub mod losses;
+pub mod resnet;
+pub mod unet;
