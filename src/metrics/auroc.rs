@@ -6,30 +6,15 @@
 //! `roc_auc_score` computes, ties included. Counts are kept in integers, so the only rounding
 //! is the final division.
 
-use super::{check_scores_labels, ratio};
-use crate::error::{Error, Result};
+use super::{ratio, sorted_pairs};
+use crate::error::Result;
 
 /// AUROC of `scores` (higher = more anomalous) against `labels` (0 normal, 1 anomalous).
 ///
 /// Errors: lengths differ, a label outside {0, 1}, a NaN or infinite score (each naming the
 /// index), or only one class present.
 pub fn auroc(scores: &[f64], labels: &[u8]) -> Result<f64> {
-    let positives = check_scores_labels(scores, labels)?;
-    let negatives = scores.len() - positives;
-    if positives == 0 || negatives == 0 {
-        return Err(Error::UndefinedMetric {
-            metric: "AUROC",
-            message: format!(
-                "needs both classes, got {positives} anomalous and {negatives} normal samples"
-            ),
-        });
-    }
-    let mut pairs: Vec<(f64, u8)> = scores
-        .iter()
-        .zip(labels)
-        .map(|(&s, &y)| (s + 0.0, y))
-        .collect();
-    pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let (pairs, positives, negatives) = sorted_pairs(scores, labels, "AUROC", false)?;
 
     // Walk groups of equal scores in increasing order. Each anomalous sample in a group beats
     // every normal sample below the group and ties with the normal samples inside it:

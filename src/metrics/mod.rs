@@ -55,6 +55,32 @@ pub(crate) fn check_scores_labels(scores: &[f64], labels: &[u8]) -> Result<usize
     Ok(positives)
 }
 
+/// Validates `scores`/`labels` as [`check_scores_labels`] does, requires both classes for
+/// `metric`, and returns the (score, label) pairs sorted by score (ascending, or descending),
+/// with -0.0 folded into +0.0 so the two tie. Also returns the counts (anomalous, normal).
+pub(crate) fn sorted_pairs(
+    scores: &[f64],
+    labels: &[u8],
+    metric: &'static str,
+    descending: bool,
+) -> Result<(Vec<(f64, u8)>, usize, usize)> {
+    let positives = check_scores_labels(scores, labels)?;
+    let negatives = scores.len() - positives;
+    if positives == 0 || negatives == 0 {
+        return Err(Error::UndefinedMetric {
+            metric,
+            message: format!("needs both classes, got {positives} anomalous and {negatives} normal samples"),
+        });
+    }
+    let mut pairs: Vec<(f64, u8)> = scores.iter().zip(labels).map(|(&s, &y)| (s + 0.0, y)).collect();
+    if descending {
+        pairs.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+    } else {
+        pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    Ok((pairs, positives, negatives))
+}
+
 /// Maps an `f32` to a `u32` whose unsigned order is the numeric order of the floats
 /// (`-0.0` is mapped like `+0.0`, so the two tie as they do numerically). NaN is the
 /// caller's to reject.

@@ -4,8 +4,8 @@
 //! `roc_curve(..., drop_intermediate=False)`: thresholds in decreasing order, the first one
 //! `+inf` with the point (0, 0), a sample counted positive when `score >= threshold`.
 
-use super::check_scores_labels;
-use crate::error::{Error, Result};
+use super::sorted_pairs;
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
 /// ROC points, `fpr[i]`, `tpr[i]` at `thresholds[i]` (decreasing; the first is `+inf`).
@@ -25,22 +25,7 @@ impl RocCurve {
 
 /// ROC curve of `scores` (higher = more anomalous) against `labels` (0/1).
 pub fn roc_curve(scores: &[f64], labels: &[u8]) -> Result<RocCurve> {
-    let positives = check_scores_labels(scores, labels)?;
-    let negatives = scores.len() - positives;
-    if positives == 0 || negatives == 0 {
-        return Err(Error::UndefinedMetric {
-            metric: "ROC curve",
-            message: format!(
-                "needs both classes, got {positives} anomalous and {negatives} normal samples"
-            ),
-        });
-    }
-    let mut pairs: Vec<(f64, u8)> = scores
-        .iter()
-        .zip(labels)
-        .map(|(&s, &y)| (s + 0.0, y))
-        .collect();
-    pairs.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+    let (pairs, positives, negatives) = sorted_pairs(scores, labels, "ROC curve", true)?;
     let mut curve = RocCurve {
         fpr: vec![0.0],
         tpr: vec![0.0],
