@@ -233,18 +233,19 @@ fn dummy(t: &Tensor) -> Result<Tensor> {
     Tensor::zeros(t.context(), &[1])
 }
 
+/// The bias to bind: the given one, or the stand-in (the kernel reads it only when `has_bias`).
+fn bias_or_dummy<'a>(x: &Tensor, bias: Option<&'a Tensor>) -> Result<std::borrow::Cow<'a, Tensor>> {
+    Ok(match bias {
+        Some(b) => std::borrow::Cow::Borrowed(b),
+        None => std::borrow::Cow::Owned(dummy(x)?),
+    })
+}
+
 /// Direct map: y [n, cy, hy, wy] = sum over taps of w [cy, cx, kh, kw] * x [n, cx, hx, wx] (+ bias [cy]).
 pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geom, v: Variant) -> Result<Tensor> {
     let ctx = x.context();
     let y = Tensor::uninit(ctx, &[g.n, g.cy, g.hy, g.wy], DType::F32)?;
-    let dummy_bias;
-    let b = match bias {
-        Some(b) => b,
-        None => {
-            dummy_bias = dummy(x)?;
-            &dummy_bias
-        }
-    };
+    let b = bias_or_dummy(x, bias)?;
     let mut params = g.params();
     params.has_bias = bias.is_some() as u32;
     if v.registers(x) {
@@ -310,14 +311,7 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geom, v:
 pub(crate) fn transposed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geom, v: Variant) -> Result<Tensor> {
     let ctx = x.context();
     let y = Tensor::uninit(ctx, &[g.n, g.cy, g.hy, g.wy], DType::F32)?;
-    let dummy_bias;
-    let b = match bias {
-        Some(b) => b,
-        None => {
-            dummy_bias = dummy(x)?;
-            &dummy_bias
-        }
-    };
+    let b = bias_or_dummy(x, bias)?;
     let mut params = g.params();
     params.has_bias = bias.is_some() as u32;
     if v.registers(x) {
