@@ -25,7 +25,7 @@ fn assert_moved(what: &str, x: &[f32], y: &[f32], expected_sign: &[f32], eps: f3
     for (i, ((&xi, &yi), &s)) in x.iter().zip(y).zip(expected_sign).enumerate() {
         let want = xi - eps * s;
         assert_eq!(yi.to_bits(), want.to_bits(), "{what}: element {i}: x {xi}, sign {s}, got {yi}, want {want}");
-        // Exactly eps in real arithmetic, up to half an ulp of the result.
+        // Exactly eps in real arithmetic, up to the one f32 rounding of the result (<= 1 ulp).
         let moved = yi as f64 - xi as f64;
         let half_ulp = (f32::EPSILON as f64) * (yi.abs() as f64).max(f32::MIN_POSITIVE as f64);
         assert!((moved + eps as f64 * s as f64).abs() <= half_ulp, "{what}: element {i} moved {moved}");

@@ -63,11 +63,13 @@ fn gpu_training_reaches_the_per_pixel_cpu_optimum() {
     ];
     for (method, truth) in cases {
         let (z, y) = maps(&mut rng, n, &truth);
-        // Full batches: 300 deterministic Adam steps.
-        let cfg = PixelFitConfig { lr: 0.03, epochs: 300, batch_size: n, seed: 5 };
+        // Full batches: 1000 deterministic Adam steps. Beta's two features are strongly
+        // correlated, so it needs them: an f64 simulation of this problem is 0.14 from the
+        // optimum after 300 steps and 2e-5 after 1000.
+        let cfg = PixelFitConfig { lr: 0.03, epochs: 1000, batch_size: n, seed: 5 };
         let (cal, losses) = fit_pixel(&ctx, method, &z, &y, [n, h, w], cfg).unwrap();
-        assert_eq!(losses.len(), 300);
-        assert!(losses[299] < losses[0], "{method:?}: loss {} -> {}", losses[0], losses[299]);
+        assert_eq!(losses.len(), 1000);
+        assert!(losses[999] < losses[0], "{method:?}: loss {} -> {}", losses[0], losses[999]);
         let mut cpu_loss = 0.0;
         for px in 0..pixels {
             let (zc, yc): (Vec<f64>, Vec<u8>) =
@@ -85,18 +87,19 @@ fn gpu_training_reaches_the_per_pixel_cpu_optimum() {
                     vec![b.a, b.b, b.c]
                 }
             };
-            // Adam (lr 0.03, f32) settles within ~1e-2 of the f64 L-BFGS optimum of a smooth
-            // convex loss; 0.05 leaves room for its last oscillations.
+            // f32 gradients of a mean over 2400 terms (~1e-7 relative) and Adam's last steps
+            // (lr 0.03 times a ratio that shrinks with the gradient) leave the GPU ~1e-3 from the
+            // f64 L-BFGS optimum; 0.01 allows that ten times over and fails any wrong gradient.
             for (k, (g, wv)) in got.iter().zip(&want).enumerate() {
-                assert!((g - wv).abs() < 0.05, "{method:?} pixel {px} parameter {k}: GPU {g}, CPU {wv}");
+                assert!((g - wv).abs() < 0.01, "{method:?} pixel {px} parameter {k}: GPU {g}, CPU {wv}");
             }
         }
         cpu_loss /= pixels as f64;
-        // The loss at the GPU's parameters, measured once more with the final parameters.
-        let final_loss = losses[299];
+        let final_loss = losses[999];
         println!("{method:?}: mean pixel loss GPU {final_loss:.6}, CPU optimum {cpu_loss:.6}");
-        // The last epoch's loss is taken before its step; f32 sums of 2400 terms: 1e-4.
-        assert!(final_loss >= cpu_loss - 1e-4 && final_loss - cpu_loss < 1e-3, "{method:?}: {final_loss} vs {cpu_loss}");
+        // The last epoch's loss is taken before its step; an f32 mean of 2400 terms is good to
+        // ~1e-6, and parameters 1e-3 from the optimum raise the loss by ~1e-6: 1e-4 both ways.
+        assert!((final_loss - cpu_loss).abs() < 1e-4, "{method:?}: {final_loss} vs {cpu_loss}");
     }
 }
 
