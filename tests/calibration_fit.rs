@@ -137,7 +137,9 @@ fn overconfident(rng: &mut TestRng, normal: (f64, f64), anomalous: (f64, f64)) -
 fn beta_from_logits_keeps_the_ranking_that_rounded_probabilities_lose() {
     let mut rng = TestRng::new(6);
     // f64: σ(z) = 1 exactly for z > ~37; f32: for z > ~17.
-    let cases: [(&str, (f64, f64), (f64, f64), fn(f64) -> f64); 2] = [
+    // (precision, normal logit range, anomalous logit range, η as the model would round it)
+    type Case = (&'static str, (f64, f64), (f64, f64), fn(f64) -> f64);
+    let cases: [Case; 2] = [
         ("f64", (40.0, 55.0), (45.0, 60.0), sigmoid),
         ("f32", (20.0, 35.0), (25.0, 40.0), |z| sigmoid(z) as f32 as f64),
     ];

@@ -27,9 +27,12 @@ fn graph_op_gradients_match_central_differences() {
     }
 }
 
+/// A pixel's true map from the logit to the log-odds of "anomalous".
+type TrueMap = Box<dyn Fn(f64) -> f64>;
+
 /// N maps of `pixels` pixels with logits uniform in [-4, 4) and labels drawn per pixel from that
 /// pixel's true calibration map.
-fn maps(rng: &mut TestRng, n: usize, truth: &[Box<dyn Fn(f64) -> f64>]) -> (Vec<f32>, Vec<f32>) {
+fn maps(rng: &mut TestRng, n: usize, truth: &[TrueMap]) -> (Vec<f32>, Vec<f32>) {
     let mut z = Vec::new();
     let mut y = Vec::new();
     for _ in 0..n {
@@ -54,11 +57,11 @@ fn gpu_training_reaches_the_per_pixel_cpu_optimum() {
     let pixels = h * w;
     let platt: Vec<(f64, f64)> = (0..pixels).map(|i| (0.5 + 0.3 * i as f64, 0.4 - 0.2 * i as f64)).collect();
     let beta: Vec<(f64, f64, f64)> = (0..pixels).map(|i| (0.4 + 0.2 * i as f64, 1.6 - 0.2 * i as f64, 0.3 - 0.1 * i as f64)).collect();
-    let cases: [(Method, Vec<Box<dyn Fn(f64) -> f64>>); 2] = [
-        (Method::Platt, platt.iter().map(|&(a, b)| Box::new(move |z| a * z + b) as Box<dyn Fn(f64) -> f64>).collect()),
+    let cases: [(Method, Vec<TrueMap>); 2] = [
+        (Method::Platt, platt.iter().map(|&(a, b)| Box::new(move |z| a * z + b) as TrueMap).collect()),
         (
             Method::Beta,
-            beta.iter().map(|&(a, b, c)| Box::new(move |z| Beta::new(a, b, c).calibrated_logit(z)) as Box<dyn Fn(f64) -> f64>).collect(),
+            beta.iter().map(|&(a, b, c)| Box::new(move |z| Beta::new(a, b, c).calibrated_logit(z)) as TrueMap).collect(),
         ),
     ];
     for (method, truth) in cases {
@@ -116,7 +119,7 @@ fn beta_training_keeps_a_and_b_nonnegative() {
     let mut rng = TestRng::new(3);
     let (n, h, w) = (300, 1, 4);
     // True maps that decrease with z in some pixels: the unconstrained optimum has a or b < 0.
-    let truth: Vec<Box<dyn Fn(f64) -> f64>> = vec![
+    let truth: Vec<TrueMap> = vec![
         Box::new(|z| -1.5 * z),
         Box::new(|z| Beta::new(-1.0, 1.0, 0.0).calibrated_logit(z)),
         Box::new(|z| Beta::new(1.0, -1.0, 0.0).calibrated_logit(z)),

@@ -8,6 +8,8 @@
 //!   CPU or inside the GPU graph, and saves it as JSON beside the model.
 //! - [`pixel`]: per-pixel Platt and Beta for localization (thesis §4.2), trained on the GPU.
 //! - [`perturb`]: ODIN-style input perturbation through the model and its calibration (eq. 3.3).
+//! - [`head`]: the calibration head (§3.2.3): Adam on chosen parameters, all others frozen,
+//!   balanced batches, logistic loss; the model plugs in as a closure.
 
 pub mod beta;
 pub mod head;
