@@ -11,6 +11,7 @@
 pub use oddity_kernels as kernels;
 
 pub mod autograd;
+pub mod calibration;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;

@@ -19,6 +19,7 @@ pub mod gaussian_upsample;
 pub mod matmul;
 pub mod minibatch_stddev;
 pub mod optim;
+pub mod pixel_calibration;
 pub mod pool2d;
 pub mod reduce;
 pub mod rng;

@@ -10,6 +10,7 @@
 mod conv;
 mod elementwise;
 pub mod gradcheck;
+mod pixel_calibration;
 mod reduce;
 mod shape;
 mod spatial;
@@ -18,6 +19,7 @@ mod var;
 
 pub use conv::{conv2d, conv_transpose2d};
 pub use elementwise::{binary, unary};
+pub use pixel_calibration::pixel_calibration;
 pub use reduce::{matmul, reduce};
 pub use shape::concat;
 pub use spatial::{avg_pool2d, batch_norm, gaussian_upsample, max_pool2d, minibatch_stddev, upsample_bilinear};

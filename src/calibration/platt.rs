@@ -1,0 +1,42 @@
+//! Platt scaling (thesis §3.2.1, eq. 3.1): `η_cal = σ(a z + b)` on the base model's logit `z`,
+//! fitted by L-BFGS on the mean logistic loss over (logit, label) pairs, in f64 on the CPU.
+
+use serde::{Deserialize, Serialize};
+
+use super::logistic::{fit_logistic, sigmoid, FitSummary};
+use crate::error::Result;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Platt {
+    /// Slope (1/T of temperature scaling).
+    pub a: f64,
+    pub b: f64,
+    /// How the fit went; `None` for parameters set by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<FitSummary>,
+}
+
+impl Platt {
+    pub fn new(a: f64, b: f64) -> Platt {
+        Platt { a, b, fit: None }
+    }
+
+    /// Fits (a, b) to `logits` (the base model's z) and `labels` (0 normal, 1 anomalous). Errors:
+    /// lengths that differ, a label other than 0 or 1, a non-finite logit (naming its index), or
+    /// only one class. Separable data has its optimum at infinity: the fit then stops at the
+    /// iteration limit with a large slope and `fit.converged == false`.
+    pub fn fit(logits: &[f64], labels: &[u8]) -> Result<Platt> {
+        let (coefs, b, summary) = fit_logistic("Platt scaling", &[logits], labels)?;
+        Ok(Platt { a: coefs[0], b, fit: Some(summary) })
+    }
+
+    /// `a z + b`
+    pub fn calibrated_logit(&self, z: f64) -> f64 {
+        self.a * z + self.b
+    }
+
+    /// `σ(a z + b)`
+    pub fn probability(&self, z: f64) -> f64 {
+        sigmoid(self.calibrated_logit(z))
+    }
+}
