@@ -95,7 +95,8 @@ impl Checkpoint {
         self.tensors.insert(name.into(), tensor);
     }
 
-    /// Writes `path` atomically: a temporary file in the same folder, flushed, then renamed.
+    /// Writes `path` atomically: a temporary file in the same folder, synced, renamed over
+    /// `path`, then the folder synced. Temporary files of earlier saves killed midway are removed.
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes: BTreeMap<String, Vec<u8>> = self
             .tensors
@@ -125,7 +126,8 @@ impl Checkpoint {
             .ok_or_else(|| checkpoint_error(path, "the path has no file name"))?
             .to_string_lossy()
             .to_string();
-        let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+        remove_stale_temp_files(&dir, &file_name);
+        let tmp = dir.join(format!("{}{}", temp_prefix(&file_name), std::process::id()));
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&data)?;
@@ -138,7 +140,26 @@ impl Checkpoint {
         std::fs::rename(&tmp, path).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             Error::io(path, e)
-        })
+        })?;
+        // The rename is durable only once the folder's entry is on disk: without this a power
+        // cut can leave the old name pointing at nothing.
+        sync_dir(&dir).map_err(|e| Error::io(&dir, e))
+    }
+
+    /// The temporary files a save of `path` writes before its rename: `.<name>.tmp-<pid>` in
+    /// the same folder. They are never read as checkpoints.
+    pub fn temp_files(path: &Path) -> Vec<PathBuf> {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return Vec::new() };
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let prefix = temp_prefix(&name.to_string_lossy());
+        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect();
+        found.sort();
+        found
     }
 
     /// Reads a checkpoint; a truncated or corrupted file is an error naming the path.
@@ -200,4 +221,49 @@ impl Checkpoint {
             Err(checkpoint_error(path, problems.join("; ")))
         }
     }
+}
+
+fn temp_prefix(file_name: &str) -> String {
+    format!(".{file_name}.tmp-")
+}
+
+/// Removes temporary files that a killed save of the same checkpoint left behind: those of
+/// processes that no longer run (Linux: no `/proc/<pid>`), or elsewhere those older than an
+/// hour. Failures are ignored: a leftover temp file is clutter, never mistaken for the
+/// checkpoint.
+fn remove_stale_temp_files(dir: &Path, file_name: &str) {
+    let prefix = temp_prefix(file_name);
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let proc_fs = Path::new("/proc/self").exists();
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(pid) = name.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid == std::process::id() {
+            continue;
+        }
+        let stale = if proc_fs {
+            !Path::new("/proc").join(pid.to_string()).exists()
+        } else {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 3600)
+        };
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+    // Windows cannot open a folder as a file; NTFS journals the rename itself.
+    Ok(())
 }

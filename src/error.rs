@@ -113,6 +113,11 @@ pub enum Error {
         checkpoint: PathBuf,
     },
 
+    /// A NaN or infinite value where there must be none: an input image, a normalised batch.
+    /// The message names the file (or sample) and where in it.
+    #[error("non-finite value: {0}")]
+    NonFinite(String),
+
     /// A checkpoint that cannot be written or read, or that does not fit the model.
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint { path: PathBuf, message: String },

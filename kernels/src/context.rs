@@ -31,6 +31,12 @@ pub(crate) struct Inner {
     params_align: u64,
     pub(crate) max_binding: u64,
     pub(crate) state: Mutex<State>,
+    /// The first device fault wgpu reported (device lost, out of memory, a validation error
+    /// outside an error scope); every later wait or readback returns it as `Error::Device`.
+    fault: Arc<Mutex<Option<String>>>,
+    /// Set by wgpu's device-lost callback; reported before `fault`, whose errors a lost device
+    /// causes (every buffer made after the loss is invalid).
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 pub(crate) struct State {
@@ -172,7 +178,9 @@ impl Context {
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| Error::NoAdapter(format!("{} refused a device: {e}", describe(&info))))?;
-        Ok(Self::build(device, queue, describe(&info), Some(info.device_type)))
+        let ctx = Self::build(device, queue, describe(&info), Some(info.device_type));
+        ctx.capture_faults();
+        Ok(ctx)
     }
 
     /// Wraps a device and queue that a host application already owns (e.g. a renderer's), so
@@ -208,7 +216,43 @@ impl Context {
                     dispatches: 0,
                     submissions: 0,
                 }),
+                fault: Arc::new(Mutex::new(None)),
+                lost: Arc::new(Mutex::new(None)),
             }),
+        }
+    }
+
+    /// Routes wgpu's device-lost callback and uncaptured errors (which wgpu's default handler
+    /// turns into a panic) into [`Context::check_device`]. Only for devices oddity opened: a
+    /// host's device keeps the host's handlers.
+    fn capture_faults(&self) {
+        let record = |fault: &Arc<Mutex<Option<String>>>, message: String| {
+            let mut slot = fault.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert(message);
+        };
+        let fault = self.inner.fault.clone();
+        self.inner.device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let kind = match e {
+                wgpu::Error::OutOfMemory { .. } => "out of GPU memory",
+                wgpu::Error::Validation { .. } => "rejected GPU work",
+                wgpu::Error::Internal { .. } => "internal GPU error",
+            };
+            record(&fault, format!("{kind}: {e}"));
+        }));
+        let lost = self.inner.lost.clone();
+        self.inner.device.set_device_lost_callback(move |reason, message| {
+            record(&lost, format!("the GPU device was lost ({reason:?}): {message}"));
+        });
+    }
+
+    /// `Err(Error::Device)` naming the first fault the device reported (lost, out of memory, a
+    /// rejected command), or `Ok` when there was none. A fault is permanent: results computed
+    /// since are not trusted, so the context must be dropped and a new one opened.
+    pub fn check_device(&self) -> Result<()> {
+        let read = |slot: &Mutex<Option<String>>| slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match read(&self.inner.lost).or_else(|| read(&self.inner.fault)) {
+            None => Ok(()),
+            Some(m) => Err(Error::Device(format!("{m}; results since are invalid, open a new context (restart)"))),
         }
     }
 
@@ -434,8 +478,8 @@ impl Context {
         self.inner
             .device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| Error::Device(format!("waiting for the GPU: {e}")))
+            .map_err(|e| Error::Device(format!("waiting for the GPU: {e}")))?;
+        self.check_device()
     }
 
     /// Copies `bytes` bytes of `raw` back to the CPU, submitting pending work first.
@@ -457,6 +501,7 @@ impl Context {
             .device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Device(format!("waiting for readback: {e}")))?;
+        self.check_device()?;
         rx.recv()
             .map_err(|_| Error::Device("readback callback never ran".into()))?
             .map_err(|e| Error::Device(format!("mapping readback buffer: {e}")))?;
@@ -486,5 +531,25 @@ mod tests {
         assert_eq!(parse_backend(Some("vulkan")).unwrap(), wgpu::Backends::VULKAN);
         let err = parse_backend(Some("cuda")).unwrap_err().to_string();
         assert!(err.contains("cuda") && err.contains("vulkan"), "{err}");
+    }
+
+    #[test]
+    fn a_lost_device_is_a_device_error_not_a_panic() {
+        if crate::testing::gpu().is_none() {
+            return;
+        }
+        // Its own device: destroying the shared test device would fail every other test.
+        let ctx = super::Context::with_limits(wgpu::Limits::default()).unwrap();
+        let t = crate::Tensor::from_slice(&ctx, &[3], &[1.0, 2.0, 3.0]).unwrap();
+        assert_eq!(t.to_vec().unwrap(), vec![1.0, 2.0, 3.0]);
+        assert!(ctx.check_device().is_ok());
+        ctx.device().destroy();
+        let err = t.to_vec().unwrap_err();
+        assert!(matches!(err, crate::Error::Device(_)), "{err}");
+        let message = err.to_string();
+        assert!(message.contains("lost") && message.contains("open a new context"), "{message}");
+        // The fault stays: later work fails the same way instead of returning garbage.
+        let again = crate::Tensor::from_slice(&ctx, &[2], &[1.0, 2.0]).and_then(|t| t.to_vec()).unwrap_err();
+        assert!(again.to_string().contains("lost"), "{again}");
     }
 }

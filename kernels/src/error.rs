@@ -16,6 +16,9 @@ pub enum Error {
     Device(String),
     /// An operation that exists but cannot do what was asked (e.g. an op with no backward).
     Unsupported(String),
+    /// A NaN or infinite value where the finiteness check (`ODDITY_CHECK_FINITE=1`) found one;
+    /// the message names the op that first produced it.
+    NonFinite(String),
 }
 
 impl fmt::Display for Error {
@@ -27,6 +30,7 @@ impl fmt::Display for Error {
             Error::TooLarge(m) => write!(f, "too large: {m}"),
             Error::Device(m) => write!(f, "device: {m}"),
             Error::Unsupported(m) => write!(f, "unsupported: {m}"),
+            Error::NonFinite(m) => write!(f, "non-finite value: {m}"),
         }
     }
 }

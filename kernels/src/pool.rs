@@ -35,7 +35,9 @@ pub(crate) fn size_class(bytes: u64) -> u64 {
 
 impl BufferPool {
     pub(crate) fn take(&mut self, device: &wgpu::Device, bytes: u64) -> RawBuffer {
-        let class = size_class(bytes);
+        // Never round past the device's largest buffer: a tensor within the binding limit must
+        // not fail (or panic in wgpu) because its size class is larger.
+        let class = size_class(bytes).min(device.limits().max_buffer_size).max(bytes);
         if let Some(raw) = self.free.get_mut(&class).and_then(|v| v.pop()) {
             return raw;
         }

@@ -49,14 +49,15 @@ impl Tensor {
     /// A tensor whose contents are whatever the pooled buffer held: every element must be written
     /// by the op that makes it.
     pub fn uninit(ctx: &Context, shape: &[usize], dtype: DType) -> Result<Tensor> {
-        let numel: usize = shape.iter().product();
-        let bytes = numel as u64 * 4;
-        if bytes > ctx.max_binding_bytes() {
+        // Checked: a shape from a corrupt file or an absurd flag must not wrap around to a small size.
+        let bytes = shape.iter().try_fold(4u64, |acc, &d| acc.checked_mul(d as u64));
+        let Some(bytes) = bytes.filter(|&b| b <= ctx.max_binding_bytes()) else {
+            let needs = bytes.map_or_else(|| "more than 2^64".to_string(), |b| b.to_string());
             return Err(Error::TooLarge(format!(
-                "tensor {shape:?} needs {bytes} bytes, over this device's storage binding limit of {} bytes; use a smaller batch",
+                "tensor {shape:?} needs {needs} bytes, over this device's storage binding limit of {} bytes; use a smaller batch",
                 ctx.max_binding_bytes()
             )));
-        }
+        };
         let raw = ctx.lock().pool.take(ctx.device(), bytes.max(4));
         Ok(Tensor { handle: Arc::new(Handle { ctx: ctx.clone(), raw: Some(raw) }), shape: shape.to_vec(), dtype })
     }
@@ -297,5 +298,9 @@ mod tests {
         let err = Tensor::uninit(&ctx, &[1 << 15, 1 << 15], DType::F32).unwrap_err();
         assert!(matches!(err, Error::TooLarge(_)), "{err}");
         assert!(err.to_string().contains("[32768, 32768]"), "{err}");
+        assert!(err.to_string().contains("4294967296 bytes") && err.to_string().contains("limit of"), "{err}");
+        // A product that overflows 64 bits (e.g. sizes read from a corrupt file) is the same error.
+        let err = Tensor::uninit(&ctx, &[usize::MAX, 3, 5], DType::F32).unwrap_err().to_string();
+        assert!(err.contains("more than 2^64") && err.contains("limit of"), "{err}");
     }
 }

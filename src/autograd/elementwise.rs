@@ -17,11 +17,44 @@ impl BackwardOp for UnaryBackward {
     }
 }
 
+/// The op's name in graph messages (e.g. the finiteness check's).
+fn unary_name(op: Unary) -> &'static str {
+    match op {
+        Unary::Neg => "neg",
+        Unary::Exp => "exp",
+        Unary::Log => "log",
+        Unary::Sqrt => "sqrt",
+        Unary::Abs => "abs",
+        Unary::Sign => "sign",
+        Unary::Pow(_) => "powf",
+        Unary::Clamp(..) => "clamp",
+        Unary::Relu => "relu",
+        Unary::LeakyRelu(_) => "leaky_relu",
+        Unary::Sigmoid => "sigmoid",
+        Unary::Tanh => "tanh",
+        Unary::Softplus => "softplus",
+        Unary::LogSigmoid => "log_sigmoid",
+        Unary::Affine { .. } => "affine",
+    }
+}
+
+fn binary_name(op: Binary) -> &'static str {
+    match op {
+        Binary::Add => "add",
+        Binary::Sub => "sub",
+        Binary::Mul => "mul",
+        Binary::Div => "div",
+        Binary::Pow => "pow",
+        Binary::Maximum => "maximum",
+        Binary::Minimum => "minimum",
+    }
+}
+
 /// y = op(x) elementwise.
 pub fn unary(x: &Var, op: Unary) -> Result<Var> {
     let y = k::unary(x.value(), op)?;
     let backward: Box<dyn BackwardOp> = Box::new(UnaryBackward { x: x.value().clone(), op });
-    Ok(Var::from_op(y, "unary", &[x], Some(backward)))
+    Ok(Var::from_op(y, unary_name(op), &[x], Some(backward)))
 }
 
 struct BinaryBackward {
@@ -41,7 +74,7 @@ impl BackwardOp for BinaryBackward {
 pub fn binary(a: &Var, b: &Var, op: Binary) -> Result<Var> {
     let y = k::binary(a.value(), b.value(), op)?;
     let backward: Box<dyn BackwardOp> = Box::new(BinaryBackward { a: a.value().clone(), b: b.value().clone(), op });
-    Ok(Var::from_op(y, "binary", &[a, b], Some(backward)))
+    Ok(Var::from_op(y, binary_name(op), &[a, b], Some(backward)))
 }
 
 impl Var {

@@ -25,4 +25,4 @@ pub use shape::concat;
 pub use spatial::{avg_pool2d, batch_norm, gaussian_upsample, max_pool2d, minibatch_stddev, upsample_bilinear};
 pub use ssim::{ssim_loss, ssim_map};
 pub use gradcheck::{gradcheck, gradcheck_params};
-pub use var::{grad_enabled, no_grad, BackwardOp, Var};
+pub use var::{check_finite, check_finite_enabled, grad_enabled, no_grad, set_check_finite, BackwardOp, Var};

@@ -41,6 +41,44 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+    /// This thread's override of `ODDITY_CHECK_FINITE` (see [`set_check_finite`]).
+    static CHECK_FINITE: Cell<Option<bool>> = const { Cell::new(None) };
+    /// The first non-finite op output seen while checking, not yet reported.
+    static FIRST_NON_FINITE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// True when every op output and gradient is checked for NaN and infinity: the debug mode
+/// `ODDITY_CHECK_FINITE=1` (read once), or [`set_check_finite`] on this thread. Each check
+/// reads the tensor back, so it is slow; the default checks only the loss (in the training
+/// loop) and the input batches.
+pub fn check_finite_enabled() -> bool {
+    static FROM_ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    CHECK_FINITE.with(|c| c.get()).unwrap_or_else(|| {
+        *FROM_ENV.get_or_init(|| {
+            std::env::var("ODDITY_CHECK_FINITE").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"))
+        })
+    })
+}
+
+/// Turns the finiteness checks on or off for this thread, whatever `ODDITY_CHECK_FINITE` says.
+pub fn set_check_finite(on: bool) {
+    CHECK_FINITE.with(|c| c.set(Some(on)));
+}
+
+/// `Err(Error::NonFinite)` naming the op whose output first held a NaN or infinity since the
+/// last call (only while the checks are on); clears the record. [`Var::backward`] calls it
+/// first, so a training step reports the op, not only the loss.
+pub fn check_finite() -> Result<()> {
+    match FIRST_NON_FINITE.with(|f| f.borrow_mut().take()) {
+        None => Ok(()),
+        Some(m) => Err(Error::NonFinite(m)),
+    }
+}
+
+/// Index and value of the first non-finite element of `t`. A failed readback counts as
+/// finite here: the device error surfaces on the next real readback.
+fn first_non_finite(t: &Tensor) -> Option<(usize, f32)> {
+    t.to_vec().ok()?.into_iter().enumerate().find(|(_, v)| !v.is_finite())
 }
 
 /// Runs `f` without recording the graph (inference, metric passes, optimizer updates).
@@ -84,6 +122,17 @@ impl Var {
     /// Records the output of an op. The output needs a gradient when recording is on and any
     /// parent needs one; otherwise no node is kept and the saved tensors are dropped at once.
     pub fn from_op(value: Tensor, op: &'static str, parents: &[&Var], backward: Option<Box<dyn BackwardOp>>) -> Var {
+        if check_finite_enabled() && FIRST_NON_FINITE.with(|f| f.borrow().is_none()) {
+            if let Some((i, v)) = first_non_finite(&value) {
+                let inputs: Vec<String> = parents.iter().map(|p| format!("{} {:?}", p.op_name(), p.shape())).collect();
+                let message = format!(
+                    "op {op} produced {v} at flat index {i} of its output {:?} (inputs: {}) (ODDITY_CHECK_FINITE)",
+                    value.shape(),
+                    inputs.join(", ")
+                );
+                FIRST_NON_FINITE.with(|f| *f.borrow_mut() = Some(message));
+            }
+        }
         let requires = grad_enabled() && parents.iter().any(|p| p.requires_grad());
         if !requires {
             return Var::constant(value);
@@ -161,6 +210,8 @@ impl Var {
                 "backward() through a graph with no variable that requires a gradient".into(),
             ));
         }
+        check_finite()?;
+        let checking = check_finite_enabled();
         let order = self.topological_order();
         let mut grads: HashMap<u64, Tensor> = HashMap::new();
         grads.insert(self.id(), grad.clone());
@@ -175,8 +226,18 @@ impl Var {
             })?;
             let needs: Vec<bool> = node.parents.iter().map(Var::requires_grad).collect();
             let parent_grads = backward.backward(&gy, &needs)?;
-            for ((parent, g), need) in node.parents.iter().zip(parent_grads).zip(&needs) {
+            for (k, ((parent, g), need)) in node.parents.iter().zip(parent_grads).zip(&needs).enumerate() {
                 let (Some(g), true) = (g, *need) else { continue };
+                if checking {
+                    if let Some((i, v)) = first_non_finite(&g) {
+                        return Err(Error::NonFinite(format!(
+                            "the backward of op {} gave input {k} ({} {:?}) a gradient holding {v} at flat index {i} (ODDITY_CHECK_FINITE)",
+                            node.op,
+                            parent.op_name(),
+                            parent.shape()
+                        )));
+                    }
+                }
                 if g.shape() != parent.shape() {
                     return Err(Error::Shape(format!(
                         "backward of {} gave a gradient of shape {:?} for an input of shape {:?}",

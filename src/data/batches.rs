@@ -218,6 +218,7 @@ impl BatchPlan {
                 (sample.load()?, None)
             };
             let img = augment.apply(img, rng)?;
+            check_finite(&img, || format!("image {} after loading and augmentation", sample.describe()))?;
             match mask {
                 Some(m) => masks.push(resize_mask(&m, img.height, img.width)),
                 None => all_masked = false,
@@ -240,8 +241,15 @@ impl BatchPlan {
             }
         }
         if let Some(norm) = &self.pipeline.normalization {
-            for img in images.iter_mut() {
+            for (k, img) in images.iter_mut().enumerate() {
                 norm.apply(img)?;
+                check_finite(img, || {
+                    let what = match indices.get(k) {
+                        Some(&i) => format!("image {}", self.samples[i].describe()),
+                        None => format!("synthetic anomaly {} of the batch", k - indices.len()),
+                    };
+                    format!("{what} after normalization (mean {:?}, std {:?})", norm.mean, norm.std)
+                })?;
             }
         }
         let mut batch = Batch::from_images(&images, labels)?;
@@ -250,6 +258,15 @@ impl BatchPlan {
         }
         Ok(batch)
     }
+}
+
+/// An [`Error::NonFinite`] naming `what` and the first NaN or infinite pixel as
+/// `[channel, row, column]`; images that reach the GPU must be finite.
+pub fn check_finite(img: &ImageTensor, what: impl FnOnce() -> String) -> Result<()> {
+    let Some(i) = img.data.iter().position(|v| !v.is_finite()) else { return Ok(()) };
+    let plane = (img.height * img.width).max(1);
+    let (c, y, x) = (i / plane, i % plane / img.width.max(1), i % img.width.max(1));
+    Err(Error::NonFinite(format!("{} holds {} at [{c}, {y}, {x}]", what(), img.data[i])))
 }
 
 /// Brings a synthetic anomaly to the channel count and size of the normal image.

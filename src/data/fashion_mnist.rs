@@ -108,17 +108,43 @@ fn load_split(dir: &Path, prefix: &str) -> Result<ClassSet> {
     Ok(ClassSet { classes })
 }
 
-/// Reads a gzip-compressed IDX file of `u8` data: (dimensions, data).
+/// The most IDX data read (1 GiB; Fashion-MNIST's training images are 47 MB). A header that
+/// declares more is refused before anything is allocated or decompressed.
+pub const MAX_IDX_BYTES: usize = 1 << 30;
+
+/// Reads a gzip-compressed IDX file of `u8` data: (dimensions, data). Decompresses only as
+/// many bytes as the header declares (plus one, to notice trailing data), so a small file
+/// that inflates to gigabytes is an error, not an allocation.
 pub fn read_idx_gz(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut gz = flate2::read::GzDecoder::new(file);
     let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(file)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
+    let mut read = |bytes: &mut Vec<u8>, n: usize| {
+        (&mut gz)
+            .take(n as u64)
+            .read_to_end(bytes)
+            .map_err(|e| Error::io(path, e))
+    };
+    read(&mut bytes, 4)?;
+    if bytes.len() == 4 {
+        let header_rest = 4 * bytes[3] as usize;
+        read(&mut bytes, header_rest)?;
+    }
+    let (header, expected) = idx_layout(path, &bytes)?;
+    read(&mut bytes, expected + 1)?;
+    if bytes.len() > header + expected {
+        return Err(Error::Idx {
+            path: path.to_path_buf(),
+            message: format!("the header declares {expected} bytes of data but the file has more"),
+        });
+    }
     parse_idx(path, bytes)
 }
 
-fn parse_idx(path: &Path, bytes: Vec<u8>) -> Result<(Vec<usize>, Vec<u8>)> {
+/// Checks the magic number and header of an IDX file of `u8` data and returns (header
+/// length, declared data length). Sizes whose product overflows or passes
+/// [`MAX_IDX_BYTES`] are errors naming the dimensions.
+fn idx_layout(path: &Path, bytes: &[u8]) -> Result<(usize, usize)> {
     let err = |message: String| Error::Idx {
         path: PathBuf::from(path),
         message,
@@ -139,18 +165,41 @@ fn parse_idx(path: &Path, bytes: Vec<u8>) -> Result<(Vec<usize>, Vec<u8>)> {
             "file ends inside the header of {ndim} dimensions"
         )));
     }
-    let dims: Vec<usize> = (0..ndim)
+    let dims = idx_dims(bytes, ndim);
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_IDX_BYTES)
+        .ok_or_else(|| {
+            err(format!(
+                "dimensions {dims:?} declare more than the {MAX_IDX_BYTES} bytes an IDX file may hold"
+            ))
+        })?;
+    Ok((header, expected))
+}
+
+fn idx_dims(bytes: &[u8], ndim: usize) -> Vec<usize> {
+    (0..ndim)
         .map(|d| {
             let b = &bytes[4 + 4 * d..8 + 4 * d];
             u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
         })
-        .collect();
-    let expected: usize = dims.iter().product();
+        .collect()
+}
+
+/// Parses an uncompressed IDX file of `u8` data: (dimensions, data). Errors name the file and
+/// what is wrong (magic, data type, a header or data cut short, sizes that overflow).
+pub fn parse_idx(path: &Path, bytes: Vec<u8>) -> Result<(Vec<usize>, Vec<u8>)> {
+    let (header, expected) = idx_layout(path, &bytes)?;
+    let dims = idx_dims(&bytes, bytes[3] as usize);
     if bytes.len() - header != expected {
-        return Err(err(format!(
-            "dimensions {dims:?} need {expected} bytes of data, found {}",
-            bytes.len() - header
-        )));
+        return Err(Error::Idx {
+            path: PathBuf::from(path),
+            message: format!(
+                "dimensions {dims:?} need {expected} bytes of data, found {}",
+                bytes.len() - header
+            ),
+        });
     }
     Ok((dims, bytes[header..].to_vec()))
 }

@@ -294,7 +294,46 @@ fn decode(path: &Path) -> Result<image::DynamicImage> {
             "truncated JPEG (no end-of-image marker)",
         ));
     }
-    image::load_from_memory_with_format(&bytes, format).map_err(|e| Error::image(path, e))
+    // Check the declared size before decoding: a few hundred bytes of PNG can declare
+    // gigapixels (a decompression bomb).
+    let reader = || image::ImageReader::with_format(std::io::Cursor::new(&bytes), format);
+    let (w, h) = reader().into_dimensions().map_err(|e| Error::image(path, e))?;
+    check_image_size(path, w, h)?;
+    let mut reader = reader();
+    reader.limits(image_limits());
+    reader.decode().map_err(|e| Error::image(path, e))
+}
+
+/// The widest and tallest image decoded, in pixels (MVTec AD's largest are 1024, KolektorSDD's
+/// 1270 tall).
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+/// The most pixels an image may have (64 Mpixel: 768 MiB as `[3, h, w]` f32 once loaded).
+pub const MAX_IMAGE_PIXELS: u64 = 1 << 26;
+
+/// Checks a declared image size against [`MAX_IMAGE_SIDE`] and [`MAX_IMAGE_PIXELS`]; the error
+/// names the file, its size and the limit.
+fn check_image_size(path: &Path, width: u32, height: u32) -> Result<()> {
+    let pixels = width as u64 * height as u64;
+    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE || pixels > MAX_IMAGE_PIXELS {
+        return Err(Error::image(
+            path,
+            format!(
+                "declares {width}x{height} pixels, over the limit of {MAX_IMAGE_SIDE} per side and \
+                 {MAX_IMAGE_PIXELS} pixels in all (a corrupt header or a decompression bomb?)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Decoder limits matching [`check_image_size`]; they also bound what the decoder allocates
+/// (16-bit RGBA at the largest size).
+fn image_limits() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_PIXELS * 8);
+    limits
 }
 
 fn jpeg_has_end_marker(bytes: &[u8]) -> bool {

@@ -317,6 +317,7 @@ impl Normalization {
 
     /// Normalizes `img` in place; its channel count must match.
     pub fn apply(&self, img: &mut ImageTensor) -> Result<()> {
+        self.check_lengths()?;
         if img.channels != self.mean.len() {
             return Err(Error::Shape {
                 what: "image to normalize".into(),
@@ -336,6 +337,7 @@ impl Normalization {
 
     /// Undoes [`Normalization::apply`].
     pub fn invert(&self, img: &mut ImageTensor) -> Result<()> {
+        self.check_lengths()?;
         if img.channels != self.mean.len() {
             return Err(Error::Shape {
                 what: "image to denormalize".into(),
@@ -353,6 +355,37 @@ impl Normalization {
         Ok(())
     }
 
+    /// One standard deviation per mean: a hand-made value with other lengths is an error, not
+    /// an index out of bounds.
+    fn check_lengths(&self) -> Result<()> {
+        if self.std.len() != self.mean.len() {
+            return Err(Error::Shape {
+                what: "normalization statistics".into(),
+                expected: format!("{} standard deviations, one per mean", self.mean.len()),
+                got: format!("{}", self.std.len()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks statistics read from outside: at least one channel, one standard deviation per
+    /// mean, every mean finite and every standard deviation finite and positive.
+    pub fn validate(&self) -> Result<()> {
+        self.check_lengths()?;
+        if self.mean.is_empty() {
+            return Err(Error::InvalidArgument("normalization statistics have no channels".into()));
+        }
+        if let Some((c, m)) = self.mean.iter().enumerate().find(|(_, m)| !m.is_finite()) {
+            return Err(Error::InvalidArgument(format!("normalization mean of channel {c} is {m}, expected a finite number")));
+        }
+        if let Some((c, s)) = self.std.iter().enumerate().find(|(_, s)| !(s.is_finite() && **s > 0.0)) {
+            return Err(Error::InvalidArgument(format!(
+                "normalization standard deviation of channel {c} is {s}, expected a finite number > 0"
+            )));
+        }
+        Ok(())
+    }
+
     /// Writes the statistics as JSON.
     pub fn save_json(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self)
@@ -360,14 +393,17 @@ impl Normalization {
         std::fs::write(path, text).map_err(|e| Error::io(path, e))
     }
 
-    /// Reads statistics written by [`Normalization::save_json`].
+    /// Reads statistics written by [`Normalization::save_json`]; they must pass
+    /// [`Normalization::validate`] (the error names the file).
     pub fn load_json(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::CsvRow {
+        let n: Normalization = serde_json::from_str(&text).map_err(|e| Error::CsvRow {
             path: path.to_path_buf(),
             line: e.line(),
             message: format!("invalid normalization JSON: {e}"),
-        })
+        })?;
+        n.validate().map_err(|e| Error::CsvRow { path: path.to_path_buf(), line: 1, message: e.to_string() })?;
+        Ok(n)
     }
 }
 
