@@ -1,18 +1,26 @@
-//! Training of the LeNet-based detectors (thesis §4.2.1): Adam (lr 1e-4, no weight decay) with
-//! a multi-step schedule (Fashion-MNIST and CIFAR-10: 200 epochs, ×0.1 at 100 and 150), batches
-//! of 128, balanced half normal / half synthetic anomalies for the supervised losses, seeded.
+//! Training of the thesis's base models (§4.1, §4.2.1): Adam (lr 1e-4, no weight decay) with a
+//! multi-step schedule (Fashion-MNIST and CIFAR-10: 200 epochs, ×0.1 at 100 and 150; MVTec
+//! layout: 300 epochs, ×0.1 at 200 and 250), batches of 128, balanced half normal / half
+//! synthetic anomalies for the supervised losses (hsc, logistic, fcdd, unet), seeded.
 //!
-//! - [`Model`]: the network, its [`Objective`] (loss, score, logit, estimate), the input
-//!   normalisation and its architecture name; built fresh ([`Model::new`]) or from a checkpoint
-//!   ([`Model::from_checkpoint`], [`load_model`]).
+//! - [`Architecture`] / [`Network`]: every network of the thesis (LeNets, SSIM autoencoders,
+//!   U-Net, FCDD) by a name that holds its input channels and size, so a checkpoint rebuilds it.
+//! - [`Model`]: the network, its [`Objective`] (loss, score, logit, estimate, per-pixel maps),
+//!   the input normalisation and its architecture; built fresh ([`Model::build`], [`Model::new`]
+//!   for the one-vs-all data sets) or from a checkpoint ([`Model::from_checkpoint`],
+//!   [`load_model`]). [`Model::estimates`], [`Model::anomaly_maps`] and [`Model::pixel_logits`]
+//!   are what calibration and evaluation use.
 //! - [`EpochBatches`]: where an epoch's batches come from; [`PlannedBatches`] runs a
 //!   [`crate::data::batches::BatchPlan`] per epoch on a prefetch thread, seeded by (seed, epoch)
 //!   so a resumed run sees exactly the batches the uninterrupted run would have.
 //! - [`fit`]: the loop. A checkpoint after every epoch (model, buffers, SVDD centre,
 //!   normalisation, optimizer state, epochs done, seed, config; written atomically), resume from
 //!   it, one loss readback per `readback_every` steps, and a stop with [`Error::Diverged`] naming
-//!   epoch and step on a non-finite loss, leaving the last good checkpoint in place.
-//! - [`evaluate`]: scores, logits and estimates of a sample set, and its AUROC.
+//!   epoch and step on a non-finite loss, leaving the last good checkpoint in place. The SSIM
+//!   loss compares the output with the input; the U-Net's per-pixel labels are the masks or the
+//!   image's label on every pixel (synthetic anomalies: all 1, thesis §4.2.1).
+//! - [`evaluate`]: scores, logits and estimates of a sample set and its AUROC, plus anomaly maps
+//!   and masks ([`PixelMaps`]: pixel AUROC, AUPRO) for models with maps on data with masks.
 
 mod network;
 mod progress;
