@@ -195,8 +195,8 @@ fn train_rejects_bad_arguments_with_exit_code_2() {
     let out = out_dir("bad_args");
     let o = out.to_str().unwrap();
     let base = ["train", "--data", "fmnist", "--class", "coat", "--out", o];
-    // Losses whose networks are not in yet are not accepted.
-    expect_usage_error(&[&base[..], &["--loss", "fcdd"]].concat(), &["fcdd", "svdd", "hsc", "logistic"]);
+    // Unknown losses are refused, listing the known ones.
+    expect_usage_error(&[&base[..], &["--loss", "mse"]].concat(), &["mse", "svdd", "hsc", "logistic", "fcdd", "ssim", "unet"]);
     expect_usage_error(&[&base[..], &["--loss", "hsc", "--anomalies", "mrf"]].concat(), &["mrf", "spectral", "oe:<dir>"]);
     expect_usage_error(&[&base[..], &["--loss", "hsc", "--batch", "1"]].concat(), &["batch size", "1"]);
     expect_usage_error(&[&base[..], &["--loss", "hsc", "--batch", "33"]].concat(), &["even", "33"]);

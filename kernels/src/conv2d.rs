@@ -371,7 +371,9 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
     if v.registers(x) {
         // Whole destination rows per split; enough splits to keep every core busy.
         let rows_total = g.n * g.hy;
-        let chunk = rows_total.div_ceil(rows_total.clamp(1, 64));
+        // No more partial sums than one storage binding holds (512x512x3x3 weights: 9 MB each).
+        let fit = (ctx.max_binding_bytes() / (len as u64 * 4)).clamp(1, 64) as usize;
+        let chunk = rows_total.div_ceil(rows_total.clamp(1, fit));
         splits = rows_total.div_ceil(chunk);
         let max_row = (g.hy - 1) * g.s[0] + (g.k[0] - 1) * g.d[0];
         let max_col = (g.wy - 1) * g.s[1] + (g.k[1] - 1) * g.d[1];
@@ -389,7 +391,8 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
         // Splits of the n*hy*wy reduction in whole K steps, enough workgroups to fill a GPU.
         let red = g.n * g.hy * g.wy;
         let tiles = ksize.div_ceil(TILE) * g.cy.div_ceil(TILE);
-        let want = (1024 / tiles).clamp(1, 65535).min(red.div_ceil(TILE_K));
+        let fit = (ctx.max_binding_bytes() / (len as u64 * 4)).max(1) as usize;
+        let want = (1024 / tiles).clamp(1, 65535).min(red.div_ceil(TILE_K)).min(fit);
         let chunk = red.div_ceil(want).div_ceil(TILE_K) * TILE_K;
         splits = red.div_ceil(chunk);
         params.mode = 2;
@@ -694,6 +697,23 @@ mod tests {
         for v in [Variant::Registers, Variant::Tiled] {
             let gw = conv2d_backward_weight(&x, &gy, &d.ws, &d.p.with_variant(v)).unwrap();
             // ~1200 terms per sum: atol scaled up from ATOL accordingly.
+            assert_close(&format!("gw {v:?}"), &gw.to_vec().unwrap(), &gw_ref, 5e-4, RTOL);
+        }
+    }
+
+    /// 256x256x3x3 weights over 64 destination rows: 64 partial sums would need 151 MB, over
+    /// the 128 MiB binding limit of the baseline limits, so the split count must shrink.
+    #[test]
+    fn weight_gradient_partials_fit_one_binding() {
+        let ctx = gpu_or_skip!();
+        let c: Case = ([16, 256, 4, 4], 256, [3, 3], [1, 1], [1, 1], [1, 1], false);
+        let d = data(&c, 11);
+        let (_, gw_ref, _) = cpu::conv2d_backward(&d.x, c.0, &d.w, d.ws, &d.gy, &d.p);
+        let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
+        let gy = Tensor::from_slice(&ctx, &d.ys, &to_f32(&d.gy)).unwrap();
+        for v in [Variant::Registers, Variant::Tiled] {
+            let gw = conv2d_backward_weight(&x, &gy, &d.ws, &d.p.with_variant(v)).unwrap();
+            // ~250 terms per sum: the same tolerance as the long reductions above.
             assert_close(&format!("gw {v:?}"), &gw.to_vec().unwrap(), &gw_ref, 5e-4, RTOL);
         }
     }

@@ -27,7 +27,7 @@ pub enum Command {
     Metrics(metrics::MetricsArgs),
     /// Train and score a Deep SVDD on generated data (nothing to download): the whole pipeline.
     Demo(demo::DemoArgs),
-    /// Train a LeNet one-vs-all on Fashion-MNIST or CIFAR-10 (SVDD, HSC or logistic loss).
+    /// Train a thesis base model (svdd, hsc, logistic, fcdd, ssim, unet) on Fashion-MNIST, CIFAR-10 or MVTec-layout data.
     Train(train::TrainArgs),
     /// The GPU adapter oddity uses (honours ODDITY_BACKEND and ODDITY_ADAPTER) and its limits.
     Info(info::InfoArgs),
