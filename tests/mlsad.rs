@@ -321,3 +321,58 @@ fn bad_levels_are_rejected_with_the_reason() {
     let (ok, text) = oddity(&["mlsad", "train", "--data", d.to_str().unwrap(), "--class", "a", "--levels", "1,32", "--out", r.to_str().unwrap()]);
     assert!(!ok && text.contains("level 32"), "{text}");
 }
+
+/// An MVTec-layout category of 64x64 grayscale stripes; defects are bright squares with masks.
+fn write_textures(root: &Path) {
+    let mut rng = TestRng::new(99);
+    let stripes = |rng: &mut TestRng| -> Vec<f32> {
+        let phase = rng.uniform(0.0, 8.0) as usize;
+        (0..64 * 64).map(|k| if ((k % 64) + phase) % 8 < 4 { 0.2 } else { 0.6 }).collect()
+    };
+    let save = |data: Vec<f32>, path: &Path| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        oddity::data::ImageTensor::from_vec(data, 1, 64, 64).unwrap().save_png(path).unwrap();
+    };
+    for i in 0..16 {
+        save(stripes(&mut rng), &root.join(format!("train/good/{i:03}.png")));
+    }
+    for i in 0..3 {
+        save(stripes(&mut rng), &root.join(format!("test/good/{i:03}.png")));
+        let mut img = stripes(&mut rng);
+        let mut mask = vec![0.0f32; 64 * 64];
+        let (y0, x0) = (8 + 12 * i, 20 + 8 * i);
+        for y in y0..y0 + 12 {
+            for x in x0..x0 + 12 {
+                img[y * 64 + x] = 1.0;
+                mask[y * 64 + x] = 1.0;
+            }
+        }
+        save(img, &root.join(format!("test/defect/{i:03}.png")));
+        save(mask, &root.join(format!("ground_truth/defect/{i:03}_mask.png")));
+    }
+}
+
+#[test]
+fn tiny_texture_run_writes_pixel_metrics() {
+    let _ctx = gpu_or_skip!();
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mlsad_textures");
+    let _ = std::fs::remove_dir_all(&base);
+    let data = base.join("stripes");
+    write_textures(&data);
+    let run = base.join("run");
+    let (ok, text) = oddity(&[
+        "mlsad", "train", "--data", data.to_str().unwrap(), "--levels", "1,2,4", "--image-size", "64", "--seed", "2", "--out",
+        run.to_str().unwrap(), "--width", "4", "--gan-width", "4", "--gan-batch", "4", "--batch", "4", "--steps-per-epoch", "2",
+        "--gan-epochs", "1", "--epochs", "1", "--no-progress",
+    ]);
+    assert!(ok, "{text}");
+    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["layout"], "textures");
+    assert_eq!(metrics["config"]["crop"], 32);
+    assert_eq!(metrics["test_images"], 6);
+    for key in ["pixel_auroc", "aupro", "image_auroc"] {
+        let v = metrics[key].as_f64().unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&v), "{key}: {v}\n{text}");
+    }
+    assert!(text.contains("pixel AUROC"), "{text}");
+}
