@@ -43,7 +43,7 @@ pub struct MlsadArgs {
 #[derive(Debug, Subcommand)]
 pub enum MlsadCommand {
     /// Train PatchGANs and detectors, then evaluate into metrics.json.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Evaluate a trained run folder into its metrics.json.
     Eval(RunArgs),
     /// Write samples.png: generated images of every MRF level.
@@ -279,6 +279,7 @@ struct Metrics<'a> {
     config: &'a MlsadConfig,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn evaluate_run(ctx: &Context, info: &RunInfo, dir: &Path, model: &[crate::mlsad::detector::Detector], test: &[Sample], train_images: usize, eval_batch: usize, progress: bool, started: Instant, out: &mut dyn Write) -> Result<()> {
     let io = |e| Error::io("<stdout>", e);
     let batch = if info.config.image_size > 64 { eval_batch.min(8) } else { eval_batch };

@@ -562,7 +562,7 @@ pub fn evaluate(ctx: &Context, cfg: &MlsadConfig, detectors: &[Detector], test: 
     for (det, s) in detectors.iter().zip(&per_level) {
         level_auroc.insert(det.level(), auroc(s, &labels)?);
     }
-    let (pixel_auroc, aupro_value) = if with_masks && all_masks.iter().any(|&m| m == 1) {
+    let (pixel_auroc, aupro_value) = if with_masks && all_masks.contains(&1) {
         (Some(pixel.compute()?), Some(aupro(&all_maps, &all_masks, size, size, 0.3)?))
     } else {
         (None, None)
