@@ -17,6 +17,7 @@ pub mod cli;
 pub mod data;
 pub mod error;
 pub mod metrics;
+pub mod mlsad;
 pub mod models;
 pub mod nn;
 pub mod optim;

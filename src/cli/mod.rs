@@ -7,6 +7,7 @@
 pub mod demo;
 pub mod info;
 pub mod metrics;
+pub mod mlsad;
 pub mod train;
 
 use crate::error::Result;
@@ -31,6 +32,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// The GPU adapter oddity uses (honours ODDITY_BACKEND and ODDITY_ADAPTER) and its limits.
     Info(info::InfoArgs),
+    /// MLSAD: multi-level structure anomaly detection (train, eval, samples).
+    Mlsad(mlsad::MlsadArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -47,5 +50,6 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Info(args) => info::run(&args, &mut out),
         Command::Demo(args) => demo::run(&args, &mut out),
         Command::Train(args) => train::run(&args, &mut out),
+        Command::Mlsad(args) => mlsad::run(&args, &mut out),
     }
 }
