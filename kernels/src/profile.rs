@@ -16,8 +16,6 @@
 //!
 //! Buffer copies and clears (uploads, `zeros`) are not dispatches and are not timed.
 
-use std::time::Instant;
-
 /// How the kernel times of a profile were measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProfileClock {
@@ -52,8 +50,6 @@ pub(crate) struct Profiler {
     pub(crate) records: Vec<KernelTime>,
     /// The first error met while reading timestamps (reported by `end_profile`).
     pub(crate) error: Option<String>,
-    /// Start of the dispatch being wall-clock timed.
-    pub(crate) started: Option<Instant>,
 }
 
 impl Profiler {
@@ -81,7 +77,7 @@ impl Profiler {
                 period_ns: queue.get_timestamp_period() as f64,
             }
         });
-        Profiler { timestamps, pending: Vec::new(), records: Vec::new(), error: None, started: None }
+        Profiler { timestamps, pending: Vec::new(), records: Vec::new(), error: None }
     }
 
     pub(crate) fn clock(&self) -> ProfileClock {
