@@ -328,7 +328,28 @@ pub fn time_steps(ctx: &Context, step: &mut dyn TrainStep, batch: usize, warmup:
 
 #[cfg(test)]
 mod tests {
-    use super::{median, select};
+    use super::{all, median, select, Kind};
+    use crate::kernels::gpu_or_skip;
+    use crate::models::autoencoder::{bergmann_autoencoder, BergmannConfig};
+    use crate::models::lenet;
+    use crate::nn::{self, Init, Module};
+
+    fn count(m: &dyn Module) -> usize {
+        nn::parameters(m).iter().map(|(_, v)| v.value().numel()).sum()
+    }
+
+    #[test]
+    fn parameter_counts_match_the_pytorch_mirror() {
+        // The counts `benches/torch/steps.py` builds (sum of p.numel() in PyTorch 2.15): the two
+        // sides time the same networks only if these agree.
+        let ctx = gpu_or_skip!();
+        let mut init = Init::new(&ctx, 0);
+        assert_eq!(count(&super::mlsad_detector8(&mut init).unwrap()), 1_032_129);
+        assert_eq!(count(&bergmann_autoencoder(&mut init, &BergmannConfig::default()).unwrap()), 1_081_381);
+        assert_eq!(count(&lenet::cifar10_lenet(&mut init).unwrap()), 520_544);
+        assert_eq!(count(&lenet::fmnist_lenet(&mut init).unwrap()), 7_272);
+        assert!(all().iter().any(|w| w.kind == Kind::SsimMap11));
+    }
 
     #[test]
     fn select_by_name_id_and_all() {
