@@ -23,5 +23,6 @@ pub mod nn;
 pub mod optim;
 pub mod synth;
 pub mod train;
+pub mod workloads;
 
 pub use error::{Error, Result};

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::error::{Error, Result};
 use crate::kernel::{Access, KernelSpec};
 use crate::pool::{BufferPool, RawBuffer};
+use crate::profile::{KernelTime, ProfileClock, Profiler};
 
 /// Bytes of params one submission can hold; each dispatch takes one aligned slot.
 const PARAMS_ARENA_BYTES: u64 = 1 << 20;
@@ -49,6 +50,8 @@ pub(crate) struct State {
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     dispatches: u64,
     submissions: u64,
+    /// Set between `begin_profile` and `end_profile` only.
+    profiler: Option<Profiler>,
 }
 
 struct CompiledKernel {
@@ -101,16 +104,22 @@ impl Context {
     /// `ODDITY_BACKEND` (vulkan | metal | dx12 | gl) narrows the backend and `ODDITY_ADAPTER`
     /// picks an adapter whose name contains the given text (case-insensitive).
     pub fn new() -> Result<Context> {
-        Self::open(None)
+        Self::open(None, false)
+    }
+
+    /// Like [`Context::new`], but also asks for `TIMESTAMP_QUERY` where the adapter has it, so
+    /// [`Context::begin_profile`] can time kernels on the GPU's clock.
+    pub fn new_profiled() -> Result<Context> {
+        Self::open(None, true)
     }
 
     /// Opens the best adapter but requests exactly `limits` from it. Tests use
     /// `wgpu::Limits::default()`, the WebGPU baseline, so what passes here runs on small GPUs too.
     pub fn with_limits(limits: wgpu::Limits) -> Result<Context> {
-        Self::open(Some(limits))
+        Self::open(Some(limits), false)
     }
 
-    fn open(limits: Option<wgpu::Limits>) -> Result<Context> {
+    fn open(limits: Option<wgpu::Limits>, timestamps: bool) -> Result<Context> {
         let requested = backends_from_env()?;
         let enumerate = |backends: wgpu::Backends| {
             let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
@@ -171,7 +180,11 @@ impl Context {
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("oddity"),
-            required_features: wgpu::Features::empty(),
+            required_features: if timestamps {
+                adapter.features() & wgpu::Features::TIMESTAMP_QUERY
+            } else {
+                wgpu::Features::empty()
+            },
             required_limits,
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -215,6 +228,7 @@ impl Context {
                     bind_groups: HashMap::new(),
                     dispatches: 0,
                     submissions: 0,
+                    profiler: None,
                 }),
                 fault: Arc::new(Mutex::new(None)),
                 lost: Arc::new(Mutex::new(None)),
@@ -290,6 +304,37 @@ impl Context {
         self.lock().submissions
     }
 
+    /// Buffers the pool has created since the context was made; a steady-state training step
+    /// (same shapes as the step before) adds none.
+    pub fn buffers_created(&self) -> u64 {
+        self.lock().pool.created()
+    }
+
+    /// Starts timing every dispatch (see [`crate::profile`]) after finishing the work already
+    /// recorded; returns the clock in use.
+    pub fn begin_profile(&self) -> Result<ProfileClock> {
+        self.wait()?;
+        let mut state = self.lock();
+        let profiler = Profiler::new(&self.inner.device, &self.inner.queue);
+        let clock = profiler.clock();
+        state.profiler = Some(profiler);
+        Ok(clock)
+    }
+
+    /// Finishes the recorded work and returns one time per dispatch since
+    /// [`Context::begin_profile`], in recording order; profiling stops.
+    pub fn end_profile(&self) -> Result<Vec<KernelTime>> {
+        self.wait()?;
+        let profiler = self.lock().profiler.take();
+        let Some(p) = profiler else {
+            return Err(Error::Config("end_profile without begin_profile".into()));
+        };
+        match p.error {
+            Some(e) => Err(Error::Device(e)),
+            None => Ok(p.records),
+        }
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while recording leaves the state consistent enough to keep going.
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -325,6 +370,14 @@ impl Context {
         let bytes = bytemuck::bytes_of(params);
         let params_size = (bytes.len() as u64).div_ceil(16) * 16;
         let mut state = self.lock();
+        let wall_clock = state.profiler.as_ref().map(|p| p.clock()) == Some(ProfileClock::CpuWallClock);
+        if wall_clock || state.profiler.as_ref().is_some_and(|p| p.full()) {
+            // Wall clock: earlier work must not be in the timed submit.
+            self.submit_locked(&mut state);
+            if wall_clock {
+                self.poll_wait()?;
+            }
+        }
         let mut offset = (state.params.len() as u64).div_ceil(self.inner.params_align) * self.inner.params_align;
         if offset + params_size > PARAMS_ARENA_BYTES {
             self.submit_locked(&mut state);
@@ -373,17 +426,35 @@ impl Context {
             );
         }
         let group = state.bind_groups.get(&key).cloned().expect("inserted above");
+        let state = &mut *state;
         let encoder = state.encoder.get_or_insert_with(|| {
             self.inner.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("oddity ops") })
         });
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(spec.id), timestamp_writes: None });
+            let timestamp_writes = state.profiler.as_mut().and_then(|p| p.pass_writes(spec.id));
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(spec.id), timestamp_writes });
             pass.set_pipeline(&kernel.pipeline);
             pass.set_bind_group(0, &group, &[offset as u32]);
             pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
         }
         state.dispatches += 1;
+        if wall_clock {
+            let started = std::time::Instant::now();
+            self.submit_locked(state);
+            self.poll_wait()?;
+            if let Some(p) = state.profiler.as_mut() {
+                p.records.push(KernelTime { kernel: spec.id, nanos: started.elapsed().as_nanos() as f64 });
+            }
+        }
         Ok(())
+    }
+
+    fn poll_wait(&self) -> Result<()> {
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Device(format!("waiting for the GPU: {e}")))
     }
 
     fn kernel_locked(&self, state: &mut State, spec: &KernelSpec) -> Arc<CompiledKernel> {
@@ -459,12 +530,18 @@ impl Context {
     }
 
     fn submit_locked(&self, state: &mut State) {
-        if let Some(encoder) = state.encoder.take() {
+        if let Some(mut encoder) = state.encoder.take() {
             if !state.params.is_empty() {
                 self.inner.queue.write_buffer(&state.params_buffer, 0, &state.params);
             }
+            if let Some(p) = &state.profiler {
+                p.resolve(&mut encoder);
+            }
             self.inner.queue.submit([encoder.finish()]);
             state.submissions += 1;
+            if let Some(p) = state.profiler.as_mut() {
+                p.collect(&self.inner.device);
+            }
         }
         state.params.clear();
         // Buffers freed while recording were possibly still read by that submission; only now,
@@ -475,10 +552,7 @@ impl Context {
     /// Blocks until the GPU has finished all submitted work.
     pub fn wait(&self) -> Result<()> {
         self.flush();
-        self.inner
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Device(format!("waiting for the GPU: {e}")))?;
+        self.poll_wait()?;
         self.check_device()
     }
 

@@ -7,6 +7,7 @@ pub mod context;
 pub mod error;
 pub mod kernel;
 mod pool;
+pub mod profile;
 pub mod tensor;
 pub mod testing;
 

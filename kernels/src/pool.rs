@@ -65,6 +65,11 @@ impl BufferPool {
         }
     }
 
+    /// Buffers created so far (ids are handed out 1, 2, ... one per creation).
+    pub(crate) fn created(&self) -> u64 {
+        self.next_id
+    }
+
     /// Number of buffers waiting for reuse (for tests).
     #[cfg(test)]
     pub(crate) fn free_count(&self) -> usize {

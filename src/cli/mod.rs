@@ -4,6 +4,7 @@
 //! prints them to stderr and exits with code 2 (clap's own usage errors also exit with 2).
 //! A new subcommand is a variant of [`Command`] with its `Args` struct in its own file.
 
+pub mod bench;
 pub mod demo;
 pub mod info;
 pub mod metrics;
@@ -34,6 +35,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// MLSAD: multi-level structure anomaly detection (train, eval, samples).
     Mlsad(mlsad::MlsadArgs),
+    /// Training-step times of the benchmark workloads (median of N waited steps), optionally per kernel.
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -51,5 +54,6 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Demo(args) => demo::run(&args, &mut out),
         Command::Train(args) => train::run(&args, &mut out),
         Command::Mlsad(args) => mlsad::run(&args, &mut out),
+        Command::Bench(args) => bench::run(&args, &mut out),
     }
 }
