@@ -403,6 +403,13 @@ impl Context {
         f(encoder, &mut state.pool)
     }
 
+    /// Records host commands (render passes, copies) into the open encoder after the ops recorded
+    /// so far, so they reach the GPU in the same command buffer at the next [`Context::flush`]:
+    /// a renderer can draw a heatmap in the very submission that computed it.
+    pub fn encode<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
+        self.with_encoder(|encoder, _| f(encoder))
+    }
+
     /// True when ops have been recorded but not yet submitted.
     pub(crate) fn has_pending(&self) -> bool {
         self.lock().encoder.is_some()
