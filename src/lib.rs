@@ -14,6 +14,7 @@ pub mod autograd;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
+pub mod embed;
 pub mod error;
 pub mod metrics;
 pub mod models;
