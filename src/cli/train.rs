@@ -1,13 +1,27 @@
-//! `oddity train`: one-vs-all training of a LeNet on Fashion-MNIST or CIFAR-10 with the SVDD,
-//! HSC or logistic loss (thesis §4.1, §4.2), writing `checkpoint.safetensors` (after every
-//! epoch; `--resume` continues from it) and `metrics.json` (image AUROC, seed, config) to
+//! `oddity train`: training of the thesis's base models (§4.1, §4.2), writing
+//! `checkpoint.safetensors` (after every epoch; `--resume` continues from it) and `metrics.json`
+//! (image AUROC; pixel AUROC and AUPRO for models with maps on data with masks; seed, config) to
 //! `--out`.
 //!
-//! Normal data: the class's training images, split 3:1 into training and calibration parts
-//! (seeded); the network trains on the training part, whose z-score statistics normalise every
-//! input. Test: the class's test images (normal) and every other class's (anomalous).
-//! Supervised losses train on balanced batches: half normal images, half spectral images or
-//! outlier-exposure images from a folder (`--anomalies oe:<dir>`).
+//! Data (`--data`):
+//! - `fmnist` / `cifar10`, one-vs-all: normal data is the class's training images; test is the
+//!   class's test images (normal) and every other class's (anomalous). Networks: the LeNets
+//!   (svdd, hsc, logistic), the data set's SSIM autoencoder on grayscale images (ssim), FCDD's
+//!   `FCDD_CNN28_W` / `FCDD_CNN32_LW3K` (fcdd), a 32x32 U-Net (unet, CIFAR-10 only). Defaults:
+//!   200 epochs, milestones 100 and 150.
+//! - a folder in the MVTec AD layout with `--class <category>` (e.g. KolektorSDD's `kolektor`):
+//!   normal data is `train/good`; test is `test/*` with its masks. Networks: the Bergmann
+//!   autoencoder on grayscale (ssim, `--size` default 256), the U-Net (unet, default 256, the
+//!   data's channels), FCDD on VGG11-BN features (fcdd, default 224, RGB). Training images are
+//!   resized to `--size` x 8/7 and randomly cropped to `--size`; test images are resized.
+//!   Defaults: 300 epochs, milestones 200 and 250.
+//!
+//! The normal training data is split 3:1 into training and calibration parts (seeded); the
+//! network trains on the training part, whose z-score statistics normalise every input.
+//! Supervised losses (hsc, logistic, fcdd, unet) train on balanced batches: half normal images,
+//! half spectral images or outlier-exposure images from a folder (`--anomalies oe:<dir>`); the
+//! U-Net's pixel labels are 0 on normal images and 1 on every pixel of a synthetic anomaly
+//! (thesis §4.2.1).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,14 +34,16 @@ use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
 use crate::data::cifar::{cifar10, ClassSet};
+use crate::data::mvtec::list_categories;
 use crate::data::split::DataSplit;
-use crate::data::transforms::{Normalization, Pipeline};
-use crate::data::{FashionMnist, Sample, FASHION_MNIST_DEFAULT_DIR};
+use crate::data::transforms::{ChannelMode, Normalization, Pipeline};
+use crate::data::{FashionMnist, MvtecCategory, Sample, FASHION_MNIST_DEFAULT_DIR};
 use crate::error::{Error, Result};
 use crate::kernels::Context;
 use crate::synth::OutlierExposure;
 use crate::train::{
-    evaluate, fit, Anomalies, DatasetKind, FitOptions, LossKind, Model, PlannedBatches, StoredConfig, TrainConfig,
+    evaluate, fit, Anomalies, Architecture, DatasetKind, FitOptions, LossKind, Model, NetFamily, PlannedBatches,
+    StoredConfig, TrainConfig,
 };
 
 /// The checkpoint file name inside `--out`.
@@ -63,22 +79,66 @@ pub fn parse_anomalies(s: &str) -> std::result::Result<AnomalyArg, String> {
     }
 }
 
+/// `--data`: a one-vs-all data set or an MVTec-layout folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataArg {
+    Lenet(DatasetKind),
+    Mvtec(PathBuf),
+}
+
+impl std::fmt::Display for DataArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataArg::Lenet(d) => write!(f, "{}", d.name()),
+            DataArg::Mvtec(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
+impl Serialize for DataArg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// Parses `fmnist`, `cifar10` or an existing folder (MVTec layout, checked when run).
+pub fn parse_data(s: &str) -> std::result::Result<DataArg, String> {
+    match s {
+        "fmnist" => Ok(DataArg::Lenet(DatasetKind::Fmnist)),
+        "cifar10" => Ok(DataArg::Lenet(DatasetKind::Cifar10)),
+        _ if Path::new(s).is_dir() => Ok(DataArg::Mvtec(PathBuf::from(s))),
+        _ => Err(format!("'{s}' is neither fmnist, cifar10 nor an existing folder (MVTec layout)")),
+    }
+}
+
 #[derive(Debug, Args, Clone, Serialize)]
 pub struct TrainArgs {
     /// The training loss.
     #[arg(long, value_enum)]
     pub loss: LossKind,
-    /// The data set (one-vs-all).
-    #[arg(long, value_enum)]
-    pub data: DatasetKind,
-    /// The normal class, e.g. `trouser` (Fashion-MNIST) or `cat` (CIFAR-10).
+    /// `fmnist` or `cifar10` (one-vs-all), or a folder in the MVTec AD layout (per category).
+    #[arg(long, value_parser = parse_data)]
+    pub data: DataArg,
+    /// The normal class, e.g. `trouser` (Fashion-MNIST), `cat` (CIFAR-10), or the category
+    /// folder of MVTec-layout data (`kolektor`).
     #[arg(long)]
     pub class: String,
+    /// Input height = width for MVTec-layout data (default: 256 for ssim and unet, 224 for
+    /// fcdd; a multiple of 32 for ssim and unet).
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Std of FCDD's receptive-field Gaussian that upsamples heatmaps.
+    #[arg(long, default_value_t = 14.0)]
+    pub fcdd_sigma: f32,
+    /// No random horizontal flips in training (categories that are not mirror-symmetric).
+    #[arg(long)]
+    pub no_hflip: bool,
     /// Synthetic anomalies of the supervised losses: `spectral` or `oe:<dir>` (unused by svdd).
     #[arg(long, default_value = "spectral", value_parser = parse_anomalies)]
     pub anomalies: AnomalyArg,
-    #[arg(long, default_value_t = 200)]
-    pub epochs: usize,
+    /// Epochs (default: 200 for fmnist/cifar10, 300 for MVTec-layout data).
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Seed of the split, initialisation, batch order, augmentation and anomalies.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -104,9 +164,10 @@ pub struct TrainArgs {
     /// Adam's initial learning rate.
     #[arg(long, default_value_t = 1e-4)]
     pub lr: f64,
-    /// Epochs at which the learning rate is multiplied by --gamma (comma separated).
-    #[arg(long, value_delimiter = ',', default_values_t = [100u64, 150])]
-    pub milestones: Vec<u64>,
+    /// Epochs at which the learning rate is multiplied by --gamma, comma separated (default:
+    /// 100,150 for fmnist/cifar10, 200,250 for MVTec-layout data).
+    #[arg(long, value_delimiter = ',')]
+    pub milestones: Option<Vec<u64>>,
     #[arg(long, default_value_t = 0.1)]
     pub gamma: f64,
     #[arg(long, default_value_t = 0.0)]
@@ -121,23 +182,30 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     pub fn config(&self) -> TrainConfig {
+        let defaults = match self.data {
+            DataArg::Lenet(_) => TrainConfig::thesis(self.loss, self.seed),
+            DataArg::Mvtec(_) => TrainConfig::thesis_mvtec(self.loss, self.seed),
+        };
         TrainConfig {
             loss: self.loss,
-            epochs: self.epochs,
+            epochs: self.epochs.unwrap_or(defaults.epochs),
             batch_size: self.batch,
             lr: self.lr,
-            milestones: self.milestones.clone(),
+            milestones: self.milestones.clone().unwrap_or(defaults.milestones),
             gamma: self.gamma,
             weight_decay: self.weight_decay,
             seed: self.seed,
             readback_every: self.readback_every,
+            fcdd_sigma: self.fcdd_sigma,
         }
     }
 
     /// The data side of the run, stored in the checkpoint; a resume must match it.
     fn run_info(&self) -> serde_json::Value {
         serde_json::json!({
-            "data": self.data.name(),
+            "data": self.data.to_string(),
+            "size": self.size,
+            "hflip": !self.no_hflip,
             "class": self.class,
             "anomalies": if self.loss.supervised() { self.anomalies.to_string() } else { "none".into() },
             "limit_train": self.limit_train,
@@ -149,12 +217,17 @@ impl TrainArgs {
 #[derive(Serialize)]
 struct Metrics<'a> {
     auroc: f64,
+    /// AUROC over every test pixel (models with maps, data with masks).
+    pixel_auroc: Option<f64>,
+    /// AUPRO up to FPR 0.3 (models with maps, data with masks).
+    aupro: Option<f64>,
     seed: u64,
     loss: &'static str,
-    data: &'static str,
+    data: String,
     class: &'a str,
     anomalies: String,
     architecture: &'a str,
+    input_shape: [usize; 3],
     adapter: String,
     epochs_done: usize,
     epoch_losses: Vec<f32>,
@@ -166,8 +239,8 @@ struct Metrics<'a> {
     args: &'a TrainArgs,
 }
 
-fn class_sets(args: &TrainArgs) -> Result<(ClassSet, ClassSet)> {
-    match args.data {
+fn class_sets(args: &TrainArgs, data: DatasetKind) -> Result<(ClassSet, ClassSet)> {
+    match data {
         DatasetKind::Fmnist => {
             let root = args.data_root.clone().unwrap_or_else(|| PathBuf::from(FASHION_MNIST_DEFAULT_DIR));
             let f = FashionMnist::load(&root)?;
@@ -215,13 +288,91 @@ fn check_args(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The channel mode that gives `spec`'s input channels.
+fn channel_mode(spec: &Architecture) -> ChannelMode {
+    if spec.channels == 1 {
+        ChannelMode::Gray
+    } else {
+        ChannelMode::Rgb
+    }
+}
+
+/// The category of an MVTec-layout folder; errors name the folder and the categories it holds.
+pub fn mvtec_category(root: &Path, class: &str) -> Result<MvtecCategory> {
+    let categories = list_categories(root)?;
+    if categories.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not an MVTec-layout folder: no <category>/train/good inside it",
+            root.display()
+        )));
+    }
+    if !categories.iter().any(|c| c == class) {
+        return Err(Error::InvalidArgument(format!(
+            "class '{class}' is not a category of {} (categories: {})",
+            root.display(),
+            categories.join(", ")
+        )));
+    }
+    MvtecCategory::load(&root.join(class))
+}
+
+/// The network of the thesis for `loss` on MVTec-layout data with `channels`-channel images.
+fn mvtec_architecture(loss: LossKind, size: Option<usize>, channels: usize) -> Result<Architecture> {
+    match loss {
+        LossKind::Ssim => Architecture::sized(NetFamily::BergmannAe, 1, size.unwrap_or(256)),
+        LossKind::Unet => Architecture::sized(NetFamily::UNet, channels, size.unwrap_or(256)),
+        LossKind::Fcdd => Architecture::sized(NetFamily::FcddVgg11Bn, 3, size.unwrap_or(224)),
+        l => Err(Error::InvalidArgument(format!(
+            "the {} loss on MVTec-layout data needs the ResNet-18 detector, which `oddity train` does not build yet; \
+             use fcdd, ssim or unet",
+            l.name()
+        ))),
+    }
+}
+
+/// Normal training, calibration-free test samples, the network and the augmenting training
+/// pipeline (without normalisation).
+struct RunData {
+    train: Vec<Sample>,
+    test: Vec<Sample>,
+    spec: Architecture,
+    augment: Pipeline,
+}
+
+fn run_data(args: &TrainArgs) -> Result<RunData> {
+    let (split, spec, augment) = match &args.data {
+        DataArg::Lenet(data) => {
+            if args.size.is_some() {
+                return Err(Error::InvalidArgument(format!(
+                    "--size applies to MVTec-layout data; {} has a fixed size",
+                    data.name()
+                )));
+            }
+            let (train_set, test_set) = class_sets(args, *data)?;
+            let split = DataSplit::one_vs_all(&train_set, &test_set, &args.class, args.seed)?;
+            let spec = data.architecture(args.loss)?;
+            // Augmentation of §4.2.1 (jitter, small noise, horizontal flip).
+            let augment = Pipeline::augment_only(!args.no_hflip).with_channels(channel_mode(&spec));
+            (split, spec, augment)
+        }
+        DataArg::Mvtec(root) => {
+            let category = mvtec_category(root, &args.class)?;
+            let channels = category.train[0].load()?.channels;
+            let spec = mvtec_architecture(args.loss, args.size, channels)?;
+            let split = DataSplit::per_category(&category, args.seed)?;
+            let augment = Pipeline::train(spec.size, !args.no_hflip).with_channels(channel_mode(&spec));
+            (split, spec, augment)
+        }
+    };
+    let train = limit(split.train, args.limit_train, args.seed ^ 0x74_7261_696e, "train")?;
+    let test = limit(split.test, args.limit_test, args.seed ^ 0x7465_7374, "test")?;
+    Ok(RunData { train, test, spec, augment })
+}
+
 pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
     check_args(args)?;
     let io = |e| Error::io("<stdout>", e);
-    let (train_set, test_set) = class_sets(args)?;
-    let split = DataSplit::one_vs_all(&train_set, &test_set, &args.class, args.seed)?;
-    let train = limit(split.train, args.limit_train, args.seed ^ 0x74_7261_696e, "train")?;
-    let test = limit(split.test, args.limit_test, args.seed ^ 0x7465_7374, "test")?;
+    let RunData { train, test, spec, augment } = run_data(args)?;
 
     let ctx = Context::new()?;
     writeln!(out, "adapter: {}", ctx.adapter_name()).map_err(io)?;
@@ -231,10 +382,17 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
         let ck = Checkpoint::load(&ck_path)?;
         let stored = StoredConfig::from_checkpoint(&ck, &ck_path)?;
         writeln!(out, "resuming {} after epoch {}", ck_path.display(), stored.epochs_done).map_err(io)?;
-        (Model::from_checkpoint(&ctx, &ck, &ck_path)?, Some(ck))
+        let model = Model::from_checkpoint(&ctx, &ck, &ck_path)?;
+        if model.spec != spec {
+            return Err(Error::Checkpoint {
+                path: ck_path,
+                message: format!("cannot resume: the checkpoint holds {}, this run builds {}", model.architecture, spec.name()),
+            });
+        }
+        (model, Some(ck))
     } else {
-        let normalization = Normalization::fit_samples(&train, &Pipeline::default())?;
-        (Model::new(&ctx, args.data, args.loss, args.seed, normalization, &train)?, None)
+        let normalization = Normalization::fit_samples(&train, &augment)?;
+        (Model::build(&ctx, spec, args.loss, args.seed, normalization, &train, args.fcdd_sigma)?, None)
     };
     let anomalies = match (&args.anomalies, args.loss.supervised()) {
         (_, false) => None,
@@ -243,14 +401,14 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
             Some(Anomalies::OutlierExposure(OutlierExposure::from_folder(dir)?.with_pipeline(Pipeline::augment_only(true))))
         }
     };
-    // Augmentation of §4.2.1 (jitter, small noise, horizontal flip), then the z-score.
-    let pipeline = Pipeline::augment_only(true).with_normalization(model.normalization.clone());
+    let pipeline = augment.with_normalization(model.normalization.clone());
     let mut batches = PlannedBatches::new(train.clone(), pipeline, args.batch, args.seed, anomalies)?;
     writeln!(
         out,
-        "{} {} one-vs-all, normal class '{}': {} training images, {} test images; {} steps per epoch",
+        "{} {} on {}, normal class '{}': {} training images, {} test images; {} steps per epoch",
         model.architecture,
         args.loss.name(),
+        args.data,
         args.class,
         train.len(),
         test.len(),
@@ -260,17 +418,34 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
     let opts = FitOptions { checkpoint: ck_path.clone(), run: args.run_info(), progress: !args.no_progress };
     let summary = fit(&model, &mut batches, &config, resume.as_ref(), &opts, out)?;
 
-    let ev = evaluate(&ctx, &model, &test, 256)?;
+    // Large inputs in smaller evaluation batches (memory of the activations).
+    let eval_batch = if spec.size <= 32 { 256 } else { 16 };
+    let ev = evaluate(&ctx, &model, &test, eval_batch)?;
     let auroc = ev.auroc()?;
-    writeln!(out, "test AUROC ({} vs the other classes): {auroc:.4}", args.class).map_err(io)?;
+    let what = match args.data {
+        DataArg::Lenet(_) => "vs the other classes",
+        DataArg::Mvtec(_) => "good vs defects",
+    };
+    writeln!(out, "test AUROC ({} {what}): {auroc:.4}", args.class).map_err(io)?;
+    let (pixel_auroc, aupro) = match &ev.maps {
+        Some(maps) => {
+            let (p, a) = (maps.pixel_auroc()?, maps.aupro()?);
+            writeln!(out, "pixel AUROC {p:.4}, AUPRO {a:.4} ({}x{} maps)", maps.height, maps.width).map_err(io)?;
+            (Some(p), Some(a))
+        }
+        None => (None, None),
+    };
     let metrics = Metrics {
         auroc,
+        pixel_auroc,
+        aupro,
         seed: args.seed,
         loss: args.loss.name(),
-        data: args.data.name(),
+        data: args.data.to_string(),
         class: &args.class,
         anomalies: if args.loss.supervised() { args.anomalies.to_string() } else { "none".into() },
         architecture: &model.architecture,
+        input_shape: model.input_shape(),
         adapter: ctx.adapter_name().to_string(),
         epochs_done: summary.epochs_done,
         epoch_losses: summary.epoch_losses,

@@ -7,14 +7,24 @@
 //! | HSC (eq. 4.1) | φ ∈ R^n | v = √(‖φ‖²+1) − 1 | 1 − e^{−v} | σ⁻¹(η̂) |
 //! | logistic (eq. 2.15) | z ∈ R | z | σ(z) | z |
 //! | FCDD (§4.1.3) | φ ∈ R^{m×n} | per pixel A = √(φ²+1) − 1, image v = mean A | 1 − e^{−A} | σ⁻¹(η̂) |
+//! | SSIM (§4.1.4) | reconstruction x̂ | per pixel 1 − S(x, x̂) = 2η̂, image 2·mean η̂ | (1 − S)/2, image mean | σ⁻¹(η̂) |
+//! | per-pixel logistic (U-Net) | logits z ∈ R^{h×w} | per pixel z, image η̂ | σ(z), image mean σ(z) | z, image σ⁻¹(η̂) |
+//!
+//! Per-pixel maps (`[N, 1, H, W]` at the input's size, [`Objective::anomaly_map`],
+//! [`Objective::pixel_logits`]): FCDD upsamples A to A' with the receptive-field Gaussian
+//! (thesis: std 14) and uses η̂ = 1 − e^{−A'}, z = σ⁻¹(η̂); SSIM averages S over channels.
+//! The image level of the SSIM and U-Net losses averages the per-pixel η̂ and derives the
+//! logit (and for SSIM the score 2η̂) from it (§4.1.4: "detection averages η̂_ij"); for the
+//! U-Net the image score is that mean η̂.
 //!
 //! Labels y are 0 for normal and 1 for anomalous data, as f32 tensors of shape `[N]` (or of the
 //! map's shape for per-pixel losses). The partial losses of HSC are v (y = 0) and
 //! −ln(1 − e^{−v}) (y = 1); the second is computed by [`neg_log1mexp`], finite and accurate for
 //! every v ≥ 0, and the logistic loss through softplus, finite for any logit.
 
-use crate::autograd::{unary, Var};
+use crate::autograd::{gaussian_upsample, ssim_loss, ssim_map, unary, Var};
 use crate::kernels::elementwise::Unary;
+use crate::kernels::gaussian_upsample::GaussianUpsample;
 use crate::kernels::{Error, Result};
 
 use super::deep_svdd;
@@ -154,6 +164,24 @@ pub enum Objective {
     Hsc,
     /// Logistic loss on a scalar head; supervised.
     Logistic,
+    /// FCDD: HSC on the mean pseudo-Huber map (supervised); maps are upsampled to the input
+    /// size with `upsample` (the receptive-field Gaussian of the network).
+    Fcdd { upsample: GaussianUpsample },
+    /// SSIM autoencoder (unsupervised): the output is the reconstruction; inputs and
+    /// reconstructions are padded with `pad_value` (the training mean; 0 for z-scored inputs).
+    Ssim { pad_value: f32 },
+    /// Average per-pixel logistic loss on logit maps `[N, 1, H, W]` (the U-Net; supervised,
+    /// pixel labels).
+    PixelLogistic,
+}
+
+/// The labels a batch brings to [`Objective::batch_loss`].
+#[derive(Clone, Copy, Default)]
+pub struct Targets<'a> {
+    /// Image labels `[N]` (0 normal, 1 anomalous).
+    pub labels: Option<&'a Var>,
+    /// Pixel labels `[N, 1, H, W]` (the per-pixel logistic loss).
+    pub pixel_labels: Option<&'a Var>,
 }
 
 /// Per sample: anomaly score, logit z and estimate η̂, all `[N]`.
@@ -166,7 +194,37 @@ pub struct Estimates {
 impl Objective {
     /// Whether training needs labelled anomalies (balanced batches).
     pub fn supervised(&self) -> bool {
-        !matches!(self, Objective::Svdd { .. })
+        !matches!(self, Objective::Svdd { .. } | Objective::Ssim { .. })
+    }
+
+    /// Whether the objective scores pixels ([`Objective::anomaly_map`] gives a map).
+    pub fn has_maps(&self) -> bool {
+        matches!(self, Objective::Fcdd { .. } | Objective::Ssim { .. } | Objective::PixelLogistic)
+    }
+
+    /// The mean loss of a batch for every objective. `x`: the network input (the SSIM target);
+    /// `out`: the network output; `targets`: image labels (HSC, logistic, FCDD) or pixel labels
+    /// (per-pixel logistic).
+    pub fn batch_loss(&self, x: &Var, out: &Var, targets: Targets<'_>) -> Result<Var> {
+        match self {
+            Objective::Ssim { pad_value } => {
+                if x.shape() != out.shape() {
+                    return Err(Error::Shape(format!(
+                        "ssim loss: reconstruction {:?} for input {:?}",
+                        out.shape(),
+                        x.shape()
+                    )));
+                }
+                ssim_loss(x, out, *pad_value)
+            }
+            Objective::PixelLogistic => {
+                let y = targets.pixel_labels.ok_or_else(|| {
+                    Error::Shape("the per-pixel logistic loss needs pixel labels [N, 1, H, W], got none".into())
+                })?;
+                pixel_logistic_loss(out, y)
+            }
+            _ => self.loss(out, targets.labels),
+        }
     }
 
     /// The mean loss of a batch. `out`: the network output; `y`: labels `[N]` (ignored by SVDD,
@@ -179,6 +237,10 @@ impl Objective {
             Objective::Svdd { centre } => deep_svdd::loss(out, centre),
             Objective::Hsc => hsc_loss(out, need("HSC")?),
             Objective::Logistic => logistic_loss(out, need("logistic")?),
+            Objective::Fcdd { .. } => fcdd_loss(out, need("FCDD")?),
+            Objective::Ssim { .. } | Objective::PixelLogistic => Err(Error::Shape(format!(
+                "the {self:?} loss needs the input or pixel labels: use Objective::batch_loss"
+            ))),
         }
     }
 
@@ -188,18 +250,102 @@ impl Objective {
             Objective::Svdd { centre } => deep_svdd::distances(out, centre),
             Objective::Hsc => pseudo_huber(out),
             Objective::Logistic => scalar_head(out),
+            _ => Ok(self.estimates(out)?.score),
         }
     }
 
-    /// Score, logit and estimate per sample.
+    /// Score, logit and estimate per sample from the output alone (every objective but SSIM,
+    /// which needs the input: [`Objective::estimates_with_input`]).
     pub fn estimates(&self, out: &Var) -> Result<Estimates> {
-        let score = self.score(out)?;
-        let (logit, eta) = match self {
-            Objective::Svdd { .. } => (deep_svdd::logit(&score)?, deep_svdd::eta(&score)?),
-            Objective::Hsc => (hsc_logit(&score)?, hsc_eta(&score)?),
-            Objective::Logistic => (score.clone(), score.sigmoid()?),
+        let (score, logit, eta) = match self {
+            Objective::Svdd { centre } => {
+                let score = deep_svdd::distances(out, centre)?;
+                (score.clone(), deep_svdd::logit(&score)?, deep_svdd::eta(&score)?)
+            }
+            Objective::Hsc => {
+                let v = pseudo_huber(out)?;
+                (v.clone(), hsc_logit(&v)?, hsc_eta(&v)?)
+            }
+            Objective::Logistic => {
+                let z = scalar_head(out)?;
+                (z.clone(), z.clone(), z.sigmoid()?)
+            }
+            Objective::Fcdd { .. } => {
+                let v = fcdd_v(out)?;
+                (v.clone(), hsc_logit(&v)?, hsc_eta(&v)?)
+            }
+            Objective::PixelLogistic => {
+                let eta = image_mean(&check_map("per-pixel logistic", out)?.sigmoid()?)?;
+                (eta.clone(), prob_logit(&eta)?, eta)
+            }
+            Objective::Ssim { .. } => {
+                return Err(Error::Shape("the SSIM estimates need the input: use Objective::estimates_with_input".into()))
+            }
         };
         Ok(Estimates { score, logit, eta })
+    }
+
+    /// Score, logit and estimate per sample for every objective. x: the network input.
+    pub fn estimates_with_input(&self, x: &Var, out: &Var) -> Result<Estimates> {
+        match self {
+            Objective::Ssim { pad_value } => {
+                let eta = image_mean(&ssim_eta_map(x, out, *pad_value)?)?;
+                Ok(Estimates { score: eta.mul_scalar(2.0)?, logit: prob_logit(&eta)?, eta })
+            }
+            _ => self.estimates(out),
+        }
+    }
+
+    /// Per-pixel anomaly scores `[N, 1, H, W]` at the input's size: FCDD's upsampled A', SSIM's
+    /// 1 − S, the U-Net's logits; `None` for image-level objectives.
+    pub fn anomaly_map(&self, x: &Var, out: &Var) -> Result<Option<Var>> {
+        Ok(Some(match self {
+            Objective::Fcdd { upsample } => gaussian_upsample(&pseudo_huber_map(out)?, *upsample)?,
+            Objective::Ssim { pad_value } => ssim_eta_map(x, out, *pad_value)?.mul_scalar(2.0)?,
+            Objective::PixelLogistic => check_map("per-pixel logistic", out)?.clone(),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Per-pixel logits z = σ⁻¹(η̂) `[N, 1, H, W]` (per-pixel calibration); `None` for
+    /// image-level objectives.
+    pub fn pixel_logits(&self, x: &Var, out: &Var) -> Result<Option<Var>> {
+        Ok(Some(match self {
+            Objective::Fcdd { upsample } => hsc_logit(&gaussian_upsample(&pseudo_huber_map(out)?, *upsample)?)?,
+            Objective::Ssim { pad_value } => prob_logit(&ssim_eta_map(x, out, *pad_value)?)?,
+            Objective::PixelLogistic => check_map("per-pixel logistic", out)?.clone(),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// Probabilities are clamped into [`LOG1MEXP_TINY`, 1] on both sides of σ⁻¹, so η̂ = 0 or 1
+/// gives a logit of about ∓69 instead of ∓∞.
+///
+/// σ⁻¹(η̂) = ln η̂ − ln(1 − η̂) elementwise.
+pub fn prob_logit(eta: &Var) -> Result<Var> {
+    let p = unary(eta, Unary::Clamp(LOG1MEXP_TINY, 1.0))?;
+    let q = unary(&eta.affine(-1.0, 1.0)?, Unary::Clamp(LOG1MEXP_TINY, 1.0))?;
+    p.log()?.sub(&q.log()?)
+}
+
+/// The SSIM estimate map η̂ = (1 − S(x, x̂)) / 2, S averaged over channels (thesis §4.1.4).
+/// x, recon: [N, C, H, W] -> [N, 1, H, W]
+pub fn ssim_eta_map(x: &Var, recon: &Var, pad_value: f32) -> Result<Var> {
+    let s = ssim_map(x, recon, pad_value)?;
+    let s = if s.shape()[1] == 1 { s } else { s.mean_axis(1, true)? };
+    s.affine(-0.5, 0.5)
+}
+
+/// Mean over every pixel of each sample. [N, ...] -> [N]
+fn image_mean(map: &Var) -> Result<Var> {
+    map.flatten()?.mean_axis(1, false)
+}
+
+fn check_map<'a>(what: &str, out: &'a Var) -> Result<&'a Var> {
+    match out.shape() {
+        [_, 1, _, _] => Ok(out),
+        s => Err(Error::Shape(format!("{what}: expected a one-channel map [N, 1, H, W], got {s:?}"))),
     }
 }
 

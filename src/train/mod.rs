@@ -14,8 +14,11 @@
 //!   epoch and step on a non-finite loss, leaving the last good checkpoint in place.
 //! - [`evaluate`]: scores, logits and estimates of a sample set, and its AUROC.
 
+mod network;
 mod progress;
 mod train_loop;
+
+pub use network::{build_network, Architecture, NetFamily, Network};
 
 pub use progress::Progress;
 pub use train_loop::{fit, FitOptions, FitSummary};
@@ -27,15 +30,16 @@ use serde::{Deserialize, Serialize};
 use crate::autograd::{no_grad, Var};
 use crate::checkpoint::{Checkpoint, HostTensor};
 use crate::data::batches::{Batch, BatchPlan, Prefetcher};
-use crate::data::transforms::{Normalization, Pipeline};
+use crate::data::transforms::{ChannelMode, Normalization, Pipeline};
 use crate::data::Sample;
 use crate::error::{Error, Result};
+use crate::kernels::gaussian_upsample::THESIS_SIGMA;
 use crate::kernels::{Context, Tensor};
-use crate::metrics::auroc;
+use crate::metrics::{aupro, auroc, pixel_auroc};
 use crate::models::deep_svdd;
-use crate::models::lenet::{cifar10_lenet_variant, fmnist_lenet_variant, LenetVariant};
-use crate::models::losses::Objective;
-use crate::nn::{self, Init, Module, Sequential};
+use crate::models::lenet::LenetVariant;
+use crate::models::losses::{Estimates, Objective, Targets};
+use crate::nn::{self, Module};
 use crate::synth::{AnomalySource, OutlierExposure, SpectralAnomalies};
 
 /// Checkpoint tensor names besides the network's own.
@@ -53,11 +57,19 @@ pub enum LossKind {
     Hsc,
     /// Logistic loss (supervised, LeNet with biases and a scalar head).
     Logistic,
+    /// FCDD: HSC on the mean pseudo-Huber heatmap of a fully convolutional net (supervised).
+    Fcdd,
+    /// SSIM autoencoder on grayscale images (unsupervised).
+    Ssim,
+    /// U-Net with the average per-pixel logistic loss; pixels of synthetic anomalies are
+    /// labelled 1, of normal images 0 (supervised).
+    Unet,
 }
 
 impl LossKind {
+    /// Whether training needs synthetic anomalies (balanced batches).
     pub fn supervised(self) -> bool {
-        self != LossKind::Svdd
+        !matches!(self, LossKind::Svdd | LossKind::Ssim)
     }
 
     pub fn name(self) -> &'static str {
@@ -65,14 +77,19 @@ impl LossKind {
             LossKind::Svdd => "svdd",
             LossKind::Hsc => "hsc",
             LossKind::Logistic => "logistic",
+            LossKind::Fcdd => "fcdd",
+            LossKind::Ssim => "ssim",
+            LossKind::Unet => "unet",
         }
     }
 
-    fn lenet_variant(self) -> LenetVariant {
+    /// The LeNet variant of the image-level losses; `None` for the others.
+    pub fn lenet_variant(self) -> Option<LenetVariant> {
         match self {
-            LossKind::Svdd => LenetVariant::Svdd,
-            LossKind::Hsc => LenetVariant::Features,
-            LossKind::Logistic => LenetVariant::Scalar,
+            LossKind::Svdd => Some(LenetVariant::Svdd),
+            LossKind::Hsc => Some(LenetVariant::Features),
+            LossKind::Logistic => Some(LenetVariant::Scalar),
+            _ => None,
         }
     }
 }
@@ -93,30 +110,26 @@ impl DatasetKind {
         }
     }
 
-    /// The architecture name of the LeNet for this data set and loss, e.g. `fmnist-lenet-bias`.
-    pub fn architecture(self, loss: LossKind) -> String {
-        format!("{}-lenet{}", self.name(), loss.lenet_variant().suffix())
-    }
-}
-
-/// Builds the network an architecture name stands for (see [`DatasetKind::architecture`]).
-pub fn build_network(ctx: &Context, architecture: &str, seed: u64) -> Result<Sequential> {
-    let mut init = Init::new(ctx, seed);
-    for data in [DatasetKind::Fmnist, DatasetKind::Cifar10] {
-        for loss in [LossKind::Svdd, LossKind::Hsc, LossKind::Logistic] {
-            if data.architecture(loss) == architecture {
-                let variant = loss.lenet_variant();
-                return Ok(match data {
-                    DatasetKind::Fmnist => fmnist_lenet_variant(&mut init, variant)?,
-                    DatasetKind::Cifar10 => cifar10_lenet_variant(&mut init, variant)?,
-                });
-            }
+    /// The network of the thesis for this data set and loss: the LeNets for the image-level
+    /// losses, the data set's SSIM autoencoder (grayscale) and FCDD net, and a U-Net at 32x32
+    /// for CIFAR-10 (Fashion-MNIST's 28x28 does not fit the U-Net's five halvings).
+    pub fn architecture(self, loss: LossKind) -> Result<Architecture> {
+        if let Some(v) = loss.lenet_variant() {
+            return Ok(Architecture::lenet(self, v));
+        }
+        match (self, loss) {
+            (DatasetKind::Fmnist, LossKind::Ssim) => Architecture::sized(NetFamily::FmnistAe, 1, 28),
+            (DatasetKind::Cifar10, LossKind::Ssim) => Architecture::sized(NetFamily::Cifar10Ae, 1, 32),
+            (DatasetKind::Fmnist, LossKind::Fcdd) => Architecture::sized(NetFamily::FcddFmnist, 1, 28),
+            (DatasetKind::Cifar10, LossKind::Fcdd) => Architecture::sized(NetFamily::FcddCifar10, 3, 32),
+            (DatasetKind::Cifar10, LossKind::Unet) => Architecture::sized(NetFamily::UNet, 3, 32),
+            (d, l) => Err(Error::InvalidArgument(format!(
+                "the {} loss has no network for {} (the U-Net needs a size that is a multiple of 32: use cifar10 or MVTec-layout data)",
+                l.name(),
+                d.name()
+            ))),
         }
     }
-    Err(Error::InvalidArgument(format!(
-        "unknown architecture '{architecture}' (known: fmnist-lenet, fmnist-lenet-bias, fmnist-lenet-scalar, \
-         cifar10-lenet, cifar10-lenet-bias, cifar10-lenet-scalar)"
-    )))
 }
 
 /// Optimisation settings. [`TrainConfig::thesis`] gives the thesis's values.
@@ -137,6 +150,14 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Steps between loss readbacks (a readback waits for the GPU).
     pub readback_every: usize,
+    /// Standard deviation of FCDD's receptive-field Gaussian that upsamples heatmaps (thesis:
+    /// 14); used at evaluation only.
+    #[serde(default = "default_fcdd_sigma")]
+    pub fcdd_sigma: f32,
+}
+
+fn default_fcdd_sigma() -> f32 {
+    THESIS_SIGMA
 }
 
 impl TrainConfig {
@@ -152,7 +173,13 @@ impl TrainConfig {
             weight_decay: 0.0,
             seed,
             readback_every: 10,
+            fcdd_sigma: THESIS_SIGMA,
         }
+    }
+
+    /// MVTec-layout settings of the thesis (§4.2.1): 300 epochs, ×0.1 at 200 and 250.
+    pub fn thesis_mvtec(loss: LossKind, seed: u64) -> TrainConfig {
+        TrainConfig { epochs: 300, milestones: vec![200, 250], ..TrainConfig::thesis(loss, seed) }
     }
 
     /// Errors name the bad setting.
@@ -176,6 +203,9 @@ impl TrainConfig {
         }
         if self.readback_every == 0 {
             return bad("readback_every must be at least 1".into());
+        }
+        if !(self.fcdd_sigma.is_finite() && self.fcdd_sigma > 0.0) {
+            return bad(format!("the FCDD Gaussian's std must be finite and > 0, got {}", self.fcdd_sigma));
         }
         Ok(())
     }
@@ -222,15 +252,33 @@ impl StoredConfig {
 /// A network with its objective and input normalisation.
 pub struct Model {
     pub ctx: Context,
-    pub net: Sequential,
+    pub net: Network,
     pub objective: Objective,
+    /// The architecture's name (stored in checkpoints).
     pub architecture: String,
+    pub spec: Architecture,
     pub normalization: Normalization,
 }
 
+/// The objective of `loss` on `net`; FCDD's upsampling comes from the network's receptive field.
+fn objective_for(loss: LossKind, net: &Network, fcdd_sigma: f32, centre: Option<Var>) -> Result<Objective> {
+    Ok(match (loss, net) {
+        (LossKind::Svdd, _) => Objective::Svdd {
+            centre: centre.ok_or_else(|| Error::InvalidArgument("the SVDD objective needs its centre".into()))?,
+        },
+        (LossKind::Hsc, _) => Objective::Hsc,
+        (LossKind::Logistic, _) => Objective::Logistic,
+        (LossKind::Fcdd, Network::Fcdd(f)) => Objective::Fcdd { upsample: f.upsampler(fcdd_sigma) },
+        (LossKind::Fcdd, _) => return Err(Error::InvalidArgument("the fcdd loss needs an FCDD network".into())),
+        // Inputs are z-scored with the training statistics, so the training mean is 0.
+        (LossKind::Ssim, _) => Objective::Ssim { pad_value: 0.0 },
+        (LossKind::Unet, _) => Objective::PixelLogistic,
+    })
+}
+
 impl Model {
-    /// A fresh network for `data` and `loss`, initialised from `seed`. For SVDD the centre is
-    /// the mean initial output over `centre_samples` (normalised, no augmentation).
+    /// A fresh LeNet-family network for `data` and `loss` (see [`DatasetKind::architecture`]),
+    /// initialised from `seed`; see [`Model::build`].
     pub fn new(
         ctx: &Context,
         data: DatasetKind,
@@ -239,23 +287,48 @@ impl Model {
         normalization: Normalization,
         centre_samples: &[Sample],
     ) -> Result<Model> {
-        let architecture = data.architecture(loss);
-        let net = build_network(ctx, &architecture, seed)?;
-        let objective = match loss {
-            LossKind::Svdd => {
-                let pipeline = Pipeline::default().with_normalization(normalization.clone());
-                let mut batches = Vec::new();
-                for b in Prefetcher::spawn(BatchPlan::evaluation(centre_samples.to_vec(), pipeline, 256), None, 2)? {
-                    let b = b?;
-                    batches.push(Tensor::from_slice(ctx, &b.shape, &b.data)?);
-                }
-                let c = deep_svdd::centre(&net, &batches)?;
-                Objective::Svdd { centre: deep_svdd::centre_var(ctx, &c)? }
+        Model::build(ctx, data.architecture(loss)?, loss, seed, normalization, centre_samples, THESIS_SIGMA)
+    }
+
+    /// A fresh network of `spec` trained with `loss`, initialised from `seed`. For SVDD the
+    /// centre is the mean initial output over `centre_samples` (through [`Model::test_pipeline`],
+    /// no augmentation); the other losses ignore them. `fcdd_sigma`: std of FCDD's upsampling
+    /// Gaussian.
+    pub fn build(
+        ctx: &Context,
+        spec: Architecture,
+        loss: LossKind,
+        seed: u64,
+        normalization: Normalization,
+        centre_samples: &[Sample],
+        fcdd_sigma: f32,
+    ) -> Result<Model> {
+        if !spec.fits(loss) {
+            return Err(Error::InvalidArgument(format!("the {} loss does not train the network {}", loss.name(), spec.name())));
+        }
+        if normalization.mean.len() != spec.channels {
+            return Err(Error::InvalidArgument(format!(
+                "normalisation of {} channels for the network {} with {} input channels",
+                normalization.mean.len(),
+                spec.name(),
+                spec.channels
+            )));
+        }
+        let net = spec.build(ctx, seed)?;
+        let centre = if loss == LossKind::Svdd {
+            let pipeline = test_pipeline(&spec, &normalization);
+            let mut batches = Vec::new();
+            for b in Prefetcher::spawn(BatchPlan::evaluation(centre_samples.to_vec(), pipeline, 256), None, 2)? {
+                let b = b?;
+                batches.push(Tensor::from_slice(ctx, &b.shape, &b.data)?);
             }
-            LossKind::Hsc => Objective::Hsc,
-            LossKind::Logistic => Objective::Logistic,
+            let c = deep_svdd::centre(&net, &batches)?;
+            Some(deep_svdd::centre_var(ctx, &c)?)
+        } else {
+            None
         };
-        Ok(Model { ctx: ctx.clone(), net, objective, architecture, normalization })
+        let objective = objective_for(loss, &net, fcdd_sigma, centre)?;
+        Ok(Model { ctx: ctx.clone(), net, objective, architecture: spec.name(), spec, normalization })
     }
 
     /// The model a training checkpoint holds: its architecture, weights, buffers, centre and
@@ -263,7 +336,11 @@ impl Model {
     /// shaped tensors are an error naming them.
     pub fn from_checkpoint(ctx: &Context, ck: &Checkpoint, path: &Path) -> Result<Model> {
         let stored = StoredConfig::from_checkpoint(ck, path)?;
-        let net = build_network(ctx, &ck.meta.architecture, ck.meta.seed)?;
+        let spec = Architecture::parse(&ck.meta.architecture).map_err(|e| Error::Checkpoint {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let net = spec.build(ctx, ck.meta.seed)?;
         let mut named: Vec<(String, Tensor)> =
             nn::parameters(&net).into_iter().map(|(n, v)| (n, v.value().clone())).collect();
         named.extend(nn::buffers(&net));
@@ -292,12 +369,12 @@ impl Model {
             mean: ck.tensors[MEAN_NAME].data.clone(),
             std: ck.tensors[STD_NAME].data.clone(),
         };
-        let objective = match stored.train.loss {
-            LossKind::Svdd => Objective::Svdd { centre: deep_svdd::centre_var(ctx, &ck.tensors[CENTRE_NAME].data)? },
-            LossKind::Hsc => Objective::Hsc,
-            LossKind::Logistic => Objective::Logistic,
+        let centre = match stored.train.loss {
+            LossKind::Svdd => Some(deep_svdd::centre_var(ctx, &ck.tensors[CENTRE_NAME].data)?),
+            _ => None,
         };
-        Ok(Model { ctx: ctx.clone(), net, objective, architecture: ck.meta.architecture.clone(), normalization })
+        let objective = objective_for(stored.train.loss, &net, stored.train.fcdd_sigma, centre)?;
+        Ok(Model { ctx: ctx.clone(), net, objective, architecture: ck.meta.architecture.clone(), spec, normalization })
     }
 
     /// The tensors a checkpoint keeps besides the network: normalisation and SVDD centre.
@@ -312,6 +389,105 @@ impl Model {
         }
         Ok(out)
     }
+
+    /// The input the network takes: [channels, height, width].
+    pub fn input_shape(&self) -> [usize; 3] {
+        self.spec.input_shape()
+    }
+
+    /// Whether the model scores pixels (fcdd, ssim, unet).
+    pub fn has_maps(&self) -> bool {
+        self.objective.has_maps()
+    }
+
+    /// The evaluation transform: resize to the input size, the input's channel count
+    /// (grayscale or repeated to RGB), z-scores; no augmentation.
+    pub fn test_pipeline(&self) -> Pipeline {
+        test_pipeline(&self.spec, &self.normalization)
+    }
+
+    fn check_input(&self, x: &Var) -> Result<()> {
+        let [c, h, w] = self.input_shape();
+        match x.shape() {
+            [_, xc, xh, xw] if [*xc, *xh, *xw] == [c, h, w] => Ok(()),
+            s => Err(Error::InvalidArgument(format!(
+                "the network {} takes inputs [N, {c}, {h}, {w}], got {s:?}",
+                self.architecture
+            ))),
+        }
+    }
+
+    /// Score, logit z and estimate eta-hat per image, [N] each (caller sets eval mode / no_grad).
+    /// x: [N, C, H, W] (normalised, see [`Model::test_pipeline`])
+    pub fn estimates(&self, x: &Var) -> Result<Estimates> {
+        self.check_input(x)?;
+        let out = self.net.forward(x)?;
+        Ok(self.objective.estimates_with_input(x, &out)?)
+    }
+
+    /// Per-pixel anomaly scores [N, 1, H, W] at the input's height and width for models with maps
+    /// (fcdd, ssim, unet); Ok(None) for image-level models.
+    pub fn anomaly_maps(&self, x: &Var) -> Result<Option<Var>> {
+        if !self.has_maps() {
+            return Ok(None);
+        }
+        self.check_input(x)?;
+        let out = self.net.forward(x)?;
+        Ok(self.objective.anomaly_map(x, &out)?)
+    }
+
+    /// Per-pixel logits [N, 1, H, W] for models with maps (for per-pixel calibration), else None.
+    pub fn pixel_logits(&self, x: &Var) -> Result<Option<Var>> {
+        if !self.has_maps() {
+            return Ok(None);
+        }
+        self.check_input(x)?;
+        let out = self.net.forward(x)?;
+        Ok(self.objective.pixel_logits(x, &out)?)
+    }
+
+    /// Estimates and anomaly maps from one forward pass (evaluation).
+    pub fn estimates_and_maps(&self, x: &Var) -> Result<(Estimates, Option<Var>)> {
+        self.check_input(x)?;
+        let out = self.net.forward(x)?;
+        let est = self.objective.estimates_with_input(x, &out)?;
+        Ok((est, self.objective.anomaly_map(x, &out)?))
+    }
+
+    /// The mean training loss of a batch: image labels for the supervised image losses, pixel
+    /// labels ([`Batch::pixel_labels`]: masks, or the image's label on every pixel) for the
+    /// U-Net, the input itself as the SSIM target.
+    pub fn batch_loss(&self, batch: &Batch) -> Result<Var> {
+        let ctx = &self.ctx;
+        let x = Var::constant(Tensor::from_slice(ctx, &batch.shape, &batch.data)?);
+        let out = self.net.forward(&x)?;
+        let labels = if self.objective.supervised() && !matches!(self.objective, Objective::PixelLogistic) {
+            let l: Vec<f32> = batch.labels.iter().map(|&l| l as f32).collect();
+            Some(Var::constant(Tensor::from_slice(ctx, &[l.len()], &l)?))
+        } else {
+            None
+        };
+        let pixel_labels = if matches!(self.objective, Objective::PixelLogistic) {
+            let [n, _, h, w] = batch.shape;
+            let p: Vec<f32> = batch.pixel_labels().into_iter().map(f32::from).collect();
+            Some(Var::constant(Tensor::from_slice(ctx, &[n, 1, h, w], &p)?))
+        } else {
+            None
+        };
+        let targets = Targets { labels: labels.as_ref(), pixel_labels: pixel_labels.as_ref() };
+        Ok(self.objective.batch_loss(&x, &out, targets)?)
+    }
+}
+
+/// Resize to the network input, its channel count, z-scores.
+fn test_pipeline(spec: &Architecture, normalization: &Normalization) -> Pipeline {
+    let [c, h, w] = spec.input_shape();
+    Pipeline {
+        resize: Some((h, w)),
+        channels: if c == 1 { ChannelMode::Gray } else { ChannelMode::Rgb },
+        ..Pipeline::default()
+    }
+    .with_normalization(normalization.clone())
 }
 
 /// Loads a training checkpoint for evaluation: the model and the stored config.
@@ -416,6 +592,34 @@ pub struct Evaluation {
     pub logits: Vec<f64>,
     pub etas: Vec<f64>,
     pub labels: Vec<u8>,
+    /// Anomaly maps and masks, for models with maps on data with masks.
+    #[serde(skip)]
+    pub maps: Option<PixelMaps>,
+}
+
+/// Per-pixel anomaly scores of every evaluated image with its 0/1 mask, both
+/// `[n, height, width]` flattened, at the network's input size.
+#[derive(Clone, Debug, Default)]
+pub struct PixelMaps {
+    pub scores: Vec<f32>,
+    pub masks: Vec<u8>,
+    pub height: usize,
+    pub width: usize,
+}
+
+/// The false-positive-rate limit of AUPRO (anomalib and the thesis).
+pub const AUPRO_FPR_LIMIT: f64 = 0.3;
+
+impl PixelMaps {
+    /// AUROC over every pixel.
+    pub fn pixel_auroc(&self) -> Result<f64> {
+        pixel_auroc(&self.scores, &self.masks)
+    }
+
+    /// AUPRO up to a false-positive rate of [`AUPRO_FPR_LIMIT`].
+    pub fn aupro(&self) -> Result<f64> {
+        aupro(&self.scores, &self.masks, self.height, self.width, AUPRO_FPR_LIMIT)
+    }
 }
 
 impl Evaluation {
@@ -425,27 +629,41 @@ impl Evaluation {
     }
 }
 
-/// Scores, logits and estimates of `samples` (eval mode, no gradient, normalised by the model's
-/// normalisation, no augmentation).
+/// Scores, logits and estimates of `samples` (eval mode, no gradient, through
+/// [`Model::test_pipeline`]: resized to the input, z-scored, no augmentation), and for a model
+/// with maps on samples with masks (the MVTec layout's test split) the anomaly maps and masks.
 pub fn evaluate(ctx: &Context, model: &Model, samples: &[Sample], batch_size: usize) -> Result<Evaluation> {
     model.net.set_training(false);
-    let pipeline = Pipeline::default().with_normalization(model.normalization.clone());
-    let mut plan = BatchPlan::evaluation(samples.to_vec(), pipeline, batch_size.max(1));
-    plan.with_masks = false;
-    let mut ev = Evaluation { scores: vec![], logits: vec![], etas: vec![], labels: vec![] };
+    let mut plan = BatchPlan::evaluation(samples.to_vec(), model.test_pipeline(), batch_size.max(1));
+    plan.with_masks = model.has_maps();
+    let mut ev = Evaluation { scores: vec![], logits: vec![], etas: vec![], labels: vec![], maps: None };
+    let [_, height, width] = model.input_shape();
+    let mut maps = PixelMaps { height, width, ..PixelMaps::default() };
+    let mut all_masked = plan.with_masks;
     let result = (|| -> Result<()> {
         for b in Prefetcher::spawn(plan, None, 2)? {
             let b = b?;
             let x = Var::constant(Tensor::from_slice(ctx, &b.shape, &b.data)?);
-            let est = no_grad(|| model.objective.estimates(&model.net.forward(&x)?))?;
+            let (est, map) = no_grad(|| model.estimates_and_maps(&x))?;
             let f = |v: &Var| -> Result<Vec<f64>> { Ok(v.value().to_vec()?.into_iter().map(f64::from).collect()) };
             ev.scores.extend(f(&est.score)?);
             ev.logits.extend(f(&est.logit)?);
             ev.etas.extend(f(&est.eta)?);
-            ev.labels.extend(b.labels);
+            ev.labels.extend(&b.labels);
+            match (map, &b.masks) {
+                (Some(map), Some(masks)) if all_masked => {
+                    maps.scores.extend(map.value().to_vec()?);
+                    maps.masks.extend(masks);
+                }
+                _ => all_masked = false,
+            }
         }
         Ok(())
     })();
     model.net.set_training(true);
-    result.map(|_| ev)
+    result?;
+    if all_masked && !maps.scores.is_empty() {
+        ev.maps = Some(maps);
+    }
+    Ok(ev)
 }

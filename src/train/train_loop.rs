@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::{EpochBatches, Model, Progress, StoredConfig, TrainConfig};
-use crate::autograd::Var;
 use crate::checkpoint::{Checkpoint, HostTensor};
 use crate::error::{Error, Result};
 use crate::kernels::{concat, Tensor};
@@ -46,7 +45,7 @@ pub fn fit(
     out: &mut dyn Write,
 ) -> Result<FitSummary> {
     config.validate()?;
-    if config.loss.supervised() != model.objective.supervised() {
+    if config.loss.supervised() != model.objective.supervised() || !model.spec.fits(config.loss) {
         return Err(Error::InvalidArgument(format!(
             "the {} loss does not fit the model's objective {:?}",
             config.loss.name(),
@@ -105,16 +104,8 @@ pub fn fit(
         };
         for batch in batches.epoch(epoch)? {
             let batch = batch?;
-            let ctx = &model.ctx;
-            let x = Var::constant(Tensor::from_slice(ctx, &batch.shape, &batch.data)?);
-            let y = if config.loss.supervised() {
-                let labels: Vec<f32> = batch.labels.iter().map(|&l| l as f32).collect();
-                Some(Var::constant(Tensor::from_slice(ctx, &[labels.len()], &labels)?))
-            } else {
-                None
-            };
             opt.zero_grad();
-            let loss = model.objective.loss(&model.net.forward(&x)?, y.as_ref())?;
+            let loss = model.batch_loss(&batch)?;
             loss.backward()?;
             opt.step()?;
             // Keep only the value: the graph is freed here.
