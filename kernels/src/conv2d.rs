@@ -369,9 +369,12 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
     let part;
     let splits;
     if v.registers(x) {
-        // Whole destination rows per split; enough splits to keep every core busy.
+        // Whole destination rows per split; enough splits to keep every core busy, but no more
+        // than one storage binding holds (`part` is [splits, len]; 64 splits of a 256x256x3x3
+        // weight already pass the WebGPU baseline's 128 MiB).
         let rows_total = g.n * g.hy;
-        let chunk = rows_total.div_ceil(rows_total.clamp(1, 64));
+        let fit = (ctx.max_binding_bytes() / (len as u64 * 4)).max(1) as usize;
+        let chunk = rows_total.div_ceil(rows_total.clamp(1, 64.min(fit)));
         splits = rows_total.div_ceil(chunk);
         let max_row = (g.hy - 1) * g.s[0] + (g.k[0] - 1) * g.d[0];
         let max_col = (g.wy - 1) * g.s[1] + (g.k[1] - 1) * g.d[1];
