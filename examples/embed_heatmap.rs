@@ -8,7 +8,7 @@
 //!
 //! With no model given, it trains a small FCDD (thesis §4.1.3) for a few seconds on generated
 //! scenes: normal scenes are smooth stripes of random orientation, frequency and phase;
-//! anomalous ones carry a bright round defect. FCDD learns from image labels only where the
+//! anomalous ones carry a dark round defect. FCDD learns from image labels only where the
 //! defect is. The frame is a larger colour rendering of a new scene with a defect; the heatmap
 //! should sit on it. No window or surface is needed (it runs on lavapipe in CI).
 //! `--model FILE` loads a saved detector instead (it must give per-pixel maps).
@@ -60,7 +60,7 @@ impl Scene {
         let along = u * self.angle.cos() + v * self.angle.sin();
         let stripes = 0.45 + 0.15 * (std::f32::consts::TAU * self.frequency * along + self.phase).sin();
         match self.defect {
-            Some((cu, cv, r)) if (u - cu).powi(2) + (v - cv).powi(2) < r * r => 0.95,
+            Some((cu, cv, r)) if (u - cu).powi(2) + (v - cv).powi(2) < r * r => 0.05,
             _ => stripes,
         }
     }
@@ -86,6 +86,8 @@ impl Scene {
 /// Model input side and FCDD width of the built-in detector.
 const SIDE: usize = 28;
 const WIDTH: usize = 16;
+/// The thesis's upsampling std 14 for 224-pixel images, scaled to 28 pixels.
+const SIGMA: f32 = 14.0 * SIDE as f32 / 224.0;
 
 /// Trains the built-in FCDD for `steps` Adam steps on balanced batches of 16 generated scenes
 /// (seeded), on `ctx`. Returns the detector and the last batch's loss.
@@ -117,7 +119,7 @@ pub fn train_builtin(ctx: &Context, seed: u64, steps: usize) -> Result<(Detector
             loss_value = loss.value().item()?;
         }
     }
-    Ok((Detector::from_fcdd(ctx, fcdd, vec![mean], vec![std])?, loss_value))
+    Ok((Detector::from_fcdd(ctx, fcdd, vec![mean], vec![std], SIGMA)?, loss_value))
 }
 
 /// One rendered frame.

@@ -4,8 +4,8 @@
 //! - [`Detector::load`] opens a trained model (a `oddity train` checkpoint) on the host's device;
 //!   [`Detector::from_model`] and [`Detector::from_fcdd`] wrap networks already in memory.
 //! - [`Detector::score_batch`]: input tensors `[N, C, H, W]` (already normalised) to [`Scores`]:
-//!   anomaly score, logit and estimated probability η̂ per image, and for map models (FCDD) the
-//!   per-pixel map, all left on the GPU.
+//!   anomaly score, logit and estimated probability η̂ per image, and for map models (FCDD,
+//!   SSIM autoencoders, U-Net) the per-pixel probability, all left on the GPU.
 //! - [`Detector::score_texture`]: a host texture (rgba8unorm, rgba8unorm-srgb, bgra8unorm(-srgb)
 //!   or r8unorm, any size) resized, converted and z-scored on the GPU exactly as the data pipeline
 //!   does on the CPU (`oddity_kernels::texture`), scored, and for map models a heatmap
@@ -16,9 +16,11 @@
 //!   the heatmap in the same command buffer ([`crate::kernels::Context::encode`], then
 //!   [`crate::kernels::Context::flush`]); `examples/embed_heatmap.rs` does this.
 //!
-//! Heatmaps show per-pixel probabilities in [0, 1]: for FCDD the HSC estimate
-//! η̂ = 1 − e^{−A} of the Gaussian-upsampled pseudo-Huber map A (thesis §4.1.3, eq. 4.1's
-//! estimate per pixel).
+//! Heatmaps show per-pixel probabilities σ(z) of the model's pixel logits
+//! ([`crate::models::losses::Objective::pixel_logits`]; for FCDD the HSC estimate
+//! η̂ = 1 − e^{−A} of the Gaussian-upsampled pseudo-Huber map A, thesis §4.1.3), mapped to
+//! colour and alpha by a [`HeatmapStyle`] range ([`Detector::set_heatmap_style`]; by default
+//! [0, 1], meant for calibrated probabilities).
 //!
 //! ```
 //! # fn main() -> oddity::Result<()> {
@@ -37,7 +39,7 @@
 //! // A detector on that device: here a small untrained FCDD for 28x28 grayscale inputs.
 //! let ctx = oddity::kernels::Context::from_device(device.clone(), queue.clone());
 //! let fcdd = fcdd_fmnist(&mut Init::new(&ctx, 7), 1, [28, 28], 4)?;
-//! let detector = Detector::from_fcdd(&ctx, fcdd, vec![0.5], vec![0.25])?;
+//! let detector = Detector::from_fcdd(&ctx, fcdd, vec![0.5], vec![0.25], 1.75)?;
 //!
 //! // A host texture of any size: rgba8unorm, 45x33, sampled-and-copied like a rendered frame.
 //! let image = device.create_texture(&wgpu::TextureDescriptor {
@@ -73,7 +75,7 @@ use crate::error::{Error, Result};
 use crate::kernels::texture::{HeatmapStyle, InputSpec, TextureIo};
 use crate::kernels::{wgpu, Context, Tensor};
 use crate::models::fcdd::Fcdd;
-use crate::models::losses::{fcdd_v, hsc_eta, hsc_logit, pseudo_huber_map};
+use crate::models::losses::Objective;
 use crate::nn::Module;
 use crate::train::{self, Model};
 
@@ -85,7 +87,8 @@ pub struct Scores {
     pub logit: Tensor,
     /// Estimated probability η̂ that the image is anomalous. [N]
     pub probability: Tensor,
-    /// Per-pixel probability of map models at the model's input size. [N, 1, H, W]
+    /// Per-pixel probability σ(pixel logit) of map models at the model's input size.
+    /// [N, 1, H, W]
     pub pixel_probability: Option<Tensor>,
 }
 
@@ -110,11 +113,10 @@ pub struct TextureScores {
 }
 
 enum Network {
-    /// A model of [`crate::train`] (the LeNet detectors: image scores only).
+    /// A model of [`crate::train`]: every network of the thesis with its objective.
     Model(Model),
-    /// FCDD: image value v = mean of the pseudo-Huber map, HSC logit and estimate, and the
-    /// full-resolution map (thesis §4.1.3).
-    Fcdd(Fcdd),
+    /// An FCDD network of any width with its objective (thesis §4.1.3).
+    Fcdd(Fcdd, Objective),
 }
 
 /// A trained detector on a host's device. See the module docs.
@@ -127,17 +129,6 @@ pub struct Detector {
     heatmaps: Mutex<HashMap<(u32, u32), wgpu::Texture>>,
 }
 
-/// `[channels, height, width]` of the LeNet architectures of [`crate::train`].
-fn lenet_input_shape(architecture: &str) -> Result<[usize; 3]> {
-    if architecture.starts_with("fmnist-") {
-        Ok([1, 28, 28])
-    } else if architecture.starts_with("cifar10-") {
-        Ok([3, 32, 32])
-    } else {
-        Err(Error::InvalidArgument(format!("embed: no known input shape for architecture '{architecture}'")))
-    }
-}
-
 impl Detector {
     /// Loads a training checkpoint (`oddity train`'s `model.safetensors`) onto the host's device.
     pub fn load(device: &wgpu::Device, queue: &wgpu::Queue, model_path: &Path) -> Result<Detector> {
@@ -148,19 +139,21 @@ impl Detector {
 
     /// Wraps a model of [`crate::train`] (set to evaluation mode).
     pub fn from_model(model: Model) -> Result<Detector> {
-        let [c, h, w] = lenet_input_shape(&model.architecture)?;
+        let [c, h, w] = model.input_shape();
         let (mean, std) = (model.normalization.mean.clone(), model.normalization.std.clone());
         let ctx = model.ctx.clone();
         model.net.set_training(false);
         Detector::build(&ctx, Network::Model(model), InputSpec { channels: c, size: [h, w], mean, std })
     }
 
-    /// Wraps an FCDD network (set to evaluation mode) whose inputs are z-scored with `mean` and
-    /// `std` per channel.
-    pub fn from_fcdd(ctx: &Context, fcdd: Fcdd, mean: Vec<f32>, std: Vec<f32>) -> Result<Detector> {
+    /// Wraps an FCDD network of any width (set to evaluation mode) whose inputs are z-scored with
+    /// `mean` and `std` per channel; `sigma` is the std of the upsampling Gaussian (the thesis's
+    /// 14 is for 224-pixel inputs; scale it with the input size).
+    pub fn from_fcdd(ctx: &Context, fcdd: Fcdd, mean: Vec<f32>, std: Vec<f32>, sigma: f32) -> Result<Detector> {
         let input = InputSpec { channels: fcdd.in_channels, size: fcdd.input_size, mean, std };
         fcdd.set_training(false);
-        Detector::build(ctx, Network::Fcdd(fcdd), input)
+        let objective = Objective::Fcdd { upsample: fcdd.upsampler(sigma) };
+        Detector::build(ctx, Network::Fcdd(fcdd, objective), input)
     }
 
     fn build(ctx: &Context, network: Network, input: InputSpec) -> Result<Detector> {
@@ -192,7 +185,10 @@ impl Detector {
 
     /// Whether the model gives per-pixel maps (and [`Detector::score_texture`] a heatmap).
     pub fn has_maps(&self) -> bool {
-        matches!(self.network, Network::Fcdd(_))
+        match &self.network {
+            Network::Model(m) => m.has_maps(),
+            Network::Fcdd(..) => true,
+        }
     }
 
     /// How heatmaps show the per-pixel probability (default: 0 transparent .. 1 opaque).
@@ -209,22 +205,24 @@ impl Detector {
             return Err(Error::InvalidArgument(format!("embed: input {s:?} must be [batch, {c}, {h}, {w}] for this model")));
         }
         let x = Var::constant(x.clone());
-        no_grad(|| match &self.network {
-            Network::Model(model) => {
-                let est = model.objective.estimates(&model.net.forward(&x)?)?;
-                Ok(Scores { score: est.score.value().clone(), logit: est.logit.value().clone(), probability: est.eta.value().clone(), pixel_probability: None })
-            }
-            Network::Fcdd(fcdd) => {
-                let phi = fcdd.forward(&x)?;
-                let v = fcdd_v(&phi)?;
-                let map = fcdd.upsample(&pseudo_huber_map(&phi)?, crate::kernels::gaussian_upsample::THESIS_SIGMA)?;
-                Ok(Scores {
-                    score: v.value().clone(),
-                    logit: hsc_logit(&v)?.value().clone(),
-                    probability: hsc_eta(&v)?.value().clone(),
-                    pixel_probability: Some(hsc_eta(&map)?.value().clone()),
-                })
-            }
+        let (net, objective): (&dyn Module, &Objective) = match &self.network {
+            Network::Model(m) => (&m.net, &m.objective),
+            Network::Fcdd(f, o) => (f, o),
+        };
+        no_grad(|| {
+            // One forward pass for the image estimates and the pixel logits.
+            let out = net.forward(&x)?;
+            let est = objective.estimates_with_input(&x, &out)?;
+            let pixel = match objective.pixel_logits(&x, &out)? {
+                Some(z) => Some(z.sigmoid()?.value().clone()),
+                None => None,
+            };
+            Ok(Scores {
+                score: est.score.value().clone(),
+                logit: est.logit.value().clone(),
+                probability: est.eta.value().clone(),
+                pixel_probability: pixel,
+            })
         })
     }
 

@@ -64,7 +64,7 @@ fn labels(ctx: &Context, n: usize) -> Var {
 /// finite and the step must change the parameters.
 fn train_and_infer(name: &str, net: &dyn Module, x: &Var, loss: &dyn Fn(&Var) -> Result<Var>) {
     let params = nn::parameters(net);
-    let before: Vec<f32> = params[0].1.value().to_vec().unwrap();
+    let before: Vec<Vec<f32>> = params.iter().map(|(_, p)| p.value().to_vec().unwrap()).collect();
     let mut adam = Adam::new(params.clone(), AdamConfig::default()).unwrap();
     net.set_training(true);
     let l = loss(&net.forward(x).unwrap()).unwrap();
@@ -72,8 +72,13 @@ fn train_and_infer(name: &str, net: &dyn Module, x: &Var, loss: &dyn Fn(&Var) ->
     adam.step().unwrap();
     let value = l.value().item().unwrap();
     assert!(value.is_finite(), "{name}: training loss {value}");
-    let after: Vec<f32> = params[0].1.value().to_vec().unwrap();
-    assert!(before != after, "{name}: the Adam step left {} unchanged", params[0].0);
+    let unchanged: Vec<&str> = params
+        .iter()
+        .zip(&before)
+        .filter(|((_, p), b)| p.value().to_vec().unwrap() == **b)
+        .map(|((n, _), _)| n.as_str())
+        .collect();
+    assert!(unchanged.is_empty(), "{name}: the Adam step left {unchanged:?} unchanged");
     net.set_training(false);
     let y = no_grad(|| net.forward(x)).unwrap().value().to_vec().unwrap();
     assert!(y.iter().all(|v| v.is_finite()), "{name}: inference gave a non-finite output");
@@ -89,7 +94,7 @@ fn baseline_limits_every_model_trains_and_infers() {
         let (c, s) = if data == DatasetKind::Fmnist { (1, 28) } else { (3, 32) };
         let x = random(&ctx, &[n, c, s, s], 1);
         for loss in [LossKind::Svdd, LossKind::Hsc, LossKind::Logistic] {
-            let arch = data.architecture(loss);
+            let arch = data.architecture(loss).unwrap().name();
             let net = build_network(&ctx, &arch, 2).unwrap();
             let objective = match loss {
                 LossKind::Svdd => {
@@ -97,7 +102,7 @@ fn baseline_limits_every_model_trains_and_infers() {
                     Objective::Svdd { centre: deep_svdd::centre_var(&ctx, &vec![0.1; d]).unwrap() }
                 }
                 LossKind::Hsc => Objective::Hsc,
-                LossKind::Logistic => Objective::Logistic,
+                _ => Objective::Logistic,
             };
             let y = labels(&ctx, n);
             train_and_infer(&arch, &net, &x, &|out| objective.loss(out, Some(&y)));
@@ -117,7 +122,9 @@ fn baseline_limits_every_model_trains_and_infers() {
     let x3 = random(&ctx, &[n, 3, 32, 32], 4);
     let ae = autoencoder::cifar10_autoencoder(&mut Init::new(&ctx, 4), 3).unwrap();
     train_and_infer("cifar10 autoencoder", &ae, &x3, &mse(&x3));
-    let small = BergmannConfig { image_size: 32, in_channels: 1, widths: [4, 6, 8], latent: 5 };
+    // The paper's widths and latent size at 32x32 (narrow test widths make the gradient of the
+    // first layers, 20 layers from the loss, too small for one Adam step to move f32 weights).
+    let small = BergmannConfig { image_size: 32, ..BergmannConfig::default() };
     let xb = random(&ctx, &[n, 1, 32, 32], 5);
     let ae = autoencoder::bergmann_autoencoder(&mut Init::new(&ctx, 5), &small).unwrap();
     train_and_infer("bergmann autoencoder (32x32)", &ae, &xb, &mse(&xb));

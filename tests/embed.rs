@@ -82,7 +82,7 @@ fn texture_scores_agree_with_the_cpu_data_pipeline() {
         } else {
             fcdd_cifar10(&mut init, 3, [side, side], [4, 4]).unwrap()
         };
-        let detector = Detector::from_fcdd(&ctx, fcdd, norm.mean.clone(), norm.std.clone()).unwrap();
+        let detector = Detector::from_fcdd(&ctx, fcdd, norm.mean.clone(), norm.std.clone(), 2.0).unwrap();
         let x = Tensor::from_slice(&ctx, &[1, channels, side, side], &cpu.data).unwrap();
         let from_cpu = detector.score_batch(&x).unwrap();
         let from_texture = detector.score_texture(&texture).unwrap();
@@ -100,12 +100,12 @@ fn texture_scores_agree_with_the_cpu_data_pipeline() {
 fn score_batch_names_a_wrong_input_shape() {
     let ctx = gpu_or_skip!();
     let fcdd = fcdd_fmnist(&mut Init::new(&ctx, 1), 1, [28, 28], 4).unwrap();
-    let detector = Detector::from_fcdd(&ctx, fcdd, vec![0.5], vec![0.25]).unwrap();
+    let detector = Detector::from_fcdd(&ctx, fcdd, vec![0.5], vec![0.25], 1.75).unwrap();
     let x = Tensor::zeros(&ctx, &[2, 3, 28, 28]).unwrap();
     let err = detector.score_batch(&x).err().expect("a wrong shape is an error").to_string();
     assert!(err.contains("[2, 3, 28, 28]") && err.contains("[batch, 1, 28, 28]"), "{err}");
     let fcdd = fcdd_fmnist(&mut Init::new(&ctx, 1), 1, [28, 28], 4).unwrap();
-    let err = Detector::from_fcdd(&ctx, fcdd, vec![0.5, 0.5], vec![0.25]).err().expect("mismatched statistics").to_string();
+    let err = Detector::from_fcdd(&ctx, fcdd, vec![0.5, 0.5], vec![0.25], 1.75).err().expect("mismatched statistics").to_string();
     assert!(err.contains("1 channels") && err.contains("[0.5, 0.5]"), "{err}");
 }
 
