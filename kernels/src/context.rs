@@ -177,8 +177,11 @@ impl Context {
 
     /// Wraps a device and queue that a host application already owns (e.g. a renderer's), so
     /// detection runs on the same device and shares its buffers' lifetime rules.
+    /// The adapter comes from the device, so CPU-tuned kernel variants are chosen as for
+    /// [`Context::new`].
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Context {
-        Self::build(device, queue, "host-provided device".to_string(), None)
+        let info = device.adapter_info();
+        Self::build(device, queue, format!("{} (host device)", describe(&info)), Some(info.device_type))
     }
 
     fn build(device: wgpu::Device, queue: wgpu::Queue, adapter: String, device_type: Option<wgpu::DeviceType>) -> Context {
