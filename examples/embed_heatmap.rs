@@ -290,6 +290,7 @@ fn run() -> Result<()> {
         }
     }
     let (device, queue) = host_device()?;
+    println!("host device: {} ({:?})", device.adapter_info().name, device.adapter_info().backend);
     let detector = match &model {
         Some(path) => Detector::load(&device, &queue, path)?,
         None => {
