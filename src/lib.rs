@@ -15,6 +15,7 @@ pub mod calibration;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
+pub mod embed;
 pub mod error;
 pub mod metrics;
 pub mod mlsad;

@@ -198,8 +198,11 @@ impl Context {
 
     /// Wraps a device and queue that a host application already owns (e.g. a renderer's), so
     /// detection runs on the same device and shares its buffers' lifetime rules.
+    /// The adapter comes from the device, so CPU-tuned kernel variants are chosen as for
+    /// [`Context::new`].
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Context {
-        Self::build(device, queue, "host-provided device".to_string(), None)
+        let info = device.adapter_info();
+        Self::build(device, queue, format!("{} (host device)", describe(&info)), Some(info.device_type))
     }
 
     fn build(device: wgpu::Device, queue: wgpu::Queue, adapter: String, device_type: Option<wgpu::DeviceType>) -> Context {
@@ -516,6 +519,13 @@ impl Context {
             self.inner.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("oddity ops") })
         });
         f(encoder, &mut state.pool)
+    }
+
+    /// Records host commands (render passes, copies) into the open encoder after the ops recorded
+    /// so far, so they reach the GPU in the same command buffer at the next [`Context::flush`]:
+    /// a renderer can draw a heatmap in the very submission that computed it.
+    pub fn encode<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
+        self.with_encoder(|encoder, _| f(encoder))
     }
 
     /// True when ops have been recorded but not yet submitted.

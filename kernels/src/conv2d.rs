@@ -369,7 +369,9 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
     let part;
     let splits;
     if v.registers(x) {
-        // Whole destination rows per split; enough splits to keep every core busy.
+        // Whole destination rows per split; enough splits to keep every core busy, but no more
+        // than one storage binding holds (`part` is [splits, len]; 64 splits of a 256x256x3x3
+        // weight already pass the WebGPU baseline's 128 MiB).
         let rows_total = g.n * g.hy;
         // No more partial sums than one storage binding holds (512x512x3x3 weights: 9 MB each).
         let fit = (ctx.max_binding_bytes() / (len as u64 * 4)).clamp(1, 64) as usize;

@@ -25,6 +25,7 @@ pub mod pool2d;
 pub mod reduce;
 pub mod rng;
 pub mod ssim;
+pub mod texture;
 pub mod upsample;
 
 pub use context::{Binding, Context};
