@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod error;
+pub mod experiment;
 pub mod metrics;
 pub mod models;
 pub mod nn;

@@ -8,6 +8,8 @@ pub mod demo;
 pub mod info;
 pub mod metrics;
 pub mod train;
+pub mod calibrate;
+pub mod experiment;
 
 use crate::error::Result;
 use clap::{Parser, Subcommand};
@@ -31,6 +33,10 @@ pub enum Command {
     Train(train::TrainArgs),
     /// The GPU adapter oddity uses (honours ODDITY_BACKEND and ODDITY_ADAPTER) and its limits.
     Info(info::InfoArgs),
+    /// Calibrate a trained model (platt, beta or head) on its calibration split and synthetic anomalies.
+    Calibrate(calibrate::CalibrateArgs),
+    /// Train, calibrate and evaluate the thesis's grid of losses x methods x classes x seeds.
+    Experiment(experiment::ExperimentArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -47,5 +53,7 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Info(args) => info::run(&args, &mut out),
         Command::Demo(args) => demo::run(&args, &mut out),
         Command::Train(args) => train::run(&args, &mut out),
+        Command::Calibrate(args) => calibrate::run(&args, &mut out),
+        Command::Experiment(args) => experiment::run(&args, &mut out),
     }
 }
