@@ -385,8 +385,7 @@ fn mvtec_architecture(loss: LossKind, size: Option<usize>, channels: usize) -> R
 /// pipeline (without normalisation).
 pub struct RunData {
     pub train: Vec<Sample>,
-    /// The normal calibration part of the 3:1 split (empty for a `--full-train` run's training
-    /// data, which holds it).
+    /// The normal calibration part of the 3:1 split (a `--full-train` run trains on it too).
     pub calibration: Vec<Sample>,
     pub test: Vec<Sample>,
     pub spec: Architecture,
