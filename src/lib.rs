@@ -17,6 +17,7 @@ pub mod cli;
 pub mod data;
 pub mod embed;
 pub mod error;
+pub mod experiment;
 pub mod metrics;
 pub mod mlsad;
 pub mod models;

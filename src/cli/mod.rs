@@ -10,6 +10,8 @@ pub mod info;
 pub mod metrics;
 pub mod mlsad;
 pub mod train;
+pub mod calibrate;
+pub mod experiment;
 
 use crate::error::Result;
 use clap::{Parser, Subcommand};
@@ -37,6 +39,10 @@ pub enum Command {
     Mlsad(mlsad::MlsadArgs),
     /// Training-step times of the benchmark workloads (median of N waited steps), optionally per kernel.
     Bench(bench::BenchArgs),
+    /// Calibrate a trained model (platt, beta or head) on its calibration split and synthetic anomalies.
+    Calibrate(calibrate::CalibrateArgs),
+    /// Train, calibrate and evaluate the thesis's grid of losses x methods x classes x seeds.
+    Experiment(experiment::ExperimentArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -55,5 +61,7 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Train(args) => train::run(&args, &mut out),
         Command::Mlsad(args) => mlsad::run(&args, &mut out),
         Command::Bench(args) => bench::run(&args, &mut out),
+        Command::Calibrate(args) => calibrate::run(&args, &mut out),
+        Command::Experiment(args) => experiment::run(&args, &mut out),
     }
 }

@@ -178,6 +178,10 @@ pub struct TrainArgs {
     /// Never draw the progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Train on the whole normal training data (training and calibration parts together: the
+    /// "fully trained" baseline of the thesis tables) instead of its 3/4 part.
+    #[arg(long)]
+    pub full_train: bool,
 }
 
 impl TrainArgs {
@@ -210,6 +214,53 @@ impl TrainArgs {
             "anomalies": if self.loss.supervised() { self.anomalies.to_string() } else { "none".into() },
             "limit_train": self.limit_train,
             "limit_test": self.limit_test,
+            "data_root": self.data_root,
+            "full_train": self.full_train,
+        })
+    }
+
+    /// The arguments of the run a training checkpoint holds (its stored config and run info),
+    /// so calibration can rebuild the same split; `out` is the run's folder.
+    pub fn from_stored(stored: &StoredConfig, out: &Path) -> Result<TrainArgs> {
+        let run = &stored.run;
+        let bad = |what: &str| Error::Checkpoint {
+            path: out.join(CHECKPOINT_FILE),
+            message: format!("the stored run info lacks a valid '{what}': {run}"),
+        };
+        let text = |key: &str| run.get(key).and_then(|v| v.as_str()).map(str::to_string);
+        let count = |key: &str| run.get(key).and_then(|v| v.as_u64()).map(|v| v as usize);
+        let data = parse_data(&text("data").ok_or_else(|| bad("data"))?).map_err(|e| Error::Checkpoint {
+            path: out.join(CHECKPOINT_FILE),
+            message: format!("stored data: {e}"),
+        })?;
+        let anomalies = match text("anomalies").as_deref() {
+            None | Some("none") => AnomalyArg::Spectral,
+            Some(a) => parse_anomalies(a).map_err(|_| bad("anomalies"))?,
+        };
+        let t = &stored.train;
+        Ok(TrainArgs {
+            loss: t.loss,
+            data,
+            class: text("class").ok_or_else(|| bad("class"))?,
+            size: count("size"),
+            fcdd_sigma: t.fcdd_sigma,
+            no_hflip: !run.get("hflip").and_then(|v| v.as_bool()).unwrap_or(true),
+            anomalies,
+            epochs: Some(t.epochs),
+            seed: t.seed,
+            out: out.to_path_buf(),
+            resume: false,
+            data_root: text("data_root").map(PathBuf::from),
+            limit_train: count("limit_train"),
+            limit_test: count("limit_test"),
+            batch: t.batch_size,
+            lr: t.lr,
+            milestones: Some(t.milestones.clone()),
+            gamma: t.gamma,
+            weight_decay: t.weight_decay,
+            readback_every: t.readback_every,
+            no_progress: true,
+            full_train: run.get("full_train").and_then(|v| v.as_bool()).unwrap_or(false),
         })
     }
 }
@@ -332,14 +383,17 @@ fn mvtec_architecture(loss: LossKind, size: Option<usize>, channels: usize) -> R
 
 /// Normal training, calibration-free test samples, the network and the augmenting training
 /// pipeline (without normalisation).
-struct RunData {
-    train: Vec<Sample>,
-    test: Vec<Sample>,
-    spec: Architecture,
-    augment: Pipeline,
+pub struct RunData {
+    pub train: Vec<Sample>,
+    /// The normal calibration part of the 3:1 split (a `--full-train` run trains on it too).
+    pub calibration: Vec<Sample>,
+    pub test: Vec<Sample>,
+    pub spec: Architecture,
+    pub augment: Pipeline,
 }
 
-fn run_data(args: &TrainArgs) -> Result<RunData> {
+/// The samples, network and augmentation of a run.
+pub fn run_data(args: &TrainArgs) -> Result<RunData> {
     let (split, spec, augment) = match &args.data {
         DataArg::Lenet(data) => {
             if args.size.is_some() {
@@ -364,15 +418,16 @@ fn run_data(args: &TrainArgs) -> Result<RunData> {
             (split, spec, augment)
         }
     };
-    let train = limit(split.train, args.limit_train, args.seed ^ 0x74_7261_696e, "train")?;
+    let train_part = if args.full_train { split.full_train() } else { split.train };
+    let train = limit(train_part, args.limit_train, args.seed ^ 0x74_7261_696e, "train")?;
     let test = limit(split.test, args.limit_test, args.seed ^ 0x7465_7374, "test")?;
-    Ok(RunData { train, test, spec, augment })
+    Ok(RunData { train, calibration: split.calibration, test, spec, augment })
 }
 
 pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
     check_args(args)?;
     let io = |e| Error::io("<stdout>", e);
-    let RunData { train, test, spec, augment } = run_data(args)?;
+    let RunData { train, test, spec, augment, .. } = run_data(args)?;
 
     let ctx = Context::new()?;
     writeln!(out, "adapter: {}", ctx.adapter_name()).map_err(io)?;
