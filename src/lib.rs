@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod models;
 pub mod nn;
 pub mod optim;
+pub mod predict;
 pub mod synth;
 pub mod train;
 

@@ -4,9 +4,11 @@
 //! prints them to stderr and exits with code 2 (clap's own usage errors also exit with 2).
 //! A new subcommand is a variant of [`Command`] with its `Args` struct in its own file.
 
+pub mod config;
 pub mod demo;
 pub mod info;
 pub mod metrics;
+pub mod predict;
 pub mod train;
 
 use crate::error::Result;
@@ -29,13 +31,20 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Train a thesis base model (svdd, hsc, logistic, fcdd, ssim, unet) on Fashion-MNIST, CIFAR-10 or MVTec-layout data.
     Train(train::TrainArgs),
+    /// Score images with a trained, calibrated model folder: probabilities, p-values, decisions, heatmaps.
+    Predict(predict::PredictArgs),
     /// The GPU adapter oddity uses (honours ODDITY_BACKEND and ODDITY_ADAPTER) and its limits.
     Info(info::InfoArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
+/// `--config FILE.toml` (any command) supplies flags the command line leaves out; commands with
+/// an `--out` folder write their resolved arguments there (see [`config`]).
 pub fn run() -> Result<()> {
-    execute(Cli::parse())
+    let argv = config::expand_config_args(std::env::args_os().collect())?;
+    let cli = Cli::parse_from(argv);
+    config::write_resolved(&cli.command)?;
+    execute(cli)
 }
 
 /// Runs an already parsed command line, writing results to stdout.
@@ -47,5 +56,6 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Info(args) => info::run(&args, &mut out),
         Command::Demo(args) => demo::run(&args, &mut out),
         Command::Train(args) => train::run(&args, &mut out),
+        Command::Predict(args) => predict::run(&args, &mut out),
     }
 }
