@@ -290,9 +290,9 @@ pub fn heatmap_overlay(image: &ImageTensor, map: &[f32], scale: f32) -> Result<I
         });
     }
     let mut out = ImageTensor::zeros(3, image.height, image.width);
-    for i in 0..plane {
+    for (i, &m) in map.iter().enumerate() {
         let gray = (0..image.channels).map(|c| image.data[c * plane + i]).sum::<f32>() / image.channels as f32;
-        let v = (map[i] / scale).clamp(0.0, 1.0);
+        let v = (m / scale).clamp(0.0, 1.0);
         let colour = heat_colour(v);
         let alpha = 0.25 + 0.5 * v;
         for (c, col) in colour.iter().enumerate() {
