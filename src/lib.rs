@@ -23,6 +23,7 @@ pub mod mlsad;
 pub mod models;
 pub mod nn;
 pub mod optim;
+pub mod predict;
 pub mod synth;
 pub mod train;
 pub mod workloads;

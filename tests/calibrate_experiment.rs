@@ -55,7 +55,8 @@ fn calibrate_writes_both_files_and_lowers_ece() {
 
     let calibrator = Calibrator::load(&dir.join(CALIBRATION_FILE)).unwrap();
     let scores: ScoresFile = serde_json::from_str(&std::fs::read_to_string(dir.join(SCORES_FILE)).unwrap()).unwrap();
-    assert_eq!((scores.scores.len(), scores.seed, scores.method.as_str()), (96, 3, "platt"));
+    assert_eq!((scores.scores.len(), scores.seed), (96, 3));
+    assert!(!scores.architecture.is_empty());
     assert!(scores.scores.windows(2).all(|w| w[0] <= w[1]), "scores must be sorted");
 
     // Fresh calibration-split images and spectral anomalies (another seed): the raw SVDD

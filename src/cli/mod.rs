@@ -5,10 +5,12 @@
 //! A new subcommand is a variant of [`Command`] with its `Args` struct in its own file.
 
 pub mod bench;
+pub mod config;
 pub mod demo;
 pub mod info;
 pub mod metrics;
 pub mod mlsad;
+pub mod predict;
 pub mod train;
 pub mod calibrate;
 pub mod experiment;
@@ -33,6 +35,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Train a thesis base model (svdd, hsc, logistic, fcdd, ssim, unet) on Fashion-MNIST, CIFAR-10 or MVTec-layout data.
     Train(train::TrainArgs),
+    /// Score images with a trained, calibrated model folder: probabilities, p-values, decisions, heatmaps.
+    Predict(predict::PredictArgs),
     /// The GPU adapter oddity uses (honours ODDITY_BACKEND and ODDITY_ADAPTER) and its limits.
     Info(info::InfoArgs),
     /// MLSAD: multi-level structure anomaly detection (train, eval, samples).
@@ -46,8 +50,13 @@ pub enum Command {
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
+/// `--config FILE.toml` (any command) supplies flags the command line leaves out; commands with
+/// an `--out` folder write their resolved arguments there (see [`config`]).
 pub fn run() -> Result<()> {
-    execute(Cli::parse())
+    let argv = config::expand_config_args(std::env::args_os().collect())?;
+    let cli = Cli::parse_from(argv);
+    config::write_resolved(&cli.command)?;
+    execute(cli)
 }
 
 /// Runs an already parsed command line, writing results to stdout.
@@ -63,5 +72,6 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(&args, &mut out),
         Command::Calibrate(args) => calibrate::run(&args, &mut out),
         Command::Experiment(args) => experiment::run(&args, &mut out),
+        Command::Predict(args) => predict::run(&args, &mut out),
     }
 }

@@ -51,8 +51,8 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 /// The metrics file name inside `--out`.
 pub const METRICS_FILE: &str = "metrics.json";
 
-/// `--anomalies`: `spectral` or `oe:<dir>`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// `--anomalies`: `spectral` or `oe:<dir>` (serialised as that string).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AnomalyArg {
     Spectral,
     OutlierExposure(PathBuf),
@@ -64,6 +64,12 @@ impl std::fmt::Display for AnomalyArg {
             AnomalyArg::Spectral => write!(f, "spectral"),
             AnomalyArg::OutlierExposure(dir) => write!(f, "oe:{}", dir.display()),
         }
+    }
+}
+
+impl Serialize for AnomalyArg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
     }
 }
 

@@ -7,7 +7,8 @@
 //! - `calibration.json`: the image-level [`Calibrator`] (Platt, Beta);
 //! - `head.safetensors`: the calibration head's trained parameters (head);
 //! - `pixel_calibration.json`: the per-pixel calibrator (map models, Platt/Beta);
-//! - `calibration_scores.json`: `{"scores": [...], "seed": S, "method": "..."}`, the raw anomaly
+//! - `calibration_scores.json` ([`crate::predict::CalibrationScores`]: format, version,
+//!   architecture, `scores`, `pixel_scale`, `seed`), the raw anomaly
 //!   scores of the augmented normal calibration images, sorted ascending (for conformal p-values
 //!   and thresholds).
 
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::autograd::{no_grad, Var};
 use crate::calibration::{
-    fit_pixel, train_head, write_atomically, Calibrator, HeadConfig, Method, PixelCalibrator, PixelFitConfig, SampleSet,
+    fit_pixel, train_head, Calibrator, HeadConfig, Method, PixelCalibrator, PixelFitConfig, SampleSet,
 };
 use crate::checkpoint::{Checkpoint, HostTensor};
 use crate::data::batches::{BatchPlan, Prefetcher};
@@ -376,14 +377,9 @@ pub fn fit_calibration(
     Ok(out)
 }
 
-/// What `calibration_scores.json` holds.
-#[derive(Serialize, Deserialize)]
-pub struct ScoresFile {
-    /// Raw anomaly scores of the augmented normal calibration images, ascending.
-    pub scores: Vec<f64>,
-    pub seed: u64,
-    pub method: String,
-}
+/// What `calibration_scores.json` holds: the file `oddity predict` reads (conformal p-values and
+/// the false-positive-rate threshold), with the architecture that produced the scores.
+pub use crate::predict::CalibrationScores as ScoresFile;
 
 /// Writes the calibration's files into `dir` (see the module docs); returns their names.
 pub fn save_calibration(
@@ -408,9 +404,7 @@ pub fn save_calibration(
     }
     let mut scores = normal_scores.to_vec();
     scores.sort_by(f64::total_cmp);
-    let file = ScoresFile { scores, seed, method: calibration.method.name().to_string() };
-    let json = serde_json::to_string(&file).map_err(|e| Error::InvalidArgument(format!("calibration scores: {e}")))?;
-    write_atomically(&dir.join(SCORES_FILE), json.as_bytes())?;
+    ScoresFile::new(&model.architecture, scores, None, seed).save(&dir.join(SCORES_FILE))?;
     written.push(SCORES_FILE.to_string());
     Ok(written)
 }

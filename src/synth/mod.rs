@@ -13,6 +13,7 @@
 pub mod mrf;
 pub mod outlier_exposure;
 pub mod spectral;
+pub mod textures;
 
 pub use mrf::{mrf_level0, mrf_level1, MrfAnomalies, MrfLevel};
 pub use outlier_exposure::OutlierExposure;
