@@ -117,33 +117,7 @@ impl Checkpoint {
         let info = HashMap::from([(META_KEY.to_string(), json)]);
         let data = safetensors::serialize(views, Some(info)).map_err(|e| checkpoint_error(path, e.to_string()))?;
 
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let file_name = path
-            .file_name()
-            .ok_or_else(|| checkpoint_error(path, "the path has no file name"))?
-            .to_string_lossy()
-            .to_string();
-        remove_stale_temp_files(&dir, &file_name);
-        let tmp = dir.join(format!("{}{}", temp_prefix(&file_name), std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&data)?;
-            f.sync_all()
-        };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(Error::io(&tmp, e));
-        }
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io(path, e)
-        })?;
-        // The rename is durable only once the folder's entry is on disk: without this a power
-        // cut can leave the old name pointing at nothing.
-        sync_dir(&dir).map_err(|e| Error::io(&dir, e))
+        write_atomically(path, &data)
     }
 
     /// The temporary files a save of `path` writes before its rename: `.<name>.tmp-<pid>` in
@@ -255,6 +229,40 @@ fn remove_stale_temp_files(dir: &Path, file_name: &str) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file `.<name>.tmp-<pid>` in the same folder,
+/// synced, renamed over `path`, then the folder synced. Temporary files of earlier writes killed
+/// midway are removed first. Checkpoints and every JSON file the tool keeps use this, so a killed
+/// run never leaves a half-written file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| checkpoint_error(path, "the path has no file name"))?
+        .to_string_lossy()
+        .to_string();
+    remove_stale_temp_files(&dir, &file_name);
+    let tmp = dir.join(format!("{}{}", temp_prefix(&file_name), std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(&tmp, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })?;
+    // The rename is durable only once the folder's entry is on disk: without this a power
+    // cut can leave the old name pointing at nothing.
+    sync_dir(&dir).map_err(|e| Error::io(&dir, e))
 }
 
 #[cfg(unix)]
