@@ -24,6 +24,7 @@ pub mod models;
 pub mod nn;
 pub mod optim;
 pub mod predict;
+pub mod report;
 pub mod synth;
 pub mod train;
 pub mod workloads;

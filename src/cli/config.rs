@@ -98,6 +98,7 @@ pub fn write_resolved(command: &Command) -> Result<()> {
         Command::Demo(a) => (&a.out, to_toml(a)?),
         Command::Train(a) => (&a.out, to_toml(a)?),
         Command::Predict(a) => (&a.out, to_toml(a)?),
+        Command::Report(a) => (&a.out, to_toml(a)?),
         #[allow(unreachable_patterns)]
         _ => return Ok(()),
     };

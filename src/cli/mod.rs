@@ -14,6 +14,7 @@ pub mod predict;
 pub mod train;
 pub mod calibrate;
 pub mod experiment;
+pub mod report;
 
 use crate::error::Result;
 use clap::{Parser, Subcommand};
@@ -31,7 +32,7 @@ pub struct Cli {
 pub enum Command {
     /// AUROC (and ECE, MCE, Brier for probabilities) of a CSV of scores and labels.
     Metrics(metrics::MetricsArgs),
-    /// Train and score a Deep SVDD on generated data (nothing to download): the whole pipeline.
+    /// Generate defect textures (or use --data), train, calibrate, evaluate and write a report: the whole pipeline.
     Demo(demo::DemoArgs),
     /// Train a thesis base model (svdd, hsc, logistic, fcdd, ssim, unet) on Fashion-MNIST, CIFAR-10 or MVTec-layout data.
     Train(train::TrainArgs),
@@ -47,6 +48,8 @@ pub enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Train, calibrate and evaluate the thesis's grid of losses x methods x classes x seeds.
     Experiment(experiment::ExperimentArgs),
+    /// Score a trained, calibrated model folder on its test split and write report.html, report.md and plots.
+    Report(report::ReportArgs),
 }
 
 /// Parses the process arguments and runs the chosen subcommand.
@@ -73,5 +76,6 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Calibrate(args) => calibrate::run(&args, &mut out),
         Command::Experiment(args) => experiment::run(&args, &mut out),
         Command::Predict(args) => predict::run(&args, &mut out),
+        Command::Report(args) => report::run(&args, &mut out),
     }
 }
