@@ -234,8 +234,11 @@ fn mine_estimate_rises_on_correlated_data_and_stays_near_zero_on_independent_dat
     let independent = mine_after_training(false, 60);
     eprintln!("MINE estimates: correlated {correlated}, independent {independent}");
     // x = z + small noise over 16 values carries many nats; independent pairs carry none, and a
-    // held-out batch of 64 keeps the estimate's overfitting small (|I| < 0.15 nats).
-    assert!(correlated > 0.5, "correlated estimate {correlated}");
+    // held-out batch of 64 keeps the estimate's overfitting small (|I| < 0.15 nats). T is
+    // spectrally normalised (mine.rs), so its estimate is at most Lip_z(T) * mean ‖z - z̃‖ over
+    // the pooled positions, under a nat here: 0.30 after 60 steps (0.5 was the bar for the
+    // unconstrained T, whose estimate grows without bound).
+    assert!(correlated > 0.2, "correlated estimate {correlated}");
     assert!(independent.abs() < 0.15, "independent estimate {independent}");
 }
 

@@ -22,7 +22,7 @@ use crate::optim::{Adam, AdamConfig, Optimizer};
 
 use super::discriminator::{Discriminator, DiscriminatorConfig};
 use super::generator::{Generator, GeneratorConfig};
-use super::mine::{mine_estimate, MineConfig, StatisticsNetwork};
+use super::mine::{mine_terms, MineConfig, StatisticsNetwork};
 use super::mrf::{derangement, noise};
 use super::Images;
 
@@ -58,6 +58,12 @@ pub struct GanStepStats {
     /// The MINE estimate I_T(G(Z), Z) (0 without entropy).
     pub mi: f32,
     pub beta: f32,
+    /// E_P[T] and log E_Q[e^T], the two terms of the estimate (0 without entropy).
+    pub t_joint: f32,
+    pub t_log_mean_exp: f32,
+    /// Norms of the gradients of L_adv(G) and of I_T with respect to G's parameters (eq. 8).
+    pub grad_adv: f32,
+    pub grad_mi: f32,
 }
 
 /// Named parameters of `m` under `prefix`.
@@ -171,37 +177,47 @@ impl PatchGan {
         let g_params = self.opt_g.params().to_vec();
         let t_params = self.opt_t.params().to_vec();
         freeze(&d_params, true)?;
-        let result = (|| -> Result<(f32, f32, f32)> {
+        let result = (|| -> Result<GanStepStats> {
             let g_adv = self.discriminator.forward(&fake)?.neg()?.softplus()?.mean()?;
             self.opt_g.zero_grad();
             self.opt_t.zero_grad();
             if !self.cfg.entropy {
                 g_adv.backward()?;
-                return Ok((g_adv.value().item()?, 0.0, 0.0));
+                return Ok(GanStepStats { g_adv: g_adv.value().item()?, ..Default::default() });
             }
             let z_host = Images::from_tensor(z.value())?;
             let z_marginal = z_host.select(&derangement(n, rng)).to_var(&ctx)?;
-            let mi = mine_estimate(&self.statistics, &z, &z_marginal, &fake)?;
+            let terms = mine_terms(&self.statistics, &z, &z_marginal, &fake)?;
+            let mi = terms.joint.sub(&terms.log_mean_exp)?;
             let neg_mi = mi.neg()?;
             neg_mi.backward()?;
-            let norm_i = gradient_norm(&g_params)?;
+            let grad_mi = gradient_norm(&g_params)?;
             self.opt_g.zero_grad();
             g_adv.backward()?;
-            let norm_adv = gradient_norm(&g_params)?;
-            let beta = (norm_adv / (norm_i + 1e-8)).min(1.0);
+            let grad_adv = gradient_norm(&g_params)?;
+            let beta = (grad_adv / (grad_mi + 1e-8)).min(1.0);
             freeze(&t_params, true)?;
             let seeded = neg_mi.backward_with(&Tensor::scalar(&ctx, beta)?);
             freeze(&t_params, false)?;
             seeded?;
-            Ok((g_adv.value().item()?, mi.value().item()?, beta))
+            Ok(GanStepStats {
+                d_loss: 0.0,
+                g_adv: g_adv.value().item()?,
+                mi: mi.value().item()?,
+                beta,
+                t_joint: terms.joint.value().item()?,
+                t_log_mean_exp: terms.log_mean_exp.value().item()?,
+                grad_adv,
+                grad_mi,
+            })
         })();
         freeze(&d_params, false)?;
-        let (g_adv, mi, beta) = result?;
+        let mut stats = result?;
         self.opt_g.step()?;
         if self.cfg.entropy {
             self.opt_t.step()?;
         }
-        let d_loss = d_loss.value().item()?;
-        Ok(GanStepStats { d_loss, g_adv, mi, beta })
+        stats.d_loss = d_loss.value().item()?;
+        Ok(stats)
     }
 }

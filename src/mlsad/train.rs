@@ -149,6 +149,13 @@ pub fn gan_checkpoint(dir: &Path, w: usize) -> PathBuf {
     dir.join(format!("gan_w{w}.safetensors"))
 }
 
+/// Per-epoch PatchGAN statistics (losses, the MINE estimate and its terms, beta and the two
+/// gradient norms of eq. 8; means and the epoch's largest estimate and smallest beta), rewritten
+/// after every epoch from the checkpoint's history.
+pub fn gan_history(dir: &Path, w: usize) -> PathBuf {
+    dir.join(format!("gan_w{w}_history.json"))
+}
+
 pub fn detector_checkpoint(dir: &Path, s: usize) -> PathBuf {
     dir.join(format!("detector_s{s}.safetensors"))
 }
@@ -271,7 +278,9 @@ pub fn train_gan(ctx: &Context, cfg: &MlsadConfig, w: usize, data: &Images, opts
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.epoch_seed(0x100 + w as u64, epoch));
         let mut order: Vec<usize> = (0..data.n).collect();
         order.shuffle(&mut rng);
-        let mut sums = [0.0f64; 4];
+        let mut sums = [0.0f64; 8];
+        // the extremes show a diverging MINE term within the epoch (issue 8)
+        let (mut mi_max, mut beta_min) = (f32::NEG_INFINITY, f32::INFINITY);
         for step in 0..steps {
             let batch = data.select(&order[step * cfg.gan_batch..(step + 1) * cfg.gan_batch]);
             let st = gan.step(&batch, &mut rng)?;
@@ -280,17 +289,35 @@ pub fn train_gan(ctx: &Context, cfg: &MlsadConfig, w: usize, data: &Images, opts
                     return Err(diverged(format!("PatchGAN w={w}: {what} is {v}"), epoch, step, &path));
                 }
             }
-            for (s, v) in sums.iter_mut().zip([st.d_loss, st.g_adv, st.mi, st.beta]) {
+            let values = [st.d_loss, st.g_adv, st.mi, st.beta, st.t_joint, st.t_log_mean_exp, st.grad_adv, st.grad_mi];
+            for (s, v) in sums.iter_mut().zip(values) {
                 *s += v as f64;
             }
+            mi_max = mi_max.max(st.mi);
+            beta_min = beta_min.min(st.beta);
             progress.step(cfg.gan_batch);
             progress.report(epoch, step, st.g_adv);
         }
         let m = |i: usize| sums[i] / steps as f64;
-        history.push(serde_json::json!({ "epoch": epoch, "d_loss": m(0), "g_adv": m(1), "mi": m(2), "beta": m(3) }));
+        history.push(serde_json::json!({
+            "epoch": epoch, "d_loss": m(0), "g_adv": m(1), "mi": m(2), "mi_max": mi_max, "beta": m(3),
+            "beta_min": beta_min, "t_joint": m(4), "t_log_mean_exp": m(5), "grad_adv": m(6), "grad_mi": m(7),
+        }));
         save_component(&path, &arch, cfg, epoch + 1, &history, &gan.modules(), &gan.optimizers())?;
+        let log = gan_history(opts.dir, w);
+        let json = serde_json::to_string_pretty(&history).map_err(|e| Error::InvalidArgument(format!("{}: {e}", log.display())))?;
+        crate::checkpoint::write_atomically(&log, json.as_bytes())?;
         progress.suspend(|| {
-            writeln!(out, "PatchGAN w={w} epoch {}/{}: D {:.4} G {:.4} MI {:.4} beta {:.3}", epoch + 1, cfg.gan_epochs, m(0), m(1), m(2), m(3))
+            writeln!(
+                out,
+                "PatchGAN w={w} epoch {}/{}: D {:.4} G {:.4} MI {:.4} nats (max {mi_max:.4}) beta {:.3} (min {beta_min:.3})",
+                epoch + 1,
+                cfg.gan_epochs,
+                m(0),
+                m(1),
+                m(2),
+                m(3)
+            )
         })
         .map_err(io)?;
     }
