@@ -139,7 +139,8 @@ pub fn fpr_threshold(sorted: &[f64], fpr: f64) -> Result<f64> {
     let k = (((1.0 - fpr) * (n + 1) as f64) - 1e-9).ceil() as usize;
     if k == 0 || k > n {
         return Err(Error::InvalidArgument(format!(
-            "--fpr {fpr} needs at least {} calibration normal scores, the model folder has {n}",
+            "--fpr {fpr} needs at least {} calibration normal scores, the model folder has {n}; \
+             use a larger --fpr or train with a larger --calibration-fraction",
             (1.0 / fpr - 1.0).ceil() as usize
         )));
     }
@@ -310,17 +311,27 @@ pub struct PredictOutputs {
     pub heatmaps: bool,
 }
 
-/// Scores `images` in batches of `batch_size` (decoded on a background thread, at most two
-/// batches ahead: memory stays flat however many images), writes `predictions.csv` as it goes,
-/// heatmaps under `heatmaps/`, and `predictions.json` at the end. `on_batch(done, total)` reports
-/// progress.
+/// What [`predict_images`] did, in counts: the per-image results are in the files it wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PredictSummary {
+    pub images: usize,
+    pub flagged: usize,
+}
+
+/// Scores `images` in batches of `batch_size` and streams every result to disk: images are
+/// decoded on a background thread at most two batches ahead, and each batch's rows go straight
+/// to `predictions.csv` and `predictions.json` (heatmaps under `heatmaps/`), so memory stays flat
+/// however many images there are (`tests/predict_memory.rs` holds it to a ceiling over 10,000).
+/// `predictions.json` is assembled in a temporary file and renamed into place at the end: an
+/// interrupted run never leaves a half-written JSON over a good one. `on_batch(done, total)`
+/// reports progress.
 pub fn predict_images(
     predictor: &Predictor,
     images: &[PathBuf],
     outputs: &PredictOutputs,
     batch_size: usize,
     mut on_batch: impl FnMut(usize, usize),
-) -> Result<Vec<Prediction>> {
+) -> Result<PredictSummary> {
     let dir = &outputs.dir;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let heat_dir = dir.join("heatmaps");
@@ -333,13 +344,14 @@ pub fn predict_images(
     let mut csv = std::io::BufWriter::new(csv_file);
     let csv_err = |e| Error::io(&csv_path, e);
     writeln!(csv, "image,score,probability,p_value,anomalous,heatmap").map_err(csv_err)?;
+    let mut json = JsonRows::create(&dir.join("predictions.json"), predictor)?;
 
     let model = &predictor.model;
     let samples: Vec<Sample> = images.iter().map(|p| Sample::file(p.clone(), 0, "")).collect();
     let mut plan = BatchPlan::evaluation(samples, model.test_pipeline(), batch_size.max(1));
     plan.with_masks = false;
     let ctx = &model.ctx;
-    let mut results = Vec::with_capacity(images.len());
+    let mut summary = PredictSummary { images: 0, flagged: 0 };
     for batch in Prefetcher::spawn(plan, None, 2)? {
         let batch = batch?;
         let x = Var::constant(Tensor::from_slice(ctx, &batch.shape, &batch.data)?);
@@ -352,7 +364,7 @@ pub fn predict_images(
         };
         let [_, _, h, w] = batch.shape;
         for i in 0..batch.len() {
-            let index = results.len();
+            let index = summary.images;
             let image = &images[index];
             let judgement = predictor.judge(scores[i] as f64, logits[i] as f64);
             let heatmap = match &maps {
@@ -382,26 +394,69 @@ pub fn predict_images(
                 heatmap.as_ref().map(|p| csv_field(&p.display().to_string())).unwrap_or_default()
             )
             .map_err(csv_err)?;
-            results.push(Prediction { image: image.clone(), judgement, heatmap });
+            json.row(&Prediction { image: image.clone(), judgement, heatmap })?;
+            summary.images += 1;
+            summary.flagged += usize::from(judgement.anomalous);
         }
-        on_batch(results.len(), images.len());
+        on_batch(summary.images, images.len());
     }
     csv.flush().map_err(csv_err)?;
-    let json_path = dir.join("predictions.json");
-    let summary = serde_json::json!({
-        "fpr": predictor.fpr,
-        "threshold": predictor.threshold,
-        "calibration_normal_scores": predictor.calibration_scores.len(),
-        "calibrator": predictor.calibrator,
-        "architecture": model.architecture,
-        "flagged": results.iter().filter(|p| p.judgement.anomalous).count(),
-        "images": results.len(),
-        "predictions": results,
-    });
-    let json = serde_json::to_string_pretty(&summary)
-        .map_err(|e| Error::InvalidArgument(format!("cannot serialise {}: {e}", json_path.display())))?;
-    std::fs::write(&json_path, json).map_err(|e| Error::io(&json_path, e))?;
-    Ok(results)
+    json.finish(&summary)?;
+    Ok(summary)
+}
+
+/// `predictions.json`, written a row at a time into a temporary file beside it and renamed into
+/// place by [`JsonRows::finish`]. The counts come after the rows because they are known last.
+struct JsonRows {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    rows: usize,
+}
+
+impl JsonRows {
+    fn create(path: &Path, predictor: &Predictor) -> Result<JsonRows> {
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut rows = JsonRows { path: path.to_path_buf(), tmp, out: std::io::BufWriter::new(file), rows: 0 };
+        let head = serde_json::json!({
+            "fpr": predictor.fpr,
+            "threshold": predictor.threshold,
+            "calibration_normal_scores": predictor.calibration_scores.len(),
+            "calibrator": predictor.calibrator,
+            "architecture": predictor.model.architecture,
+        });
+        let head = rows.to_json(&head)?;
+        // The head object without its closing brace, then the rows array.
+        let head = head.trim_end().strip_suffix('}').unwrap_or(&head).to_string();
+        rows.write(&format!("{head},\n  \"predictions\": ["))?;
+        Ok(rows)
+    }
+
+    fn to_json(&self, value: &impl Serialize) -> Result<String> {
+        serde_json::to_string_pretty(value)
+            .map_err(|e| Error::InvalidArgument(format!("cannot serialise {}: {e}", self.path.display())))
+    }
+
+    fn write(&mut self, text: &str) -> Result<()> {
+        self.out.write_all(text.as_bytes()).map_err(|e| Error::io(&self.tmp, e))
+    }
+
+    fn row(&mut self, prediction: &Prediction) -> Result<()> {
+        let row = serde_json::to_string(prediction)
+            .map_err(|e| Error::InvalidArgument(format!("cannot serialise {}: {e}", self.path.display())))?;
+        let sep = if self.rows == 0 { "\n    " } else { ",\n    " };
+        self.rows += 1;
+        self.write(&format!("{sep}{row}"))
+    }
+
+    fn finish(mut self, summary: &PredictSummary) -> Result<()> {
+        self.write(&format!("\n  ],\n  \"flagged\": {},\n  \"images\": {}\n}}\n", summary.flagged, summary.images))?;
+        let file = self.out.into_inner().map_err(|e| Error::io(&self.tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))
+    }
 }
 
 /// A CSV field, quoted when it holds a comma, quote or newline.

@@ -157,6 +157,19 @@ fn split_is_3_to_1_disjoint_and_seeded() {
     assert_eq!(names(&cal), names(&cal_again));
     let (_, cal_other) = oddity::data::train_calibration_split(&samples, 6).unwrap();
     assert_ne!(names(&cal), names(&cal_other));
+
+    // The thesis fraction through the general form is the same split; other fractions round
+    // to nearest and always leave both parts non-empty; out-of-range fractions are errors.
+    let (_, cal_quarter) = oddity::data::train_calibration_split_with(&samples, 5, 0.25).unwrap();
+    assert_eq!(names(&cal), names(&cal_quarter));
+    for (fraction, expect) in [(0.4, 16), (0.01, 1), (0.999, 39), (0.5, 20)] {
+        let (train, cal) = oddity::data::train_calibration_split_with(&samples, 5, fraction).unwrap();
+        assert_eq!((train.len(), cal.len()), (40 - expect, expect), "fraction {fraction}");
+    }
+    for bad in [0.0, 1.0, -0.5, f64::NAN] {
+        let err = oddity::data::train_calibration_split_with(&samples, 5, bad).unwrap_err().to_string();
+        assert!(err.contains("calibration fraction") && err.contains(&bad.to_string()), "{err}");
+    }
 }
 
 #[test]

@@ -60,15 +60,15 @@ pub fn run(args: &PredictArgs, out: &mut dyn Write) -> Result<()> {
     .map_err(io)?;
     let outputs = PredictOutputs { dir: args.out.clone(), heatmaps: !args.no_heatmaps };
     let mut progress = std::io::stderr();
-    let results = predict_images(&predictor, &images, &outputs, args.batch, |done, total| {
+    let summary = predict_images(&predictor, &images, &outputs, args.batch, |done, total| {
         let _ = writeln!(progress, "predict: {done}/{total} images");
     })?;
-    let flagged = results.iter().filter(|p| p.judgement.anomalous).count();
     writeln!(
         out,
-        "flagged {flagged} of {} images ({:.2}%) at FPR {}; wrote {}",
-        results.len(),
-        100.0 * flagged as f64 / results.len() as f64,
+        "flagged {} of {} images ({:.2}%) at FPR {}; wrote {}",
+        summary.flagged,
+        summary.images,
+        100.0 * summary.flagged as f64 / summary.images as f64,
         args.fpr,
         args.out.join("predictions.csv").display()
     )

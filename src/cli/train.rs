@@ -35,7 +35,7 @@ use serde::Serialize;
 use crate::checkpoint::Checkpoint;
 use crate::data::cifar::{cifar10, ClassSet};
 use crate::data::mvtec::list_categories;
-use crate::data::split::DataSplit;
+use crate::data::split::{check_calibration_fraction, DataSplit, THESIS_CALIBRATION_FRACTION};
 use crate::data::transforms::{ChannelMode, Normalization, Pipeline};
 use crate::data::{FashionMnist, MvtecCategory, Sample, FASHION_MNIST_DEFAULT_DIR};
 use crate::error::{Error, Result};
@@ -188,6 +188,11 @@ pub struct TrainArgs {
     /// "fully trained" baseline of the thesis tables) instead of its 3/4 part.
     #[arg(long)]
     pub full_train: bool,
+    /// Fraction of the normal training images held out for calibration (thesis: 0.25, the 3:1
+    /// split). `oddity predict --fpr α` needs at least 1/α − 1 calibration normals, e.g. 99 for
+    /// 0.01: raise it on small data sets.
+    #[arg(long, default_value_t = THESIS_CALIBRATION_FRACTION)]
+    pub calibration_fraction: f64,
 }
 
 impl TrainArgs {
@@ -212,7 +217,7 @@ impl TrainArgs {
 
     /// The data side of the run, stored in the checkpoint; a resume must match it.
     fn run_info(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut info = serde_json::json!({
             "data": self.data.to_string(),
             "size": self.size,
             "hflip": !self.no_hflip,
@@ -222,7 +227,12 @@ impl TrainArgs {
             "limit_test": self.limit_test,
             "data_root": self.data_root,
             "full_train": self.full_train,
-        })
+        });
+        // Recorded only when it is not the thesis's 1/4, so runs from before the option resume.
+        if self.calibration_fraction != THESIS_CALIBRATION_FRACTION {
+            info["calibration_fraction"] = self.calibration_fraction.into();
+        }
+        info
     }
 
     /// The arguments of the run a training checkpoint holds (its stored config and run info),
@@ -267,6 +277,11 @@ impl TrainArgs {
             readback_every: t.readback_every,
             no_progress: true,
             full_train: run.get("full_train").and_then(|v| v.as_bool()).unwrap_or(false),
+            // Checkpoints from before the option used the thesis's 3:1 split.
+            calibration_fraction: run
+                .get("calibration_fraction")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(THESIS_CALIBRATION_FRACTION),
         })
     }
 }
@@ -331,6 +346,7 @@ fn limit(samples: Vec<Sample>, limit: Option<usize>, seed: u64, what: &str) -> R
 
 fn check_args(args: &TrainArgs) -> Result<()> {
     args.config().validate()?;
+    check_calibration_fraction(args.calibration_fraction)?;
     if args.resume && !args.out.join(CHECKPOINT_FILE).is_file() {
         return Err(Error::MissingFile {
             path: args.out.join(CHECKPOINT_FILE),
@@ -409,7 +425,8 @@ pub fn run_data(args: &TrainArgs) -> Result<RunData> {
                 )));
             }
             let (train_set, test_set) = class_sets(args, *data)?;
-            let split = DataSplit::one_vs_all(&train_set, &test_set, &args.class, args.seed)?;
+            let split =
+                DataSplit::one_vs_all_with(&train_set, &test_set, &args.class, args.seed, args.calibration_fraction)?;
             let spec = data.architecture(args.loss)?;
             // Augmentation of §4.2.1 (jitter, small noise, horizontal flip).
             let augment = Pipeline::augment_only(!args.no_hflip).with_channels(channel_mode(&spec));
@@ -419,7 +436,7 @@ pub fn run_data(args: &TrainArgs) -> Result<RunData> {
             let category = mvtec_category(root, &args.class)?;
             let channels = category.train[0].load()?.channels;
             let spec = mvtec_architecture(args.loss, args.size, channels)?;
-            let split = DataSplit::per_category(&category, args.seed)?;
+            let split = DataSplit::per_category_with(&category, args.seed, args.calibration_fraction)?;
             let augment = Pipeline::train(spec.size, !args.no_hflip).with_channels(channel_mode(&spec));
             (split, spec, augment)
         }

@@ -28,7 +28,7 @@ pub use cifar::{cifar10, ClassSamples, ClassSet};
 pub use fashion_mnist::{FashionMnist, FASHION_MNIST_CLASSES, FASHION_MNIST_DEFAULT_DIR};
 pub use folder::list_images;
 pub use mvtec::MvtecCategory;
-pub use split::{train_calibration_split, DataSplit};
+pub use split::{train_calibration_split, train_calibration_split_with, DataSplit};
 pub use transforms::{ColorJitter, Normalization, Pipeline};
 
 use crate::error::{Error, Result};

@@ -38,6 +38,18 @@ impl DataSplit {
         normal_class: &str,
         seed: u64,
     ) -> Result<Self> {
+        Self::one_vs_all_with(train, test, normal_class, seed, THESIS_CALIBRATION_FRACTION)
+    }
+
+    /// [`DataSplit::one_vs_all`] with `fraction` of the normal training images in the
+    /// calibration part instead of the thesis's 1/4.
+    pub fn one_vs_all_with(
+        train: &ClassSet,
+        test: &ClassSet,
+        normal_class: &str,
+        seed: u64,
+        fraction: f64,
+    ) -> Result<Self> {
         let normal_train = train.class(normal_class).ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "normal class '{normal_class}' is not among the training classes {:?}",
@@ -59,7 +71,7 @@ impl DataSplit {
             test_samples.extend(class.samples.iter().map(|s| relabel(s, 1)));
         }
         let normal: Vec<Sample> = normal_train.samples.iter().map(|s| relabel(s, 0)).collect();
-        let (train_part, calibration) = train_calibration_split(&normal, seed)?;
+        let (train_part, calibration) = train_calibration_split_with(&normal, seed, fraction)?;
         Ok(DataSplit {
             normal: normal_class.to_string(),
             train: train_part,
@@ -70,7 +82,14 @@ impl DataSplit {
 
     /// Per category: `train/good` split 3:1, the category's test folder as test set.
     pub fn per_category(category: &MvtecCategory, seed: u64) -> Result<Self> {
-        let (train, calibration) = train_calibration_split(&category.train, seed)?;
+        Self::per_category_with(category, seed, THESIS_CALIBRATION_FRACTION)
+    }
+
+    /// [`DataSplit::per_category`] with `fraction` of `train/good` in the calibration part.
+    /// A larger part buys finer false-positive-rate thresholds (`oddity predict --fpr α` needs
+    /// at least `1/α - 1` calibration normals) at the cost of training images.
+    pub fn per_category_with(category: &MvtecCategory, seed: u64, fraction: f64) -> Result<Self> {
+        let (train, calibration) = train_calibration_split_with(&category.train, seed, fraction)?;
         Ok(DataSplit {
             normal: category.name.clone(),
             train,
@@ -90,9 +109,29 @@ impl DataSplit {
     }
 }
 
+/// The thesis's 3:1 training/calibration split.
+pub const THESIS_CALIBRATION_FRACTION: f64 = 0.25;
+
 /// Number of calibration samples out of `n` for the 3:1 split: n/4 rounded to nearest.
 pub fn calibration_count(n: usize) -> usize {
     (n + 2) / 4
+}
+
+/// Number of calibration samples out of `n` for a calibration `fraction`: `n * fraction`
+/// rounded half up (for 1/4 exactly [`calibration_count`], since `n/4` is exact in f64).
+pub fn calibration_count_for(n: usize, fraction: f64) -> usize {
+    (n as f64 * fraction + 0.5).floor() as usize
+}
+
+/// Checks a calibration fraction given by a user: strictly between 0 and 1.
+pub fn check_calibration_fraction(fraction: f64) -> Result<()> {
+    if fraction > 0.0 && fraction < 1.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "the calibration fraction must be strictly between 0 and 1, got {fraction}"
+        )))
+    }
 }
 
 /// Splits `samples` 3:1 into (train, calibration) after a shuffle seeded by `seed`. Each part
@@ -101,13 +140,24 @@ pub fn train_calibration_split(
     samples: &[Sample],
     seed: u64,
 ) -> Result<(Vec<Sample>, Vec<Sample>)> {
+    train_calibration_split_with(samples, seed, THESIS_CALIBRATION_FRACTION)
+}
+
+/// [`train_calibration_split`] with `fraction` of the samples (rounded, at least one, never
+/// all) in the calibration part.
+pub fn train_calibration_split_with(
+    samples: &[Sample],
+    seed: u64,
+    fraction: f64,
+) -> Result<(Vec<Sample>, Vec<Sample>)> {
+    check_calibration_fraction(fraction)?;
     if samples.len() < 2 {
         return Err(Error::InvalidArgument(format!(
             "a train/calibration split needs at least 2 normal samples, got {}",
             samples.len()
         )));
     }
-    let n_cal = calibration_count(samples.len()).max(1);
+    let n_cal = calibration_count_for(samples.len(), fraction).clamp(1, samples.len() - 1);
     let mut order: Vec<usize> = (0..samples.len()).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     let mut in_calibration = vec![false; samples.len()];
