@@ -55,7 +55,7 @@ fn calibrate_writes_both_files_and_lowers_ece() {
 
     let calibrator = Calibrator::load(&dir.join(CALIBRATION_FILE)).unwrap();
     let scores: ScoresFile = serde_json::from_str(&std::fs::read_to_string(dir.join(SCORES_FILE)).unwrap()).unwrap();
-    assert_eq!((scores.scores.len(), scores.seed), (96, 3));
+    assert_eq!(scores.seed, 3);
     assert!(!scores.architecture.is_empty());
     assert!(scores.scores.windows(2).all(|w| w[0] <= w[1]), "scores must be sorted");
 
@@ -64,6 +64,15 @@ fn calibrate_writes_both_files_and_lowers_ece() {
     let ctx = Context::new().unwrap();
     let run = calibrate_run(&ctx, &dir, &dir.join("again"), &opts_platt(), &mut Vec::new()).unwrap();
     let data = oddity::cli::train::run_data(&run.args).unwrap();
+    // The scores file holds the calibration images as they are (once each, not the 96
+    // augmented samples): what conformal p-values against test normals need.
+    let mut held_out = oddity::train::evaluate(&ctx, &run.model, &data.calibration, 32).unwrap().scores;
+    held_out.sort_by(f64::total_cmp);
+    assert_eq!(scores.scores.len(), data.calibration.len());
+    assert_eq!(scores.scores.len(), oddity::data::split::calibration_count(6000));
+    for (a, b) in scores.scores.iter().zip(&held_out) {
+        assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "stored {a} vs recomputed {b}");
+    }
     let opts = oddity::experiment::SampleOptions { count: 128, seed: 99, keep_inputs: false, pixel_count: 0 };
     let fresh = calibration_samples(&run.model, &data.calibration, &data.augment, &Anomalies::Spectral, opts).unwrap();
     let raw: Vec<f64> = fresh.logits.iter().map(|&z| sigmoid(z)).collect();
@@ -71,6 +80,87 @@ fn calibrate_writes_both_files_and_lowers_ece() {
     let (e_raw, e_cal) = (ece(&raw, &fresh.labels, 10).unwrap(), ece(&calibrated, &fresh.labels, 10).unwrap());
     eprintln!("ECE raw {e_raw:.4}, Platt {e_cal:.4}");
     assert!(e_cal < e_raw, "Platt ECE {e_cal} should be below the raw estimate's {e_raw}");
+}
+
+/// The calibration head of an SVDD model (a new linear layer on the 32-d code, fitted by L-BFGS
+/// on the frozen features): every model parameter stays bit for bit what the checkpoint holds,
+/// and on fresh calibration images and spectral anomalies (another seed) the head ranks at least
+/// as well as Platt on the base score minus 0.05 AUROC (the spread of a 128 + 128 sample
+/// estimate is ~0.03). Before the fix (1,000 Adam steps at lr 1e-4) the head stayed near its
+/// random init: AUROC ~0.67 and ECE ~33 % against Platt's ~0.86 on Fashion-MNIST.
+#[test]
+fn calibration_head_keeps_the_model_frozen_and_ranks_like_platt() {
+    head_case("svdd");
+}
+
+/// The logistic LeNet's head is its own last linear layer, reset and refitted on the features
+/// that feed it; every other parameter stays bit-identical.
+#[test]
+fn calibration_head_of_a_scalar_network_refits_its_last_layer_only() {
+    head_case("logistic");
+}
+
+fn head_case(loss: &str) {
+    use oddity::autograd::{no_grad, Var};
+    use oddity::kernels::Tensor;
+    use oddity::metrics::auroc;
+    use oddity::nn::Module;
+    gpu_or_skip!();
+    if !fmnist_available() {
+        return;
+    }
+    let dir = common::scratch_dir(&format!("calibrate_head_{loss}"));
+    let d = dir.to_str().unwrap();
+    let Command::Train(train) = parse(&[
+        "train", "--loss", loss, "--data", "fmnist", "--class", "trouser", "--epochs", "1", "--batch", "32",
+        "--limit-train", "96", "--limit-test", "40", "--out", d, "--no-progress",
+    ]) else {
+        unreachable!()
+    };
+    oddity::cli::train::run(&train, &mut Vec::new()).unwrap();
+    let ctx = Context::new().unwrap();
+    let opts = oddity::experiment::CalibrateOptions {
+        method: oddity::experiment::CalibrationMethod::Head,
+        samples: 256,
+        ..opts_platt()
+    };
+    let mut log = Vec::new();
+    let run = calibrate_run(&ctx, &dir, &dir.join("head"), &opts, &mut log).unwrap();
+    let log = String::from_utf8(log).unwrap();
+    assert!(log.contains("L-BFGS on frozen features") && log.contains("head.safetensors"), "{log}");
+    let (fresh_model, _) = oddity::train::load_model(&ctx, &dir.join(oddity::cli::train::CHECKPOINT_FILE)).unwrap();
+    // Everything but the head's own parameters (a scalar network's reset `head.*`).
+    let bits = |m: &oddity::train::Model| -> Vec<(String, Vec<u32>)> {
+        oddity::nn::parameters(&m.net)
+            .into_iter()
+            .filter(|(n, _)| !run.calibration.head.as_ref().unwrap().trained.contains(n))
+            .map(|(n, v)| (n, v.value().to_vec().unwrap().iter().map(|x| x.to_bits()).collect()))
+            .collect()
+    };
+    let frozen = bits(&run.model);
+    assert!(frozen.len() >= 3, "{} frozen parameters", frozen.len());
+    assert_eq!(frozen, bits(&fresh_model), "the calibration head must leave the model frozen");
+
+    let data = oddity::cli::train::run_data(&run.args).unwrap();
+    let sample_opts = oddity::experiment::SampleOptions { count: 128, seed: 77, keep_inputs: true, pixel_count: 0 };
+    let fresh = calibration_samples(&run.model, &data.calibration, &data.augment, &Anomalies::Spectral, sample_opts).unwrap();
+    let [c, h, w] = fresh.sample_shape;
+    let head_logits = |inputs: &[f32]| -> Vec<f64> {
+        let x = Var::constant(Tensor::from_slice(&ctx, &[inputs.len() / (c * h * w), c, h, w], inputs).unwrap());
+        run.model.net.set_training(false);
+        let z = no_grad(|| run.calibration.logits(&run.model, &x)).unwrap();
+        run.model.net.set_training(true);
+        z.value().to_vec().unwrap().into_iter().map(f64::from).collect()
+    };
+    let mut head = head_logits(&fresh.normal_inputs);
+    head.extend(head_logits(&fresh.anomalous_inputs));
+    let labels: Vec<u8> = (0..head.len()).map(|i| u8::from(i >= head.len() / 2)).collect();
+    // Platt is monotone: its AUROC is the base logits' AUROC. The fresh samples interleave
+    // normal and anomalous rows per batch; the head's rows are normal first.
+    let base = auroc(&fresh.logits, &fresh.labels).unwrap();
+    let head_auroc = auroc(&head, &labels).unwrap();
+    eprintln!("fresh samples: head AUROC {head_auroc:.4}, base / Platt AUROC {base:.4}");
+    assert!(head_auroc >= base - 0.05, "head AUROC {head_auroc} vs Platt {base}");
 }
 
 fn opts_platt() -> oddity::experiment::CalibrateOptions {
@@ -81,6 +171,7 @@ fn opts_platt() -> oddity::experiment::CalibrateOptions {
         pixel_samples: 0,
         seed: 1,
         head: Default::default(),
+        head_solver: Default::default(),
         pixel: Default::default(),
     }
 }
@@ -114,6 +205,8 @@ fn experiment_writes_results_and_rerun_skips_finished_cells() {
         assert!(m.ece_samples > 0 && m.ece_samples % 2 == 0 && m.ece_samples < 2 * m.test_images, "{m:?}");
         assert_eq!(c.seed, 0);
         assert_eq!(c.config["epochs"], 1);
+        // Every cell here uses spectral anomalies for ECE / MCE (thesis §4.2.2), and says so.
+        assert_eq!(m.ece_anomalies, "spectral", "{} {}", c.loss, c.method);
     }
     let table = std::fs::read_to_string(dir.join(TABLE_FILE)).unwrap();
     assert!(table.contains("| class | full | platt-spectral | head-spectral |"), "{table}");

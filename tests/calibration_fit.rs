@@ -242,3 +242,48 @@ fn gpu_form_matches_the_cpu_map() {
         assert_close(&format!("{:?}", cal.method()), &got, &want, 1e-5, 1e-5);
     }
 }
+
+/// Synthetic anomalies that score *lower* than the normal images (a 1-epoch SSIM model with
+/// spectral anomalies): under a, b >= 0 Beta has nothing to fit and returns a constant, and
+/// Platt fits a negative slope that reverses the ranking. Both are the correct optimum of their
+/// constrained / unconstrained problem, so neither is an error, but each must say so: a
+/// warning in the fit summary, kept in the calibrator's JSON.
+#[test]
+fn reversed_anomaly_scores_are_reported_not_hidden() {
+    let mut rng = TestRng::new(11);
+    // Normal logits around +1, anomalies around -1: anomalies look *more* normal.
+    let z: Vec<f64> = (0..4000).map(|i| if i < 2000 { rng.uniform(0.0, 2.0) } else { rng.uniform(-2.0, 0.0) } + rng.uniform(-0.5, 0.5)).collect();
+    let y: Vec<u8> = (0..4000).map(|i| u8::from(i >= 2000)).collect();
+
+    let beta = Beta::fit(&z, &y).unwrap();
+    assert_eq!((beta.a, beta.b), (0.0, 0.0), "{beta:?}");
+    let cal = Calibrator::Beta(beta.clone());
+    assert_eq!(cal.warnings().len(), 1, "{:?}", cal.warnings());
+    assert!(cal.warnings()[0].contains("collapsed to a constant"), "{:?}", cal.warnings());
+    let probs = cal.apply(&z);
+    assert!(probs.iter().all(|&p| (p - probs[0]).abs() < 1e-12), "a constant map");
+    assert!((probs[0] - 0.5).abs() < 1e-6, "the balanced base rate, got {}", probs[0]);
+
+    let platt = Platt::fit(&z, &y).unwrap();
+    assert!(platt.a < 0.0, "{platt:?}");
+    let cal = Calibrator::Platt(platt);
+    assert!(cal.warnings().iter().any(|w| w.contains("negative") && w.contains("reverses")), "{:?}", cal.warnings());
+    let base = auroc(&z, &y).unwrap();
+    let calibrated = auroc(&cal.apply(&z), &y).unwrap();
+    assert!(base < 0.1 && (calibrated - (1.0 - base)).abs() < 1e-9, "base {base}, calibrated {calibrated}");
+
+    // The warning lives in calibration.json (inside the fit summary) and comes back on load.
+    let dir = std::env::temp_dir().join(format!("oddity_reversed_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("calibration.json");
+    Calibrator::Beta(beta).save(&path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"warnings\"") && text.contains("collapsed to a constant"), "{text}");
+    assert_eq!(Calibrator::load(&path).unwrap().warnings().len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Ordinary scores carry no warning.
+    let (z, y) = sample(&mut rng, 4000, -4.0, 4.0, |z| 1.3 * z - 0.2);
+    assert!(Calibrator::fit(Method::Platt, &z, &y).unwrap().warnings().is_empty());
+    assert!(Calibrator::fit(Method::Beta, &z, &y).unwrap().warnings().is_empty());
+}

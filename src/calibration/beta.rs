@@ -69,6 +69,11 @@ impl Beta {
     /// Logistic regression on (ln η, -ln(1 - η)); a negative coefficient drops its feature and
     /// refits (a first, then b, as betacal). Should the one-feature refit come out negative too,
     /// that feature goes as well and only c is fitted, so a, b >= 0 always holds.
+    ///
+    /// That last case is correct under the constraint but useless to a user: it happens when the
+    /// synthetic anomalies score *lower* than the normal images, no increasing map fits, and the
+    /// calibrated probability is the constant σ(c) (AUROC 0.5). The summary then carries a
+    /// warning (a single dropped term is the normal betacal outcome and shows as a = 0 or b = 0).
     fn fit_features(ln_eta: &[f64], neg_ln_1m: &[f64], labels: &[u8]) -> Result<Beta> {
         let what = "Beta calibration";
         let (coefs, c, summary) = fit_logistic(what, &[ln_eta, neg_ln_1m], labels)?;
@@ -83,8 +88,15 @@ impl Beta {
         let (coef, c, summary) = fit_logistic(what, &[single], labels)?;
         iterations += summary.iterations;
         if coef[0] < 0.0 {
-            let (_, c, summary) = fit_logistic(what, &[], labels)?;
+            let (_, c, mut summary) = fit_logistic(what, &[], labels)?;
             iterations += summary.iterations;
+            summary.warnings.push(format!(
+                "Beta calibration collapsed to a constant (a = b = 0, every probability {:.4}): the synthetic \
+                 anomalies score lower than the normal calibration images, and with a, b >= 0 no increasing map \
+                 fits; the calibrated model cannot rank (AUROC 0.5). Use another anomaly source or Platt \
+                 (which would fit a negative slope and reverse the ranking)",
+                sigmoid(c)
+            ));
             return Ok(Beta { a: 0.0, b: 0.0, c, fit: Some(FitSummary { iterations, ..summary }) });
         }
         let (a, b) = if kept == 0 { (coef[0], 0.0) } else { (0.0, coef[0]) };

@@ -6,6 +6,18 @@
 //! loop. The caller builds the head (cutting an autoencoder at its bottleneck, connecting a vector
 //! output to one node, or resetting a scalar model's last linear layer) and passes its forward
 //! pass as a closure, so any model plugs in.
+//!
+//! Because everything before the head is frozen, training the head is a logistic regression on
+//! fixed features ("training on features extracted by the model after the training phase",
+//! §3.2.3): convex, with one optimum. [`fit_linear_head`] solves it to that optimum with L-BFGS on
+//! standardised features (the same solver as Platt and Beta), which is where the thesis's Adam
+//! run (lr 1e-4, 200 epochs of balanced batches on Fashion-MNIST, §4.2.1) is headed. A few
+//! hundred Adam steps at lr 1e-4 from a random init are not: on SVDD features that vary by
+//! ~1e-2 around the centre, the weights move by at most ~lr per step and the head's logit barely
+//! leaves its initial value: on a 3-epoch SVDD model (Fashion-MNIST trouser, OE anomalies) the
+//! logistic loss went 0.675 -> 0.544 in 1,000 steps (L-BFGS: 0.000 in 42 iterations; Platt:
+//! 0.138), giving AUROC 0.786 and ECE 37.5 % against L-BFGS's 0.960 and 0.4 %; the H100 grid
+//! over all ten classes showed the same, AUROC ~0.67 and ECE ~33 %.
 
 use std::collections::HashSet;
 
@@ -13,6 +25,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::logistic::{fit_logistic, FitSummary};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::kernels::{Context, Tensor};
@@ -171,4 +184,45 @@ pub fn train_head(
         p.set_requires_grad(flag)?;
     }
     result
+}
+
+/// A linear layer to one output fitted on frozen features: `logit = weight · f + bias`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinearHeadFit {
+    /// [features]
+    pub weight: Vec<f64>,
+    pub bias: f64,
+    pub summary: FitSummary,
+}
+
+/// Fits the calibration head's linear layer on frozen features by minimising the mean logistic
+/// loss over all samples (normal: label 0, anomalous: 1) to its optimum with L-BFGS in f64.
+/// With as many normal as anomalous samples (the calibration sets are built that way) this is
+/// the balanced-batch objective of §4.2.1 in full batch. Features are standardised inside the
+/// solver, so their scale (SVDD codes sit within ~1e-2 of the centre) does not matter; the
+/// returned weights act on the raw features. `normal` and `anomalous` are [count, features]
+/// flattened. Errors: a length that is not a multiple of `features`, no samples of a class,
+/// non-finite features (naming the index).
+pub fn fit_linear_head(normal: &[f32], anomalous: &[f32], features: usize) -> Result<LinearHeadFit> {
+    for (what, set) in [("normal", normal), ("anomalous", anomalous)] {
+        if features == 0 || set.is_empty() || set.len() % features != 0 {
+            return Err(Error::Shape {
+                what: format!("calibration head {what} features"),
+                expected: format!("a positive multiple of {features} values"),
+                got: format!("{} values", set.len()),
+            });
+        }
+    }
+    let (n0, n1) = (normal.len() / features, anomalous.len() / features);
+    let columns: Vec<Vec<f64>> = (0..features)
+        .map(|j| {
+            let rows = normal.chunks_exact(features).chain(anomalous.chunks_exact(features));
+            rows.map(|r| f64::from(r[j])).collect()
+        })
+        .collect();
+    let mut labels = vec![0u8; n0];
+    labels.resize(n0 + n1, 1);
+    let refs: Vec<&[f64]> = columns.iter().map(Vec::as_slice).collect();
+    let (weight, bias, summary) = fit_logistic("calibration head", &refs, &labels)?;
+    Ok(LinearHeadFit { weight, bias, summary })
 }

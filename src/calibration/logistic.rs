@@ -45,6 +45,10 @@ pub struct FitSummary {
     /// Whether the last L-BFGS run met its tolerance; false for (nearly) separable data, where
     /// the unregularised optimum lies at infinity and the fit stops at the iteration limit.
     pub converged: bool,
+    /// What a user must know about the fitted map (a reversed ranking, a map that collapsed to
+    /// a constant); empty when nothing is wrong. `oddity calibrate` also prints them on stderr.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Checks labels and finite features; both classes must be present.
@@ -123,6 +127,7 @@ pub(crate) fn fit_logistic(what: &str, columns: &[&[f64]], labels: &[u8]) -> Res
         loss: fit.value,
         iterations: fit.iterations,
         converged: fit.converged,
+        warnings: Vec::new(),
     };
     Ok((coefs, intercept, summary))
 }

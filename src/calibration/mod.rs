@@ -23,7 +23,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use beta::Beta;
-pub use head::{train_head, HeadConfig, SampleSet};
+pub use head::{fit_linear_head, train_head, HeadConfig, LinearHeadFit, SampleSet};
 pub use logistic::{logistic_loss, sigmoid, FitSummary};
 pub use perturb::{input_gradient, perturb, DEFAULT_EPSILON};
 pub use pixel::{fit_pixel, PixelCalibrator, PixelFitConfig, PixelMethod, PixelTrainer};
@@ -93,6 +93,11 @@ impl Calibrator {
             Calibrator::Platt(p) => p.fit.as_ref(),
             Calibrator::Beta(b) => b.fit.as_ref(),
         }
+    }
+
+    /// The fit's warnings (a reversed ranking, a collapsed map); empty for hand-set parameters.
+    pub fn warnings(&self) -> &[String] {
+        self.fit_summary().map_or(&[], |f| f.warnings.as_slice())
     }
 
     pub fn calibrated_logit(&self, z: f64) -> f64 {

@@ -25,8 +25,21 @@ impl Platt {
     /// lengths that differ, a label other than 0 or 1, a non-finite logit (naming its index), or
     /// only one class. Separable data has its optimum at infinity: the fit then stops at the
     /// iteration limit with a large slope and `fit.converged == false`.
+    ///
+    /// A negative slope means the synthetic anomalies scored *lower* than the normal images: the
+    /// fit is still the logistic-loss optimum, but it reverses the base model's ranking (the
+    /// calibrated AUROC on real anomalies becomes 1 - the base AUROC), so the summary carries a
+    /// warning saying so.
     pub fn fit(logits: &[f64], labels: &[u8]) -> Result<Platt> {
-        let (coefs, b, summary) = fit_logistic("Platt scaling", &[logits], labels)?;
+        let (coefs, b, mut summary) = fit_logistic("Platt scaling", &[logits], labels)?;
+        if coefs[0] < 0.0 {
+            summary.warnings.push(format!(
+                "Platt slope a = {:.4e} is negative: the synthetic anomalies score lower than the normal calibration \
+                 images, so the calibrated map reverses the base model's ranking (AUROC becomes 1 - AUROC); \
+                 the anomaly source does not look like the anomalies this model detects",
+                coefs[0]
+            ));
+        }
         Ok(Platt { a: coefs[0], b, fit: Some(summary) })
     }
 

@@ -14,7 +14,7 @@ use clap::Args;
 use crate::calibration::{HeadConfig, PixelFitConfig};
 use crate::cli::train::{parse_anomalies, AnomalyArg};
 use crate::error::Result;
-use crate::experiment::{calibrate_run, CalibrateOptions, CalibrationMethod};
+use crate::experiment::{calibrate_run, CalibrateOptions, CalibrationMethod, HeadSolver};
 use crate::kernels::Context;
 
 #[derive(Debug, Args, Clone)]
@@ -37,9 +37,13 @@ pub struct CalibrateArgs {
     /// Seeds the augmentation, the anomalies and the head.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Adam steps of the calibration head (batches of 128, lr 1e-4).
+    /// Adam steps of the calibration head when `--head-solver adam` (batches of 128, lr 1e-4).
     #[arg(long, default_value_t = 1000)]
     pub head_steps: usize,
+    /// `lbfgs`: fit the head's linear layer on the frozen features to the logistic loss's
+    /// optimum; `adam`: Adam on balanced batches through the network (`--head-steps`).
+    #[arg(long, value_enum, default_value = "lbfgs")]
+    pub head_solver: HeadSolver,
     /// Epochs of the per-pixel fit.
     #[arg(long, default_value_t = 10)]
     pub pixel_epochs: usize,
@@ -54,8 +58,13 @@ pub fn run(args: &CalibrateArgs, out: &mut dyn Write) -> Result<()> {
         pixel_samples: args.pixel_samples,
         seed: args.seed,
         head: HeadConfig { steps: args.head_steps, ..HeadConfig::default() },
+        head_solver: args.head_solver,
         pixel: PixelFitConfig { epochs: args.pixel_epochs, ..PixelFitConfig::default() },
     };
-    calibrate_run(&ctx, &args.model, &args.model, &opts, out)?;
+    let run = calibrate_run(&ctx, &args.model, &args.model, &opts, out)?;
+    // Loudly, also when stdout goes to a file: a reversed or collapsed map is easy to miss.
+    for w in run.calibration.warnings() {
+        eprintln!("warning: {w}");
+    }
     Ok(())
 }

@@ -14,6 +14,7 @@ use clap::Args;
 
 use crate::cli::train::{parse_data, DataArg};
 use crate::error::Result;
+use crate::experiment::HeadSolver;
 use crate::experiment::runner::{run_experiment, CellMethod, ExperimentConfig};
 use crate::train::LossKind;
 
@@ -59,8 +60,13 @@ pub struct ExperimentArgs {
     pub samples: usize,
     #[arg(long, default_value_t = 1000)]
     pub pixel_samples: usize,
+    /// Adam steps of the calibration head when `--head-solver adam`.
     #[arg(long, default_value_t = 1000)]
     pub head_steps: usize,
+    /// `lbfgs`: fit the head's linear layer on the frozen features to the logistic loss's
+    /// optimum; `adam`: Adam on balanced batches through the network (`--head-steps`).
+    #[arg(long, value_enum, default_value = "lbfgs")]
+    pub head_solver: HeadSolver,
     #[arg(long, default_value_t = 10)]
     pub pixel_epochs: usize,
     /// Perturbation step (thesis: 1.4e-3, normalised input space).
@@ -88,6 +94,7 @@ pub fn run(args: &ExperimentArgs, out: &mut dyn Write) -> Result<()> {
         samples: args.samples,
         pixel_samples: args.pixel_samples,
         head_steps: args.head_steps,
+        head_solver: args.head_solver,
         pixel_epochs: args.pixel_epochs,
         epsilon: args.epsilon,
         eval_batch: args.eval_batch,

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::autograd::{no_grad, Var};
 use crate::calibration::{
-    fit_pixel, train_head, Calibrator, HeadConfig, Method, PixelCalibrator, PixelFitConfig, SampleSet,
+    fit_linear_head, fit_pixel, train_head, Calibrator, HeadConfig, Method, PixelCalibrator, PixelFitConfig, SampleSet,
 };
 use crate::checkpoint::{Checkpoint, HostTensor};
 use crate::data::batches::{BatchPlan, Prefetcher};
@@ -61,6 +61,19 @@ impl CalibrationMethod {
             CalibrationMethod::Head => None,
         }
     }
+}
+
+/// How the calibration head's linear layer is trained (thesis §3.2.3, §4.2.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadSolver {
+    /// The frozen features are extracted once and the linear layer is fitted to the optimum of
+    /// the logistic loss by L-BFGS (standardised features): the end point of the thesis's long
+    /// Adam run; for a scalar model, its reset last layer on the features that feed it.
+    #[default]
+    Lbfgs,
+    /// Adam on balanced batches through the frozen network (`--head-steps`, lr 1e-4).
+    Adam,
 }
 
 /// How many calibration samples to score and what to keep of them.
@@ -229,6 +242,23 @@ impl Head {
     fn features(kind: HeadKind, model: &Model, x: &Var) -> Result<Var> {
         match (kind, &model.net) {
             (HeadKind::BottleneckLinear, Network::AutoEncoder(ae)) => Ok(ae.encode(x)?.flatten()?),
+            // The input of the reset last layer: every layer but the last (`head`).
+            (HeadKind::ResetLastLinear, Network::Sequential(seq)) => {
+                let Some(((last, _), body)) = seq.layers.split_last() else {
+                    return Err(Error::InvalidArgument(format!("{}: an empty network has no head", model.architecture)));
+                };
+                if last != "head" {
+                    return Err(Error::InvalidArgument(format!(
+                        "{}: the last layer is '{last}', not the linear 'head' to reset",
+                        model.architecture
+                    )));
+                }
+                let mut h = x.clone();
+                for (_, layer) in body {
+                    h = layer.forward(&h)?;
+                }
+                Ok(h.flatten()?)
+            }
             _ => Ok(model.net.forward(x)?.flatten()?),
         }
     }
@@ -292,11 +322,21 @@ pub struct Calibration {
     pub calibrator: Option<Calibrator>,
     pub head: Option<Head>,
     pub pixel: Option<PixelCalibrator>,
-    /// Losses of the head's steps or the per-pixel fit's epochs (for the log).
+    /// Losses of the head's steps or the per-pixel fit's epochs (for the log); the L-BFGS head:
+    /// its final loss.
     pub losses: Vec<f64>,
+    /// How the L-BFGS head fit went (samples, loss, iterations, converged).
+    pub head_fit: Option<crate::calibration::FitSummary>,
 }
 
 impl Calibration {
+    /// What the user must know about the fit (see [`crate::calibration::FitSummary::warnings`]).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w: Vec<String> = self.calibrator.iter().flat_map(|c| c.warnings().iter().cloned()).collect();
+        w.extend(self.head_fit.iter().flat_map(|f| f.warnings.iter().cloned()));
+        w
+    }
+
     /// Calibrated image logits [N] through the model: differentiable in x (perturbation).
     pub fn logits(&self, model: &Model, x: &Var) -> Result<Var> {
         let n = x.shape()[0];
@@ -323,7 +363,25 @@ impl Calibration {
 #[derive(Clone, Copy, Debug)]
 pub struct FitSettings {
     pub head: HeadConfig,
+    pub head_solver: HeadSolver,
     pub pixel: PixelFitConfig,
+}
+
+/// Frozen features [n, features] (flattened) of the head's new layer for kept inputs
+/// [n, C, H, W] (flattened), in batches, without gradients; the network must be in eval mode.
+fn head_features(head: &Head, model: &Model, inputs: &[f32], sample_shape: [usize; 3]) -> Result<(Vec<f32>, usize)> {
+    const BATCH: usize = 256;
+    let len: usize = sample_shape.iter().product();
+    let mut out = Vec::new();
+    let mut width = 0;
+    for chunk in inputs.chunks(BATCH * len) {
+        let n = chunk.len() / len;
+        let x = Var::constant(Tensor::from_slice(&model.ctx, &[n, sample_shape[0], sample_shape[1], sample_shape[2]], chunk)?);
+        let f = no_grad(|| Head::features(head.kind, model, &x))?;
+        width = f.shape()[1];
+        out.extend(f.value().to_vec()?);
+    }
+    Ok((out, width))
 }
 
 /// Fits `method` on scored calibration samples. The head trains on `samples`' kept inputs and
@@ -334,7 +392,7 @@ pub fn fit_calibration(
     samples: &CalibrationSamples,
     settings: FitSettings,
 ) -> Result<Calibration> {
-    let mut out = Calibration { method, calibrator: None, head: None, pixel: None, losses: vec![] };
+    let mut out = Calibration { method, calibrator: None, head: None, pixel: None, losses: vec![], head_fit: None };
     match method.image_method() {
         Some(m) => {
             out.calibrator = Some(Calibrator::fit(m, &samples.logits, &samples.labels)?);
@@ -357,20 +415,53 @@ pub fn fit_calibration(
                 return Err(Error::InvalidArgument("the calibration head needs the calibration inputs kept".into()));
             }
             let head = Head::build(model, settings.head.seed)?;
-            let params = head.params(model);
-            let trained: Vec<&str> = head.trained.iter().map(String::as_str).collect();
             model.net.set_training(false);
-            let losses = train_head(
-                &model.ctx,
-                &params,
-                &trained,
-                |x| head.logits(model, x),
-                SampleSet { data: &samples.normal_inputs, sample_shape: &samples.sample_shape },
-                SampleSet { data: &samples.anomalous_inputs, sample_shape: &samples.sample_shape },
-                settings.head,
-            );
+            let losses = match (&head.linear, settings.head_solver) {
+                (linear, HeadSolver::Lbfgs) => (|| -> Result<Vec<f64>> {
+                    let shape = samples.sample_shape;
+                    let (f0, width) = head_features(&head, model, &samples.normal_inputs, shape)?;
+                    let (f1, _) = head_features(&head, model, &samples.anomalous_inputs, shape)?;
+                    let fit = fit_linear_head(&f0, &f1, width)?;
+                    // The new layer's parameters, or the model's reset `head.*` (scalar networks).
+                    let params: Vec<(String, Var)> = match linear {
+                        Some(l) => nn::parameters(l),
+                        None => head
+                            .params(model)
+                            .into_iter()
+                            .filter(|(n, _)| head.trained.contains(n))
+                            .map(|(n, v)| (n.trim_start_matches("head.").to_string(), v))
+                            .collect(),
+                    };
+                    for (name, v) in &params {
+                        let values: Vec<f32> = match name.as_str() {
+                            "weight" => fit.weight.iter().map(|&w| w as f32).collect(),
+                            "bias" => vec![fit.bias as f32],
+                            other => {
+                                return Err(Error::InvalidArgument(format!("calibration head: unexpected parameter {other}")))
+                            }
+                        };
+                        v.value().write(&values)?;
+                    }
+                    out.head_fit = Some(fit.summary.clone());
+                    Ok(vec![fit.summary.loss])
+                })(),
+                _ => {
+                    let params = head.params(model);
+                    let trained: Vec<&str> = head.trained.iter().map(String::as_str).collect();
+                    train_head(
+                        &model.ctx,
+                        &params,
+                        &trained,
+                        |x| head.logits(model, x),
+                        SampleSet { data: &samples.normal_inputs, sample_shape: &samples.sample_shape },
+                        SampleSet { data: &samples.anomalous_inputs, sample_shape: &samples.sample_shape },
+                        settings.head,
+                    )
+                    .map(|l| l.into_iter().map(f64::from).collect())
+                }
+            };
             model.net.set_training(true);
-            out.losses = losses?.into_iter().map(f64::from).collect();
+            out.losses = losses?;
             out.head = Some(head);
         }
     }

@@ -33,6 +33,12 @@ pub struct CellMetrics {
     pub aupro_perturbed: Option<f64>,
     pub test_images: usize,
     pub ece_samples: usize,
+    /// Which unseen synthetic anomalies ECE / MCE used (thesis §4.2.2: normal test images plus
+    /// as many synthetic anomalies used neither in training nor in calibration): `spectral`
+    /// (fresh images from the evaluation seed) or `oe-heldout` (the half of the outlier-exposure
+    /// folder calibration never saw). Set by the runner; empty in older results files.
+    #[serde(default)]
+    pub ece_anomalies: String,
 }
 
 /// Settings of [`evaluate_cell`].
@@ -175,5 +181,6 @@ fn evaluate_inner(
         aupro_perturbed: aupro_p,
         test_images: labels.len(),
         ece_samples: probs.len(),
+        ece_anomalies: String::new(),
     })
 }

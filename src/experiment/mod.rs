@@ -21,11 +21,11 @@ use crate::data::Sample;
 use crate::error::{Error, Result};
 use crate::kernels::Context;
 use crate::synth::OutlierExposure;
-use crate::train::{load_model, Anomalies, Model};
+use crate::train::{evaluate, load_model, Anomalies, Model};
 
 pub use calibrate::{
     calibration_samples, fit_calibration, save_calibration, Calibration, CalibrationMethod, CalibrationSamples, FitSettings,
-    Head, HeadKind, SampleOptions, ScoresFile, CALIBRATION_FILE, HEAD_FILE, PIXEL_CALIBRATION_FILE, SCORES_FILE,
+    Head, HeadKind, HeadSolver, SampleOptions, ScoresFile, CALIBRATION_FILE, HEAD_FILE, PIXEL_CALIBRATION_FILE, SCORES_FILE,
 };
 pub use evaluate::{evaluate_cell, CellMetrics, EvalSettings};
 
@@ -59,6 +59,8 @@ pub struct CalibrateOptions {
     pub pixel_samples: usize,
     pub seed: u64,
     pub head: HeadConfig,
+    /// How the head's linear layer is fitted (default: L-BFGS on the frozen features).
+    pub head_solver: HeadSolver,
     pub pixel: PixelFitConfig,
 }
 
@@ -113,14 +115,32 @@ pub fn calibrate_run(
     )
     .map_err(io)?;
     let samples = calibration_samples(&model, &data.calibration, &data.augment, &anomalies, sample_opts)?;
-    let settings = FitSettings { head: HeadConfig { seed: opts.seed, ..opts.head }, pixel: PixelFitConfig { seed: opts.seed, ..opts.pixel } };
+    let settings = FitSettings {
+        head: HeadConfig { seed: opts.seed, ..opts.head },
+        head_solver: opts.head_solver,
+        pixel: PixelFitConfig { seed: opts.seed, ..opts.pixel },
+    };
     let calibration = fit_calibration(&model, opts.method, &samples, settings)?;
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
-    let written = save_calibration(out_dir, &model, &calibration, &samples.normal_scores, opts.seed)?;
+    // Conformal p-values and FPR thresholds (`oddity predict`) need normal scores exchangeable
+    // with test normals: the calibration images as they are, once each, not augmented copies.
+    let held_out = evaluate(ctx, &model, &data.calibration, 32)?.scores;
+    writeln!(log, "{} calibration normal scores (unaugmented) for p-values and thresholds", held_out.len()).map_err(io)?;
+    let written = save_calibration(out_dir, &model, &calibration, &held_out, opts.seed)?;
     if let Some(c) = &calibration.calibrator {
         writeln!(log, "fitted {c:?}").map_err(io)?;
     }
-    if let (Some(first), Some(last)) = (calibration.losses.first(), calibration.losses.last()) {
+    for w in calibration.warnings() {
+        writeln!(log, "warning: {w}").map_err(io)?;
+    }
+    if let Some(f) = &calibration.head_fit {
+        writeln!(
+            log,
+            "calibration head (L-BFGS on frozen features): loss {:.4} after {} iterations, converged {}",
+            f.loss, f.iterations, f.converged
+        )
+        .map_err(io)?;
+    } else if let (Some(first), Some(last)) = (calibration.losses.first(), calibration.losses.last()) {
         writeln!(log, "calibration loss {first:.4} -> {last:.4} over {} steps/epochs", calibration.losses.len()).map_err(io)?;
     }
     writeln!(log, "wrote {} into {}", written.join(", "), out_dir.display()).map_err(io)?;

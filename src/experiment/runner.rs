@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::kernels::Context;
 use crate::train::{load_model, Anomalies, DatasetKind, LossKind};
 
-use super::calibrate::CalibrationMethod;
+use super::calibrate::{CalibrationMethod, HeadSolver};
 use super::evaluate::{evaluate_cell, CellMetrics, EvalSettings};
 use super::{anomaly_sources, calibrate_run, table, CalibrateOptions};
 
@@ -87,6 +87,7 @@ pub struct ExperimentConfig {
     pub samples: usize,
     pub pixel_samples: usize,
     pub head_steps: usize,
+    pub head_solver: HeadSolver,
     pub pixel_epochs: usize,
     pub epsilon: f32,
     pub eval_batch: usize,
@@ -109,6 +110,10 @@ pub struct CellRecord {
     pub seconds: f64,
     /// The experiment's settings when the cell ran.
     pub config: serde_json::Value,
+    /// The calibration fit's warnings (a Platt slope < 0 reverses the ranking; Beta collapsed
+    /// to a constant); empty when nothing went wrong.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl CellRecord {
@@ -213,6 +218,7 @@ impl ExperimentConfig {
             readback_every: 10,
             no_progress: true,
             full_train: full,
+            calibration_fraction: crate::data::split::THESIS_CALIBRATION_FRACTION,
         }
     }
 }
@@ -250,6 +256,7 @@ pub fn run_experiment(cfg: &ExperimentConfig, log: &mut dyn Write) -> Result<Res
                         metrics: placeholder_metrics(),
                         seconds: 0.0,
                         config: config_json.clone(),
+                        warnings: Vec::new(),
                     };
                     if results.cells.iter().any(|c| c.key() == record.key()) {
                         writeln!(log, "skipping finished cell {class} {} {} seed {seed}", loss.name(), method.name())
@@ -258,14 +265,17 @@ pub fn run_experiment(cfg: &ExperimentConfig, log: &mut dyn Write) -> Result<Res
                     }
                     writeln!(log, "cell {class} {} {} seed {seed}", loss.name(), method.name()).map_err(io_err)?;
                     let start = Instant::now();
-                    let metrics = run_cell(&ctx, cfg, loss, class, seed, method, &base, log)?;
+                    let (metrics, warnings) = run_cell(&ctx, cfg, loss, class, seed, method, &base, log)?;
+                    for w in &warnings {
+                        eprintln!("warning: cell {class} {} {} seed {seed}: {w}", loss.name(), method.name());
+                    }
                     writeln!(
                         log,
                         "  AUROC {:.4} (perturbed {:.4}), ECE {:.4}, MCE {:.4}",
                         metrics.auroc, metrics.auroc_perturbed, metrics.ece, metrics.mce
                     )
                     .map_err(io_err)?;
-                    results.cells.push(CellRecord { metrics, seconds: start.elapsed().as_secs_f64(), ..record });
+                    results.cells.push(CellRecord { metrics, warnings, seconds: start.elapsed().as_secs_f64(), ..record });
                     results.save(&results_path)?;
                 }
             }
@@ -290,6 +300,7 @@ fn placeholder_metrics() -> CellMetrics {
         aupro_perturbed: None,
         test_images: 0,
         ece_samples: 0,
+        ece_anomalies: String::new(),
     }
 }
 
@@ -303,7 +314,7 @@ fn run_cell(
     method: CellMethod,
     base: &Path,
     log: &mut dyn Write,
-) -> Result<CellMetrics> {
+) -> Result<(CellMetrics, Vec<String>)> {
     let eval = EvalSettings { epsilon: cfg.epsilon, batch_size: cfg.eval_batch, seed: seed ^ 0x6576_616c };
     match method {
         CellMethod::Full => {
@@ -311,8 +322,13 @@ fn run_cell(
             ensure_trained(&args, log)?;
             let (model, _) = load_model(ctx, &args.out.join(CHECKPOINT_FILE))?;
             let test = crate::cli::train::run_data(&args)?.test;
-            // The fully trained model's own estimates, against unseen spectral anomalies.
-            evaluate_cell(&model, None, &test, &Anomalies::Spectral, eval)
+            // The fully trained model's own estimates. ECE / MCE need synthetic anomalies used
+            // neither in training nor in calibration (thesis §4.2.2). Fresh spectral images meet
+            // that for every loss; the outlier-exposure folder does not: the supervised losses
+            // trained on all of it. So the full column is always measured on spectral images.
+            let mut metrics = evaluate_cell(&model, None, &test, &Anomalies::Spectral, eval)?;
+            metrics.ece_anomalies = "spectral".into();
+            Ok((metrics, Vec::new()))
         }
         CellMethod::Calibrated { method: m, oe } => {
             let args = cfg.train_args(loss, class, seed, base.join("split"), false);
@@ -328,12 +344,17 @@ fn run_cell(
                 pixel_samples: cfg.pixel_samples,
                 seed,
                 head: HeadConfig { steps: cfg.head_steps, ..HeadConfig::default() },
+                head_solver: cfg.head_solver,
                 pixel: PixelFitConfig { epochs: cfg.pixel_epochs, ..PixelFitConfig::default() },
             };
             let out_dir = args.out.join("calibrations").join(method.name());
             let run = calibrate_run(ctx, &args.out, &out_dir, &opts, log)?;
             let (_, eval_anomalies) = anomaly_sources(&anomalies, seed)?;
-            evaluate_cell(&run.model, Some(&run.calibration), &run.test, &eval_anomalies, eval)
+            // ECE / MCE on anomalies of the calibration's kind that it never saw: the held-out
+            // half of the outlier-exposure folder, or fresh spectral images (thesis §4.2.2).
+            let mut metrics = evaluate_cell(&run.model, Some(&run.calibration), &run.test, &eval_anomalies, eval)?;
+            metrics.ece_anomalies = if oe { "oe-heldout" } else { "spectral" }.into();
+            Ok((metrics, run.calibration.warnings()))
         }
     }
 }
