@@ -104,7 +104,7 @@ fn demo_writes_a_report_and_is_reproducible() {
     // `oddity report` on the demo's model folder: the same evaluation.
     let r = a.join("again");
     let model = a.join("model");
-    let stdout = oddity(&["report", "--model", model.to_str().unwrap(), "--top", "3"], &r);
+    let stdout = oddity(&["report", "--model", model.to_str().unwrap(), "--top", "3", "--fpr", "0.2"], &r);
     assert!(stdout.contains("report: "), "{stdout}");
     check_report(&r);
     let again = json(&r.join("results.json"));

@@ -22,13 +22,17 @@ fn a_batch_too_large_for_the_device_exits_2_naming_size_and_limit() {
         .lines()
         .find_map(|l| l.strip_prefix("max storage binding: ")?.strip_suffix(" MiB")?.parse().ok())
         .unwrap_or_else(|| panic!("no binding limit in `oddity info`:\n{info}"));
-    // The demo's LeNet makes [batch, 8, 28, 28] f32 activations in its first layer: pick the
-    // smallest batch whose activations pass the limit (rounded up to the next MiB) while its
-    // input, 8 times smaller, still fits.
-    let batch = ((mib + 1) << 20) / (8 * 28 * 28 * 4) + 1;
+    // The demo's U-Net at 512x512 makes [batch, 32, 256, 256] f32 activations in its first layer
+    // (8 MiB per image): pick the smallest even batch (the unet loss balances each batch) whose
+    // activations pass the limit while its input, 8 times smaller, still fits.
+    let per_image = 32 * 256 * 256 * 4;
+    let batch = ((mib << 20) / per_image + 1).next_multiple_of(2);
     let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gpu_faults_demo");
-    let n = batch.to_string();
-    let run = oddity(&["demo", "--train", &n, "--batch", &n, "--test", "1", "--epochs", "1", "--out", out.to_str().unwrap()]);
+    let (n, train) = (batch.to_string(), (batch * 4 / 3 + 4).to_string());
+    let run = oddity(&[
+        "demo", "--size", "512", "--train-images", &train, "--batch", &n, "--test-good", "1", "--test-defects", "1",
+        "--epochs", "1", "--fpr", "0.5", "--no-progress", "--out", out.to_str().unwrap(),
+    ]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");

@@ -3,6 +3,7 @@
 //! to an uninterrupted one, a NaN loss stops training naming epoch and step while the last good
 //! checkpoint still loads, and bad arguments give clear errors with exit code 2.
 
+use oddity::synth::OePart;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -208,6 +209,14 @@ fn train_rejects_bad_arguments_with_exit_code_2() {
     expect_usage_error(&["train", "--loss", "svdd", "--data", "cifar10", "--class", "cat", "--out", o], &["--data-root"]);
     expect_usage_error(&["train", "--loss", "svdd", "--data", "fmnist", "--out", o], &["--class"]);
     if fmnist_or_skip() {
+        // Training draws outlier exposure from the folder's training part only: a folder whose
+        // one image belongs to the calibration part leaves training nothing, and says so.
+        let oe = out.join("oe_calibration_only");
+        let name = (0..).map(|i| format!("img{i}.png")).find(|n| OePart::of(std::path::Path::new(n)) == OePart::Calibration).unwrap();
+        std::fs::create_dir_all(&oe).unwrap();
+        image::GrayImage::from_pixel(8, 8, image::Luma([90])).save(oe.join(name)).unwrap();
+        let arg = format!("oe:{}", oe.display());
+        expect_usage_error(&[&base[..], &["--loss", "hsc", "--epochs", "1", "--limit-train", "16", "--anomalies", &arg]].concat(), &["training part", "add images"]);
         expect_usage_error(&[&base[..3], &["--class", "unicorn", "--out", o, "--loss", "svdd"]].concat(), &["unicorn", "trouser"]);
     }
 }

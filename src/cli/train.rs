@@ -40,7 +40,7 @@ use crate::data::transforms::{ChannelMode, Normalization, Pipeline};
 use crate::data::{FashionMnist, MvtecCategory, Sample, FASHION_MNIST_DEFAULT_DIR};
 use crate::error::{Error, Result};
 use crate::kernels::Context;
-use crate::synth::OutlierExposure;
+use crate::synth::{OePart, OutlierExposure};
 use crate::train::{
     evaluate, fit, Anomalies, Architecture, DatasetKind, FitOptions, LossKind, Model, NetFamily, PlannedBatches,
     StoredConfig, TrainConfig,
@@ -140,6 +140,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_hflip: bool,
     /// Synthetic anomalies of the supervised losses: `spectral` or `oe:<dir>` (unused by svdd).
+    /// Training draws from half of the folder's images only (chosen by file name); `oddity
+    /// calibrate` with the same folder uses a quarter it never saw.
     #[arg(long, default_value = "spectral", value_parser = parse_anomalies)]
     pub anomalies: AnomalyArg,
     /// Epochs (default: 200 for fmnist/cifar10, 300 for MVTec-layout data).
@@ -476,7 +478,9 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
         (_, false) => None,
         (AnomalyArg::Spectral, true) => Some(Anomalies::Spectral),
         (AnomalyArg::OutlierExposure(dir), true) => {
-            Some(Anomalies::OutlierExposure(OutlierExposure::from_folder(dir)?.with_pipeline(Pipeline::augment_only(true))))
+            // Only the training part: calibration and its evaluation draw from the other parts.
+            let oe = OutlierExposure::from_folder(dir)?.with_pipeline(Pipeline::augment_only(true));
+            Some(Anomalies::OutlierExposure(oe.part(dir, OePart::Training)?))
         }
     };
     let pipeline = augment.with_normalization(model.normalization.clone());

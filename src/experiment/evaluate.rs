@@ -35,8 +35,10 @@ pub struct CellMetrics {
     pub ece_samples: usize,
     /// Which unseen synthetic anomalies ECE / MCE used (thesis §4.2.2: normal test images plus
     /// as many synthetic anomalies used neither in training nor in calibration): `spectral`
-    /// (fresh images from the evaluation seed) or `oe-heldout` (the half of the outlier-exposure
-    /// folder calibration never saw). Set by the runner; empty in older results files.
+    /// (fresh images from the evaluation seed) or `oe-evaluation-part` (the quarter of the
+    /// outlier-exposure folder neither training nor calibration draws from, `OePart`). Set by the
+    /// runner; empty in older results files (`oe-heldout` there: the calibration split's other
+    /// half, which training had seen).
     #[serde(default)]
     pub ece_anomalies: String,
 }

@@ -20,7 +20,7 @@ use crate::data::transforms::Pipeline;
 use crate::data::Sample;
 use crate::error::{Error, Result};
 use crate::kernels::Context;
-use crate::synth::OutlierExposure;
+use crate::synth::{OePart, OutlierExposure};
 use crate::train::{evaluate, load_model, Anomalies, Model};
 
 pub use calibrate::{
@@ -29,22 +29,19 @@ pub use calibrate::{
 };
 pub use evaluate::{evaluate_cell, CellMetrics, EvalSettings};
 
-/// Fraction of an outlier-exposure folder held out for evaluation (ECE/MCE on unseen images).
-const OE_EVAL_FRACTION: f64 = 0.5;
-
-/// The outlier-exposure images of calibration and of evaluation: disjoint halves of `dir`
-/// (seeded), resized and recoloured to the normal images' shape when batched.
-pub fn outlier_exposure_halves(dir: &Path, seed: u64) -> Result<(Anomalies, Anomalies)> {
-    let oe = OutlierExposure::from_folder(dir)?.with_pipeline(Pipeline::augment_only(true));
-    let (cal, eval) = oe.split(OE_EVAL_FRACTION, seed)?;
-    Ok((Anomalies::OutlierExposure(cal), Anomalies::OutlierExposure(eval)))
-}
-
-/// Calibration and evaluation anomalies of `arg` (spectral: fresh images from different seeds).
-pub fn anomaly_sources(arg: &AnomalyArg, seed: u64) -> Result<(Anomalies, Anomalies)> {
+/// The anomalies a calibration is fitted on and those its ECE/MCE are measured on: for outlier
+/// exposure the calibration and evaluation parts of the folder (disjoint from each other and from
+/// the part `oddity train` used, [`OePart`]); spectral images are fresh draws from different seeds.
+pub fn anomaly_sources(arg: &AnomalyArg) -> Result<(Anomalies, Anomalies)> {
     match arg {
         AnomalyArg::Spectral => Ok((Anomalies::Spectral, Anomalies::Spectral)),
-        AnomalyArg::OutlierExposure(dir) => outlier_exposure_halves(dir, seed),
+        AnomalyArg::OutlierExposure(dir) => {
+            let oe = OutlierExposure::from_folder(dir)?.with_pipeline(Pipeline::augment_only(true));
+            Ok((
+                Anomalies::OutlierExposure(oe.part(dir, OePart::Calibration)?),
+                Anomalies::OutlierExposure(oe.part(dir, OePart::Evaluation)?),
+            ))
+        }
     }
 }
 
@@ -92,7 +89,7 @@ pub fn calibrate_run(
     let (model, stored) = load_model(ctx, &ck)?;
     let args = TrainArgs::from_stored(&stored, dir)?;
     let data = run_data(&args)?;
-    let (anomalies, _) = anomaly_sources(&opts.anomalies, opts.seed)?;
+    let (anomalies, _) = anomaly_sources(&opts.anomalies)?;
     let sample_opts = SampleOptions {
         count: opts.samples,
         seed: opts.seed,

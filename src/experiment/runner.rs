@@ -349,11 +349,11 @@ fn run_cell(
             };
             let out_dir = args.out.join("calibrations").join(method.name());
             let run = calibrate_run(ctx, &args.out, &out_dir, &opts, log)?;
-            let (_, eval_anomalies) = anomaly_sources(&anomalies, seed)?;
+            let (_, eval_anomalies) = anomaly_sources(&anomalies)?;
             // ECE / MCE on anomalies of the calibration's kind that it never saw: the held-out
-            // half of the outlier-exposure folder, or fresh spectral images (thesis §4.2.2).
+            // evaluation part of the outlier-exposure folder, or fresh spectral images (thesis §4.2.2).
             let mut metrics = evaluate_cell(&run.model, Some(&run.calibration), &run.test, &eval_anomalies, eval)?;
-            metrics.ece_anomalies = if oe { "oe-heldout" } else { "spectral" }.into();
+            metrics.ece_anomalies = if oe { "oe-evaluation-part" } else { "spectral" }.into();
             Ok((metrics, run.calibration.warnings()))
         }
     }

@@ -16,7 +16,7 @@ pub mod spectral;
 pub mod textures;
 
 pub use mrf::{mrf_level0, mrf_level1, MrfAnomalies, MrfLevel};
-pub use outlier_exposure::OutlierExposure;
+pub use outlier_exposure::{OePart, OutlierExposure};
 pub use spectral::{spectral_image, spectral_image_with_exponents, SpectralAnomalies};
 
 use crate::data::ImageTensor;

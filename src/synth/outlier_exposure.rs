@@ -1,7 +1,10 @@
 //! Outlier exposure (OE): images of an auxiliary data set used as anomalies (thesis §4.2.1).
 //! When OE feeds both training and post-hoc calibration, the two subsets are disjoint
-//! ("care is taken to ensure the sets for both phases are disjoint"): [`OutlierExposure::split`]
-//! partitions the files with a seeded shuffle.
+//! ("care is taken to ensure the sets for both phases are disjoint"), and the anomalies that
+//! measure calibration error are a third set neither phase saw: [`OutlierExposure::part`] assigns
+//! every file to one [`OePart`] by a hash of its path inside the folder, so `oddity train`,
+//! `oddity calibrate` and `oddity experiment` agree on the parts whatever their seeds, and adding
+//! files to the folder never moves the others.
 //!
 //! OE images pass through their own augmentation [`Pipeline`] (the normal data's, without
 //! normalization), then are resized to the normal images' size by the batch builder.
@@ -11,10 +14,44 @@ use crate::data::folder::list_images_recursive;
 use crate::data::transforms::Pipeline;
 use crate::data::{load_image, ImageTensor};
 use crate::error::{Error, Result};
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
+
+/// The phase an outlier-exposure image serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OePart {
+    /// Anomalies of the supervised losses' balanced batches (`oddity train`).
+    Training,
+    /// Anomalies the post-hoc calibration is fitted on (`oddity calibrate`).
+    Calibration,
+    /// Anomalies for ECE/MCE of a calibrated model (`oddity experiment`), seen by neither.
+    Evaluation,
+}
+
+impl OePart {
+    /// The part of the file at `relative` (its path inside the folder): FNV-1a of the path's
+    /// bytes with `/` separators, mixed (FNV's low bits depend on the bytes' low bits only),
+    /// modulo 4: 0 and 1 train, 2 calibrates, 3 evaluates.
+    pub fn of(relative: &Path) -> OePart {
+        let name = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3));
+        let mixed = (hash ^ (hash >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        match (mixed ^ (mixed >> 33)) % 4 {
+            0 | 1 => OePart::Training,
+            2 => OePart::Calibration,
+            _ => OePart::Evaluation,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OePart::Training => "training",
+            OePart::Calibration => "calibration",
+            OePart::Evaluation => "evaluation",
+        }
+    }
+}
 
 /// A set of outlier-exposure image files and the augmentation applied to them.
 #[derive(Debug, Clone)]
@@ -51,33 +88,26 @@ impl OutlierExposure {
         self
     }
 
-    /// Splits the files into two disjoint sets (training, calibration) after a seeded
-    /// shuffle; `calibration_fraction` of them (rounded, at least 1 each side) go to the second.
-    pub fn split(&self, calibration_fraction: f64, seed: u64) -> Result<(Self, Self)> {
-        if !(calibration_fraction > 0.0 && calibration_fraction < 1.0) || self.files.len() < 2 {
+    /// The files of one phase's part of the folder `root` (the folder given to
+    /// [`OutlierExposure::from_folder`]): half for training, a quarter for calibration, a quarter
+    /// for evaluation, by [`OePart::of`]. An empty part is an error naming the folder.
+    pub fn part(&self, root: &Path, part: OePart) -> Result<Self> {
+        let files: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter(|f| OePart::of(f.strip_prefix(root).unwrap_or(f)) == part)
+            .cloned()
+            .collect();
+        if files.is_empty() {
             return Err(Error::InvalidArgument(format!(
-                "cannot split {} outlier-exposure files with calibration fraction {calibration_fraction}",
-                self.files.len()
+                "outlier-exposure folder {}: none of its {} images falls in the {} part (half of the images \
+                 train, a quarter calibrate, a quarter evaluate, chosen by file name); add images",
+                root.display(),
+                self.files.len(),
+                part.name()
             )));
         }
-        let mut files = self.files.clone();
-        files.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-        let n_cal = ((files.len() as f64 * calibration_fraction).round() as usize)
-            .clamp(1, files.len() - 1);
-        let calibration = files.split_off(files.len() - n_cal);
-        files.sort();
-        let mut calibration = calibration;
-        calibration.sort();
-        Ok((
-            OutlierExposure {
-                files,
-                pipeline: self.pipeline.clone(),
-            },
-            OutlierExposure {
-                files: calibration,
-                pipeline: self.pipeline.clone(),
-            },
-        ))
+        Ok(OutlierExposure { files, pipeline: self.pipeline.clone() })
     }
 
     /// Loads and augments one file drawn uniformly at random.
