@@ -3,6 +3,8 @@
 //! then predictions, p-values, decisions and heatmaps for the test folder; and the missing-file
 //! errors that name the file and the command that makes it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -10,7 +12,7 @@ use oddity::calibration::{Calibrator, Platt};
 use oddity::data::{DataSplit, MvtecCategory};
 use oddity::kernels::Context;
 use oddity::predict::{prepare_model_dir, CalibrationScores, CALIBRATION_SCORES_FILE, CALIBRATOR_FILE};
-use oddity::synth::textures::{write_texture_dataset, TextureDataset};
+use oddity::synth::textures::TextureDataset;
 use oddity::train::{evaluate, load_model};
 
 fn skip_gpu() -> bool {
@@ -34,20 +36,8 @@ fn oddity(args: &[&str], paths: &[&Path]) -> std::process::Output {
 fn trained_model(name: &str) -> (PathBuf, PathBuf) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
-    let data = dir.join("data");
     let spec = TextureDataset { size: 32, train: 32, test_good: 6, test_defects: 3, seed: 1 };
-    write_texture_dataset(&data, "tex", &spec).unwrap();
-    let model = dir.join("model");
-    let run = Command::new(env!("CARGO_BIN_EXE_oddity"))
-        .args(["train", "--loss", "ssim", "--class", "tex", "--size", "32", "--epochs", "1", "--batch", "8", "--no-progress"])
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(&model)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "train failed: {}", String::from_utf8_lossy(&run.stderr));
-    (data, model)
+    common::trained_texture_ssim(&dir, &spec)
 }
 
 #[test]

@@ -5,6 +5,8 @@
 //! images alone would take 10,000 x 64 x 64 x 4 bytes = 164 MB, holding the results or the
 //! heatmaps a few MB per thousand images, so either mistake fails the test.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,7 +16,7 @@ use oddity::calibration::{Calibrator, Platt};
 use oddity::data::{DataSplit, MvtecCategory};
 use oddity::kernels::Context;
 use oddity::predict::{prepare_model_dir, CalibrationScores};
-use oddity::synth::textures::{texture, write_texture_dataset, TextureDataset};
+use oddity::synth::textures::{texture, TextureDataset};
 use oddity::train::{evaluate, load_model};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -41,19 +43,8 @@ fn skip() -> bool {
 /// Trains one epoch of the 32x32 SSIM autoencoder on generated textures and writes its
 /// calibration files (scores of the calibration split, identity Platt map).
 fn calibrated_model(dir: &Path) -> PathBuf {
-    let data = dir.join("data");
     let spec = TextureDataset { size: 32, train: 32, test_good: 2, test_defects: 1, seed: 3 };
-    write_texture_dataset(&data, "tex", &spec).unwrap();
-    let model = dir.join("model");
-    let run = Command::new(env!("CARGO_BIN_EXE_oddity"))
-        .args(["train", "--loss", "ssim", "--class", "tex", "--size", "32", "--epochs", "1", "--batch", "8", "--no-progress"])
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(&model)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "train failed: {}", String::from_utf8_lossy(&run.stderr));
+    let (data, model) = common::trained_texture_ssim(dir, &spec);
     let ctx = Context::new().unwrap();
     let (net, _) = load_model(&ctx, &model.join("checkpoint.safetensors")).unwrap();
     let split = DataSplit::per_category(&MvtecCategory::load(&data.join("tex")).unwrap(), 0).unwrap();

@@ -55,6 +55,9 @@ pub struct ExperimentArgs {
     pub limit_test: Option<usize>,
     #[arg(long, default_value_t = 128)]
     pub batch: usize,
+    /// Adam's learning rate of the base models (thesis: 1e-4; reduced-epoch runs may want 1e-3).
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
     /// Calibration images scored per model (and as many anomalies; thesis: 10,000).
     #[arg(long, default_value_t = 10_000)]
     pub samples: usize,
@@ -91,6 +94,7 @@ pub fn run(args: &ExperimentArgs, out: &mut dyn Write) -> Result<()> {
         limit_train: args.limit_train,
         limit_test: args.limit_test,
         batch: args.batch,
+        lr: args.lr,
         samples: args.samples,
         pixel_samples: args.pixel_samples,
         head_steps: args.head_steps,

@@ -1,4 +1,4 @@
-//! `oddity report --model DIR --out DIR [--data <mvtec-dir> --class NAME] [--fpr 0.01]`: scores a
+//! `oddity report --model DIR --out DIR [--data <mvtec-dir> --class NAME] [--fpr 0.05]`: scores a
 //! trained and calibrated model folder (`oddity train` + `oddity calibrate`, or `oddity demo`'s
 //! `<out>/model`) on the test split of its run, or of another MVTec-layout category, and writes
 //! `report.html`, `report.md`, the PNGs and `results.json` into `--out` (see [`crate::report`]).
@@ -32,8 +32,9 @@ pub struct ReportArgs {
     /// The category inside --data.
     #[arg(long)]
     pub class: Option<String>,
-    /// Target false-positive rate of the decision threshold (chosen on normal calibration scores).
-    #[arg(long, default_value_t = 0.01)]
+    /// Target false-positive rate of the decision threshold (chosen on normal calibration scores;
+    /// needs at least 1/fpr - 1 of them: the demo's default model has 32, enough for 0.05).
+    #[arg(long, default_value_t = 0.05)]
     pub fpr: f64,
     /// Most anomalous test images shown.
     #[arg(long, default_value_t = 6)]

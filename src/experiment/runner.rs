@@ -83,6 +83,8 @@ pub struct ExperimentConfig {
     pub limit_train: Option<usize>,
     pub limit_test: Option<usize>,
     pub batch: usize,
+    /// Adam's learning rate of the base models (thesis: 1e-4).
+    pub lr: f64,
     /// Calibration images scored per class (and as many anomalies).
     pub samples: usize,
     pub pixel_samples: usize,
@@ -211,7 +213,7 @@ impl ExperimentConfig {
             limit_train: self.limit_train,
             limit_test: self.limit_test,
             batch: self.batch,
-            lr: 1e-4,
+            lr: self.lr,
             milestones: None,
             gamma: 0.1,
             weight_decay: 0.0,

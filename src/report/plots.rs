@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 use super::font::{ensure_font, FAMILY};
@@ -63,26 +64,79 @@ fn font(size: u32) -> TextStyle<'static> {
     (FAMILY, size).into_font().into()
 }
 
+/// One chart's text: its caption and axis descriptions with their font sizes.
+struct Labels<'t> {
+    caption: &'t str,
+    caption_size: u32,
+    x_desc: &'t str,
+    y_desc: &'t str,
+    desc_size: u32,
+}
+
+/// A captioned chart over `x` x `y` on `area` with labelled axes and a mesh, the frame every
+/// plot of the report shares.
+fn framed_chart<'a, 'b, X, Y>(
+    area: &'a Area<'b>,
+    labels: &Labels<'_>,
+    x: X,
+    y: Y,
+    path: &Path,
+) -> Result<ChartContext<'a, BitMapBackend<'b>, Cartesian2d<X::CoordDescType, Y::CoordDescType>>>
+where
+    X: AsRangedCoord,
+    Y: AsRangedCoord,
+    X::CoordDescType: ValueFormatter<<X::CoordDescType as Ranged>::ValueType>,
+    Y::CoordDescType: ValueFormatter<<Y::CoordDescType as Ranged>::ValueType>,
+{
+    let err = plot_error(path);
+    let mut chart = ChartBuilder::on(area)
+        .caption(labels.caption, font(labels.caption_size))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x, y)
+        .map_err(&err)?;
+    chart
+        .configure_mesh()
+        .x_desc(labels.x_desc)
+        .y_desc(labels.y_desc)
+        .axis_desc_style(font(labels.desc_size))
+        .label_style(font(13))
+        .draw()
+        .map_err(&err)?;
+    Ok(chart)
+}
+
+/// The legend box of the series drawn so far, at `position`.
+fn legend<'a, 'b: 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, CT>,
+    position: SeriesLabelPosition,
+    size: u32,
+    path: &Path,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(font(size))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_error(path))
+}
+
 /// The ROC curve of the test images with the AUROC in the legend and the operating point of the
 /// threshold chosen on normal calibration scores.
 pub fn roc_png(path: &Path, s: &Summary) -> Result<()> {
     let err = plot_error(path);
     render(path, (640, 520), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("ROC curve (test images)", font(22))
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0f64..1f64, 0f64..1.02f64)
-            .map_err(&err)?;
-        chart
-            .configure_mesh()
-            .x_desc("false-positive rate")
-            .y_desc("true-positive rate")
-            .axis_desc_style(font(16))
-            .label_style(font(13))
-            .draw()
-            .map_err(&err)?;
+        let labels = Labels {
+            caption: "ROC curve (test images)",
+            caption_size: 22,
+            x_desc: "false-positive rate",
+            y_desc: "true-positive rate",
+            desc_size: 16,
+        };
+        let mut chart = framed_chart(root, &labels, 0f64..1f64, 0f64..1.02f64, path)?;
         chart
             .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], GRAY.stroke_width(1)))
             .map_err(&err)?
@@ -104,15 +158,7 @@ pub fn roc_png(path: &Path, s: &Summary) -> Result<()> {
                 s.test_tpr
             ))
             .legend(|(x, y)| Circle::new((x + 10, y), 5, ANOMALOUS.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font(font(14))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(&err)?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::LowerRight, 14, path)
     })
 }
 
@@ -123,21 +169,15 @@ pub fn percent(fraction: f64) -> String {
 
 fn reliability_panel(area: &Area<'_>, title: &str, report: &CalibrationReport, path: &Path) -> Result<()> {
     let err = plot_error(path);
-    let mut chart = ChartBuilder::on(area)
-        .caption(format!("{title}: ECE {:.4}, MCE {:.4}", report.ece, report.mce), font(19))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..1f64, 0f64..1f64)
-        .map_err(&err)?;
-    chart
-        .configure_mesh()
-        .x_desc("predicted probability of anomalous")
-        .y_desc("observed fraction anomalous")
-        .axis_desc_style(font(15))
-        .label_style(font(13))
-        .draw()
-        .map_err(&err)?;
+    let caption = format!("{title}: ECE {:.4}, MCE {:.4}", report.ece, report.mce);
+    let labels = Labels {
+        caption: &caption,
+        caption_size: 19,
+        x_desc: "predicted probability of anomalous",
+        y_desc: "observed fraction anomalous",
+        desc_size: 15,
+    };
+    let mut chart = framed_chart(area, &labels, 0f64..1f64, 0f64..1f64, path)?;
     chart
         .draw_series(report.bins.iter().filter_map(|b| {
             let f = b.frequency?;
@@ -159,15 +199,7 @@ fn reliability_panel(area: &Area<'_>, title: &str, report: &CalibrationReport, p
         .map_err(&err)?
         .label("perfect calibration")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font(font(13))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(&err)?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::UpperLeft, 13, path)
 }
 
 /// Reliability diagrams of the test images' probabilities before (sigmoid of the base model's
@@ -212,21 +244,14 @@ pub fn histogram_png(path: &Path, data: &ReportData, s: &Summary) -> Result<()> 
             .collect()
     };
     render(path, (900, 500), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Test scores: normal vs anomalous", font(22))
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(60)
-            .build_cartesian_2d(lo..hi, 0u32..top)
-            .map_err(&err)?;
-        chart
-            .configure_mesh()
-            .x_desc("raw anomaly score (higher = more anomalous)")
-            .y_desc("test images")
-            .axis_desc_style(font(16))
-            .label_style(font(13))
-            .draw()
-            .map_err(&err)?;
+        let labels = Labels {
+            caption: "Test scores: normal vs anomalous",
+            caption_size: 22,
+            x_desc: "raw anomaly score (higher = more anomalous)",
+            y_desc: "test images",
+            desc_size: 16,
+        };
+        let mut chart = framed_chart(root, &labels, lo..hi, 0u32..top, path)?;
         chart
             .draw_series(bars(&hn, NORMAL))
             .map_err(&err)?
@@ -247,15 +272,7 @@ pub fn histogram_png(path: &Path, data: &ReportData, s: &Summary) -> Result<()> 
                 s.calibration_images
             ))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(font(14))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .map_err(&err)?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::UpperRight, 14, path)
     })
 }
 

@@ -102,3 +102,22 @@ pub fn write_mask(path: &Path, width: u32, height: u32) {
     });
     img.save(path).unwrap();
 }
+
+/// Generates the procedural texture data set `spec` under `dir/data` (category `tex`) and trains
+/// one epoch of the 32x32 SSIM autoencoder on it with `oddity train` into `dir/model`; returns
+/// (data root, model folder). The model predicts; its calibration files are the caller's.
+pub fn trained_texture_ssim(dir: &Path, spec: &oddity::synth::textures::TextureDataset) -> (PathBuf, PathBuf) {
+    let data = dir.join("data");
+    oddity::synth::textures::write_texture_dataset(&data, "tex", spec).unwrap();
+    let model = dir.join("model");
+    let run = Command::new(env!("CARGO_BIN_EXE_oddity"))
+        .args(["train", "--loss", "ssim", "--class", "tex", "--size", "32", "--epochs", "1", "--batch", "8", "--no-progress"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "train failed: {}", String::from_utf8_lossy(&run.stderr));
+    (data, model)
+}
