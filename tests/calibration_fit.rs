@@ -32,6 +32,10 @@ fn platt_recovers_known_parameters() {
     let summary = fit.fit.clone().unwrap();
     assert!(summary.converged, "{summary:?}");
     assert_eq!((summary.samples, summary.anomalies), (50_000, y.iter().filter(|&&v| v == 1).count()));
+    // The log line `oddity calibrate` prints: parameters and the fit, not a Debug dump.
+    let line = oddity::calibration::Calibrator::Platt(fit.clone()).to_string();
+    assert!(line.starts_with(&format!("Platt: sigmoid({:.6} z + {:.6}) (50000 samples, ", fit.a, fit.b)), "{line}");
+    assert!(line.contains("L-BFGS iterations)") && !line.contains("not converged"), "{line}");
     // The fit is the minimiser: no worse than the true map on the same sample.
     assert!(summary.loss <= mean_loss(&z, &y, |v| a * v + b) + 1e-12);
     assert!((summary.loss - mean_loss(&z, &y, |v| fit.calibrated_logit(v))).abs() < 1e-12);

@@ -71,6 +71,34 @@ struct CalibratorFile {
 const FORMAT: &str = "oddity-calibrator";
 const VERSION: u32 = 1;
 
+/// One line for logs: the map's parameters and how the fit went (its warnings are printed apart).
+impl std::fmt::Display for Calibrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fit = match self {
+            Calibrator::Platt(p) => {
+                write!(f, "Platt: sigmoid({:.6} z + {:.6})", p.a, p.b)?;
+                &p.fit
+            }
+            Calibrator::Beta(b) => {
+                write!(f, "Beta: a = {:.6}, b = {:.6}, c = {:.6}", b.a, b.b, b.c)?;
+                &b.fit
+            }
+        };
+        match fit {
+            Some(s) => write!(
+                f,
+                " ({} samples, {} anomalous; loss {:.6} after {} L-BFGS iterations{})",
+                s.samples,
+                s.anomalies,
+                s.loss,
+                s.iterations,
+                if s.converged { "" } else { ", not converged" }
+            ),
+            None => write!(f, " (set by hand)"),
+        }
+    }
+}
+
 impl Calibrator {
     /// Fits `method` to the base model's logits and the labels (0 normal, 1 anomalous).
     pub fn fit(method: Method, logits: &[f64], labels: &[u8]) -> Result<Calibrator> {

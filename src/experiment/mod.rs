@@ -125,7 +125,7 @@ pub fn calibrate_run(
     writeln!(log, "{} calibration normal scores (unaugmented) for p-values and thresholds", held_out.len()).map_err(io)?;
     let written = save_calibration(out_dir, &model, &calibration, &held_out, opts.seed)?;
     if let Some(c) = &calibration.calibrator {
-        writeln!(log, "fitted {c:?}").map_err(io)?;
+        writeln!(log, "fitted {c}").map_err(io)?;
     }
     for w in calibration.warnings() {
         writeln!(log, "warning: {w}").map_err(io)?;
