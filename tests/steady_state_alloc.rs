@@ -13,17 +13,27 @@ fn own_context() -> Context {
 }
 
 /// Runs `warmup` steps, then `steps` more, and returns the buffers created during the latter.
+/// Also checks that the measured steps after the first create no bind group: once a step finds
+/// the same idle buffers as the step before (it created none), the pool hands out the same
+/// buffers, so the bind-group cache (keyed by buffer id) serves every dispatch.
 fn buffers_created_after_warmup(ctx: &Context, step: &mut dyn TrainStep, warmup: usize, steps: usize) -> u64 {
+    assert!(steps >= 2, "the bind-group check needs two measured steps");
     for _ in 0..warmup {
         step.step().unwrap();
         ctx.wait().unwrap();
     }
     let before = ctx.buffers_created();
     assert!(before > 0, "the warm-up steps must have created buffers");
-    for _ in 0..steps {
+    let mut groups = 0;
+    for i in 0..steps {
         step.step().unwrap();
         ctx.wait().unwrap();
+        if i == 0 {
+            groups = ctx.bind_groups_created();
+            assert!(groups > 0, "the steps must have created bind groups");
+        }
     }
+    assert_eq!(ctx.bind_groups_created(), groups, "a repeated step created bind groups");
     ctx.buffers_created() - before
 }
 

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
 use crate::kernel::{Access, KernelSpec};
-use crate::pool::{BufferPool, RawBuffer};
+use crate::pool::{BufferPool, FirstWrite, RawBuffer};
+pub use crate::pool::PoolStats;
 use crate::profile::{KernelTime, ProfileClock, Profiler};
 
 /// Bytes of params one submission can hold; each dispatch takes one aligned slot.
@@ -49,6 +50,8 @@ pub(crate) struct State {
     kernels: HashMap<&'static str, Arc<CompiledKernel>>,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     dispatches: u64,
+    /// Bind groups created (cache misses) since the context was made.
+    bind_groups_created: u64,
     submissions: u64,
     /// Set between `begin_profile` and `end_profile` only.
     profiler: Option<Profiler>,
@@ -230,6 +233,7 @@ impl Context {
                     kernels: HashMap::new(),
                     bind_groups: HashMap::new(),
                     dispatches: 0,
+                    bind_groups_created: 0,
                     submissions: 0,
                     profiler: None,
                 }),
@@ -301,6 +305,12 @@ impl Context {
         self.lock().dispatches
     }
 
+    /// Bind groups the dispatch cache has created since the context was made: a steady-state
+    /// training step (same shapes, buffers handed out in the same order) adds none.
+    pub fn bind_groups_created(&self) -> u64 {
+        self.lock().bind_groups_created
+    }
+
     /// Command buffers submitted since the context was made: a training step that reads nothing
     /// back adds none until the next readback or [`Context::flush`].
     pub fn submission_count(&self) -> u64 {
@@ -311,6 +321,19 @@ impl Context {
     /// (same shapes as the step before) adds none.
     pub fn buffers_created(&self) -> u64 {
         self.lock().pool.created()
+    }
+
+    /// What the buffer pool holds now: buffers, their bytes, the bytes live tensors hold and the
+    /// peak of those since [`Context::reset_pool_peak`]. `held_bytes` far above
+    /// `peak_live_bytes` means freed buffers wait too long for reuse (work recorded for many
+    /// steps without a submit).
+    pub fn pool_stats(&self) -> PoolStats {
+        self.lock().pool.stats()
+    }
+
+    /// Starts a new peak of [`PoolStats::peak_live_bytes`] from the bytes live now.
+    pub fn reset_pool_peak(&self) {
+        self.lock().pool.reset_peak();
     }
 
     /// Starts timing every dispatch (see [`crate::profile`]) after finishing the work already
@@ -423,6 +446,7 @@ impl Context {
                 layout: &kernel.layout,
                 entries: &entries,
             });
+            state.bind_groups_created += 1;
             state.bind_groups.insert(
                 BindKey { kernel: spec.id, params_size, buffers: key.buffers.clone() },
                 group,
@@ -528,6 +552,18 @@ impl Context {
         self.with_encoder(|encoder, _| f(encoder))
     }
 
+    /// A pooled buffer of at least `bytes` bytes whose first write is of kind `first`.
+    pub(crate) fn take_buffer(&self, bytes: u64, first: FirstWrite) -> RawBuffer {
+        self.lock().pool.take(&self.inner.device, bytes, first)
+    }
+
+    /// Returns the buffer of a dropped tensor to the pool.
+    pub(crate) fn release_buffer(&self, raw: RawBuffer) {
+        let mut state = self.lock();
+        let encoder_open = state.encoder.is_some();
+        state.pool.release(raw, encoder_open);
+    }
+
     /// True when ops have been recorded but not yet submitted.
     pub(crate) fn has_pending(&self) -> bool {
         self.lock().encoder.is_some()
@@ -555,7 +591,7 @@ impl Context {
         }
         state.params.clear();
         // Buffers freed while recording were possibly still read by that submission; only now,
-        // after it is queued, may a later write reuse them.
+        // after it is queued, may a queue write (an upload) reuse them.
         state.pool.recycle_pending();
     }
 

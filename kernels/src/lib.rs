@@ -28,7 +28,7 @@ pub mod ssim;
 pub mod texture;
 pub mod upsample;
 
-pub use context::{Binding, Context};
+pub use context::{Binding, Context, PoolStats};
 pub use error::{Error, Result};
 pub use tensor::{DType, Tensor};
 pub use wgpu;

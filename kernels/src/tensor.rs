@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::context::{Binding, Context};
 use crate::error::{Error, Result};
-use crate::pool::RawBuffer;
+use crate::pool::{FirstWrite, RawBuffer};
 
 /// Element type of a tensor's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,7 +24,7 @@ struct Handle {
 impl Drop for Handle {
     fn drop(&mut self) {
         if let Some(raw) = self.raw.take() {
-            self.ctx.lock().pool.release(raw);
+            self.ctx.release_buffer(raw);
         }
     }
 }
@@ -47,8 +47,15 @@ pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
 
 impl Tensor {
     /// A tensor whose contents are whatever the pooled buffer held: every element must be written
-    /// by the op that makes it.
+    /// by the op that makes it, with a command recorded in the context's open encoder (dispatch,
+    /// clear or copy). Its buffer may be one freed earlier in the same encoder (still read by
+    /// commands recorded before), so the first write must not be a raw queue write; use
+    /// [`Tensor::from_slice`] for uploads ([`Tensor::write`] is safe: it submits first).
     pub fn uninit(ctx: &Context, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        Tensor::alloc(ctx, shape, dtype, FirstWrite::Dispatch)
+    }
+
+    fn alloc(ctx: &Context, shape: &[usize], dtype: DType, first: FirstWrite) -> Result<Tensor> {
         // Checked: a shape from a corrupt file or an absurd flag must not wrap around to a small size.
         let bytes = shape.iter().try_fold(4u64, |acc, &d| acc.checked_mul(d as u64));
         let Some(bytes) = bytes.filter(|&b| b <= ctx.max_binding_bytes()) else {
@@ -58,7 +65,7 @@ impl Tensor {
                 ctx.max_binding_bytes()
             )));
         };
-        let raw = ctx.lock().pool.take(ctx.device(), bytes.max(4));
+        let raw = ctx.take_buffer(bytes.max(4), first);
         Ok(Tensor { handle: Arc::new(Handle { ctx: ctx.clone(), raw: Some(raw) }), shape: shape.to_vec(), dtype })
     }
 
@@ -77,13 +84,13 @@ impl Tensor {
     }
 
     pub fn from_slice(ctx: &Context, shape: &[usize], data: &[f32]) -> Result<Tensor> {
-        let t = Tensor::uninit(ctx, shape, DType::F32)?;
+        let t = Tensor::alloc(ctx, shape, DType::F32, FirstWrite::Upload)?;
         t.write_bytes(bytemuck::cast_slice(data), data.len(), true)?;
         Ok(t)
     }
 
     pub fn from_u32(ctx: &Context, shape: &[usize], data: &[u32]) -> Result<Tensor> {
-        let t = Tensor::uninit(ctx, shape, DType::U32)?;
+        let t = Tensor::alloc(ctx, shape, DType::U32, FirstWrite::Upload)?;
         t.write_bytes(bytemuck::cast_slice(data), data.len(), true)?;
         Ok(t)
     }
@@ -102,7 +109,8 @@ impl Tensor {
         self.write_bytes(bytemuck::cast_slice(data), data.len(), false)
     }
 
-    /// `fresh`: the buffer was just taken from the pool, so no recorded op can use it yet.
+    /// `fresh`: the buffer was just taken from the pool for an upload ([`FirstWrite::Upload`]), so
+    /// no unsubmitted command can use it.
     fn write_bytes(&self, bytes: &[u8], len: usize, fresh: bool) -> Result<()> {
         if len != self.numel() {
             return Err(Error::Shape(format!(
@@ -274,8 +282,8 @@ mod tests {
 
     #[test]
     fn freed_buffers_are_reused_after_submission() {
-        let ctx = gpu_or_skip!();
-        // A size no other test uses, so parallel tests cannot take the buffer first.
+        gpu_or_skip!();
+        let ctx = own_context();
         let shape = [7, 11, 13, 17];
         let first = Tensor::zeros(&ctx, &shape).unwrap();
         let id = first.buffer_id();
@@ -284,6 +292,80 @@ mod tests {
         assert!(ctx.lock().pool.free_count() >= 1);
         let second = Tensor::uninit(&ctx, &shape, DType::F32).unwrap();
         assert_eq!(second.buffer_id(), id, "same size class must reuse the freed buffer");
+    }
+
+    /// A context of its own: these tests look at which buffer the pool hands out, which tests
+    /// running in parallel on the shared context would disturb.
+    fn own_context() -> Context {
+        Context::with_limits(wgpu::Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn an_idle_buffer_serves_a_request_down_to_half_its_size() {
+        gpu_or_skip!();
+        let ctx = own_context();
+        let big = Tensor::uninit(&ctx, &[1000], DType::F32).unwrap(); // 4000 bytes: class 4096
+        let id = big.buffer_id();
+        drop(big);
+        ctx.flush();
+        let half = Tensor::from_slice(&ctx, &[600], &[1.5; 600]).unwrap(); // class 2560
+        assert_eq!(half.buffer_id(), id, "a class within 2x must reuse the idle buffer");
+        assert_eq!(half.to_vec().unwrap(), vec![1.5; 600], "only the tensor's bytes are read back");
+        drop(half);
+        ctx.flush();
+        let small = Tensor::uninit(&ctx, &[400], DType::F32).unwrap(); // class 1792: under half
+        assert_ne!(small.buffer_id(), id, "a request under half the buffer must not take it");
+        assert_eq!(ctx.pool_stats().held_bytes, 4096 + 1792);
+    }
+
+    #[test]
+    fn an_upload_never_takes_a_buffer_freed_in_the_open_encoder() {
+        gpu_or_skip!();
+        let ctx = own_context();
+        let shape = [5, 7, 11];
+        let xs: Vec<f32> = (0..385).map(|i| i as f32 * 0.25 - 40.0).collect();
+        let ys: Vec<f32> = (0..385).map(|i| 1000.0 + i as f32).collect();
+        let x = Tensor::from_slice(&ctx, &shape, &xs).unwrap();
+        ctx.flush();
+        let a = unary(&x, Unary::Neg).unwrap(); // recorded: reads x at the next submit
+        let freed = x.buffer_id();
+        drop(x);
+        // Uploaded by a queue write, which lands before the open encoder runs: in x's buffer it
+        // would replace what `a` reads.
+        let y = Tensor::from_slice(&ctx, &shape, &ys).unwrap();
+        assert_ne!(y.buffer_id(), freed, "an upload took a buffer the open encoder still reads");
+        let want: Vec<f32> = xs.iter().map(|v| -v).collect();
+        assert_eq!(a.to_vec().unwrap(), want);
+        assert_eq!(y.to_vec().unwrap(), ys);
+        // After the submit the buffer is idle, and uploads may have it.
+        let z = Tensor::from_slice(&ctx, &shape, &ys).unwrap();
+        assert_eq!(z.buffer_id(), freed, "an idle buffer of the same size class is reused");
+    }
+
+    #[test]
+    fn a_recorded_output_reuses_a_buffer_freed_in_the_open_encoder() {
+        gpu_or_skip!();
+        let ctx = own_context();
+        let xs: Vec<f32> = (0..1001).map(|i| (i as f32 * 0.37).sin()).collect();
+        let x = Tensor::from_slice(&ctx, &[1001], &xs).unwrap();
+        ctx.flush();
+        let created = ctx.buffers_created();
+        // A chain x -> a -> b -> c, each freed after its successor is recorded: with reuse inside
+        // the encoder two buffers serve it, each read by one dispatch and overwritten by the next.
+        let a = unary(&x, Unary::Neg).unwrap();
+        let x_id = x.buffer_id();
+        drop(x);
+        let b = unary(&a, Unary::Exp).unwrap();
+        assert_eq!(b.buffer_id(), x_id, "the output did not reuse the buffer freed in this encoder");
+        drop(a);
+        let c = unary(&b, Unary::Neg).unwrap();
+        drop(b);
+        assert_eq!(ctx.buffers_created(), created + 1, "only the first output needs a new buffer");
+        let want: Vec<f64> = xs.iter().map(|&v| -(-(v as f64)).exp()).collect();
+        crate::testing::assert_close("neg(exp(neg(x)))", &c.to_vec().unwrap(), &want, 1e-6, 1e-6);
+        let stats = ctx.pool_stats();
+        assert_eq!(stats.buffers, 2, "{stats:?}");
+        assert!(stats.peak_live_bytes >= 2 * 4004 && stats.live_bytes < stats.peak_live_bytes, "{stats:?}");
     }
 
     #[test]

@@ -425,7 +425,8 @@ impl TextureIo {
                 wgpu::Extent3d { width: size.width, height: size.height, depth_or_array_layers: 1 },
             )
         });
-        // `staging` drops here; the pool keeps its buffer from reuse until this encoder is submitted.
+        // `staging` drops here; until this encoder is submitted, only commands recorded after the
+        // copy may reuse its buffer.
         Ok(())
     }
 }

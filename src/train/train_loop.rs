@@ -108,6 +108,10 @@ pub fn fit(
             let loss = model.batch_loss(&batch)?;
             loss.backward()?;
             opt.step()?;
+            // Submit the step (no wait): buffers freed while recording it become reusable by the
+            // next step's uploads. Without this the pool would keep every step's buffers until the
+            // next readback, `readback_every` steps later.
+            model.ctx.flush();
             // Keep only the value: the graph is freed here.
             pending.push((step, loss.value().clone()));
             progress.step(batch.len());
