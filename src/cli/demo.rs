@@ -193,6 +193,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
         no_progress: args.no_progress,
         full_train: false,
         calibration_fraction: THESIS_CALIBRATION_FRACTION,
+        backbone_weights: None,
     };
     crate::cli::train::run(&train, out)?;
 

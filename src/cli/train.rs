@@ -22,6 +22,12 @@
 //! half spectral images or outlier-exposure images from a folder (`--anomalies oe:<dir>`); the
 //! U-Net's pixel labels are 0 on normal images and 1 on every pixel of a synthetic anomaly
 //! (thesis §4.2.1).
+//!
+//! `--backbone-weights FILE` (fcdd on MVTec-layout data, the VGG11-BN network): torchvision's
+//! ImageNet VGG11-BN weights as safetensors (`vgg11_bn(weights="DEFAULT").state_dict()` saved
+//! with `safetensors.torch.save_file`) start the network, and its first 15 modules stay frozen
+//! (FCDD). The file and its CRC-32 go into the checkpoint's run info and metrics.json; `--resume`
+//! freezes the same layers again (the flag may be left out then, or must name the same content).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -42,8 +48,8 @@ use crate::error::{Error, Result};
 use crate::kernels::Context;
 use crate::synth::{OePart, OutlierExposure};
 use crate::train::{
-    evaluate, fit, Anomalies, Architecture, DatasetKind, FitOptions, LossKind, Model, NetFamily, PlannedBatches,
-    StoredConfig, TrainConfig,
+    evaluate, fit, Anomalies, Architecture, BackboneWeights, DatasetKind, FitOptions, LossKind, Model, NetFamily,
+    PlannedBatches, StoredConfig, TrainConfig, BACKBONE_KEY,
 };
 
 /// The checkpoint file name inside `--out`.
@@ -195,6 +201,10 @@ pub struct TrainArgs {
     /// 0.01: raise it on small data sets.
     #[arg(long, default_value_t = THESIS_CALIBRATION_FRACTION)]
     pub calibration_fraction: f64,
+    /// Torchvision VGG11-BN weights (safetensors, torchvision's tensor names) for the fcdd loss's
+    /// VGG11-BN network on MVTec-layout data; its first 15 modules are frozen.
+    #[arg(long, value_name = "FILE")]
+    pub backbone_weights: Option<PathBuf>,
 }
 
 impl TrainArgs {
@@ -284,6 +294,7 @@ impl TrainArgs {
                 .get("calibration_fraction")
                 .and_then(|v| v.as_f64())
                 .unwrap_or(THESIS_CALIBRATION_FRACTION),
+            backbone_weights: BackboneWeights::from_run(run, &out.join(CHECKPOINT_FILE))?.map(|b| b.file),
         })
     }
 }
@@ -309,6 +320,8 @@ struct Metrics<'a> {
     test_images: usize,
     test_anomalies: usize,
     images_per_second: f64,
+    /// The torchvision weights the network started from (`--backbone-weights`), with CRC-32.
+    backbone_weights: Option<&'a BackboneWeights>,
     config: &'a TrainConfig,
     args: &'a TrainArgs,
 }
@@ -360,7 +373,59 @@ fn check_args(args: &TrainArgs) -> Result<()> {
             return Err(Error::MissingFolder { path: dir.clone() });
         }
     }
+    if let Some(file) = &args.backbone_weights {
+        if args.loss != LossKind::Fcdd {
+            return Err(Error::InvalidArgument(format!(
+                "--backbone-weights loads VGG11-BN weights for the fcdd loss on MVTec-layout data, not the {} loss",
+                args.loss.name()
+            )));
+        }
+        if !file.is_file() {
+            return Err(Error::MissingFile { path: file.clone(), what: "the --backbone-weights file".into() });
+        }
+    }
     Ok(())
+}
+
+/// The backbone weights of this run: loaded (and frozen) into a fresh model from
+/// `--backbone-weights`, or for a resumed run the ones its checkpoint records, frozen again. A
+/// resume may leave the flag out; given, its file must have the recorded CRC-32.
+fn apply_backbone(args: &TrainArgs, model: &Model, stored: Option<&StoredConfig>, ck_path: &Path) -> Result<Option<BackboneWeights>> {
+    let Some(stored) = stored else {
+        return args.backbone_weights.as_deref().map(|file| model.load_backbone(file)).transpose();
+    };
+    let recorded = BackboneWeights::from_run(&stored.run, ck_path)?;
+    if let Some(file) = &args.backbone_weights {
+        let given = BackboneWeights::of_file(file)?;
+        match &recorded {
+            None => {
+                return Err(Error::Checkpoint {
+                    path: ck_path.to_path_buf(),
+                    message: format!(
+                        "cannot resume with --backbone-weights {}: the run started without backbone weights",
+                        file.display()
+                    ),
+                })
+            }
+            Some(r) if r.crc32 != given.crc32 => {
+                return Err(Error::Checkpoint {
+                    path: ck_path.to_path_buf(),
+                    message: format!(
+                        "cannot resume with --backbone-weights {} (crc32 {}): the run started from {} (crc32 {})",
+                        file.display(),
+                        given.crc32,
+                        r.file.display(),
+                        r.crc32
+                    ),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    if recorded.is_some() {
+        model.freeze_backbone()?;
+    }
+    Ok(recorded)
 }
 
 /// The channel mode that gives `spec`'s input channels.
@@ -458,7 +523,13 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "adapter: {}", ctx.adapter_name()).map_err(io)?;
     let ck_path = args.out.join(CHECKPOINT_FILE);
     let config = args.config();
-    let (model, resume) = if args.resume {
+    if args.backbone_weights.is_some() && spec.family != NetFamily::FcddVgg11Bn {
+        return Err(Error::InvalidArgument(format!(
+            "--backbone-weights fits only the VGG11-BN network (fcdd on MVTec-layout data); this run trains {}",
+            spec.name()
+        )));
+    }
+    let (model, resume, stored) = if args.resume {
         let ck = Checkpoint::load(&ck_path)?;
         let stored = StoredConfig::from_checkpoint(&ck, &ck_path)?;
         writeln!(out, "resuming {} after epoch {}", ck_path.display(), stored.epochs_done).map_err(io)?;
@@ -469,11 +540,15 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
                 message: format!("cannot resume: the checkpoint holds {}, this run builds {}", model.architecture, spec.name()),
             });
         }
-        (model, Some(ck))
+        (model, Some(ck), Some(stored))
     } else {
         let normalization = Normalization::fit_samples(&train, &augment)?;
-        (Model::build(&ctx, spec, args.loss, args.seed, normalization, &train, args.fcdd_sigma)?, None)
+        (Model::build(&ctx, spec, args.loss, args.seed, normalization, &train, args.fcdd_sigma)?, None, None)
     };
+    let backbone = apply_backbone(args, &model, stored.as_ref(), &ck_path)?;
+    if let Some(b) = &backbone {
+        writeln!(out, "backbone: {} (crc32 {}), first 15 modules frozen", b.file.display(), b.crc32).map_err(io)?;
+    }
     let anomalies = match (&args.anomalies, args.loss.supervised()) {
         (_, false) => None,
         (AnomalyArg::Spectral, true) => Some(Anomalies::Spectral),
@@ -497,7 +572,11 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
         crate::train::EpochBatches::steps_per_epoch(&batches)
     )
     .map_err(io)?;
-    let opts = FitOptions { checkpoint: ck_path.clone(), run: args.run_info(), progress: !args.no_progress };
+    let mut run_info = args.run_info();
+    if let Some(b) = &backbone {
+        run_info[BACKBONE_KEY] = serde_json::to_value(b).map_err(|e| Error::InvalidArgument(format!("run info: {e}")))?;
+    }
+    let opts = FitOptions { checkpoint: ck_path.clone(), run: run_info, progress: !args.no_progress };
     let summary = fit(&model, &mut batches, &config, resume.as_ref(), &opts, out)?;
 
     // Large inputs in smaller evaluation batches (memory of the activations).
@@ -535,6 +614,7 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
         test_images: test.len(),
         test_anomalies: ev.labels.iter().filter(|&&l| l == 1).count(),
         images_per_second: summary.images_per_second,
+        backbone_weights: backbone.as_ref(),
         config: &config,
         args,
     };

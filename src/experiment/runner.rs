@@ -221,6 +221,7 @@ impl ExperimentConfig {
             no_progress: true,
             full_train: full,
             calibration_fraction: crate::data::split::THESIS_CALIBRATION_FRACTION,
+            backbone_weights: None,
         }
     }
 }

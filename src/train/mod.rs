@@ -31,7 +31,7 @@ pub use network::{build_network, Architecture, NetFamily, Network};
 pub use progress::Progress;
 pub use train_loop::{fit, FitOptions, FitSummary};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +45,7 @@ use crate::kernels::gaussian_upsample::THESIS_SIGMA;
 use crate::kernels::{Context, Tensor};
 use crate::metrics::{aupro, auroc, pixel_auroc};
 use crate::models::deep_svdd;
+use crate::models::fcdd::{Fcdd, VGG_FROZEN_LAYERS};
 use crate::models::lenet::LenetVariant;
 use crate::models::losses::{Estimates, Objective, Targets};
 use crate::nn::{self, Module};
@@ -54,6 +55,39 @@ use crate::synth::{AnomalySource, OutlierExposure, SpectralAnomalies};
 pub const CENTRE_NAME: &str = "svdd.center";
 pub const MEAN_NAME: &str = "input.mean";
 pub const STD_NAME: &str = "input.std";
+/// Key of [`BackboneWeights`] in a run's info (the checkpoint's stored `run` and metrics.json).
+pub const BACKBONE_KEY: &str = "backbone_weights";
+
+/// The torchvision VGG11-BN weights an FCDD run started from (`oddity train --backbone-weights`).
+/// Kept in the run info, so a resumed run freezes the same layers and a changed file is noticed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackboneWeights {
+    /// The safetensors file as given.
+    pub file: PathBuf,
+    /// CRC-32 (IEEE, as gzip and zip compute it) of the file's bytes, 8 hex digits.
+    pub crc32: String,
+}
+
+impl BackboneWeights {
+    /// Names `path` with the CRC-32 of its contents.
+    pub fn of_file(path: &Path) -> Result<BackboneWeights> {
+        let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let mut crc = flate2::Crc::new();
+        crc.update(&data);
+        Ok(BackboneWeights { file: path.to_path_buf(), crc32: format!("{:08x}", crc.sum()) })
+    }
+
+    /// The backbone recorded in a run's info, if any; `path` (the checkpoint) names a bad entry.
+    pub fn from_run(run: &serde_json::Value, path: &Path) -> Result<Option<BackboneWeights>> {
+        match run.get(BACKBONE_KEY) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| Error::Checkpoint {
+                path: path.to_path_buf(),
+                message: format!("the stored run info's {BACKBONE_KEY} {v} is not a file and crc32: {e}"),
+            }),
+        }
+    }
+}
 
 /// The losses `oddity train` accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -383,6 +417,37 @@ impl Model {
         };
         let objective = objective_for(stored.train.loss, &net, stored.train.fcdd_sigma, centre)?;
         Ok(Model { ctx: ctx.clone(), net, objective, architecture: ck.meta.architecture.clone(), spec, normalization })
+    }
+
+    /// The FCDD VGG11-BN network whose `features` take torchvision weights, or an error naming
+    /// the network this model has instead.
+    fn vgg_backbone(&self) -> Result<&Fcdd> {
+        match &self.net {
+            Network::Fcdd(f) if self.spec.family == NetFamily::FcddVgg11Bn => Ok(f),
+            _ => Err(Error::InvalidArgument(format!(
+                "backbone weights (torchvision VGG11-BN) fit only the network fcdd-vgg11bn-3xS, which the fcdd loss \
+                 trains on MVTec-layout data; this model is {}",
+                self.architecture
+            ))),
+        }
+    }
+
+    /// Loads torchvision VGG11-BN weights (`features.<i>.weight`, `.running_mean`, ...; see
+    /// [`Fcdd::load_torchvision_vgg11_bn`]) into the network's backbone and freezes its first
+    /// [`VGG_FROZEN_LAYERS`] modules, as FCDD trains on ImageNet features. Errors name a missing
+    /// or wrongly shaped tensor; then the network is unchanged.
+    pub fn load_backbone(&self, path: &Path) -> Result<BackboneWeights> {
+        let fcdd = self.vgg_backbone()?;
+        let info = BackboneWeights::of_file(path)?;
+        fcdd.load_torchvision_vgg11_bn(path)?;
+        fcdd.freeze_features(VGG_FROZEN_LAYERS)?;
+        Ok(info)
+    }
+
+    /// Freezes the pretrained layers again, for a run resumed from a checkpoint of a model that
+    /// started from backbone weights (freezing is not stored in checkpoints).
+    pub fn freeze_backbone(&self) -> Result<()> {
+        Ok(self.vgg_backbone()?.freeze_features(VGG_FROZEN_LAYERS)?)
     }
 
     /// The tensors a checkpoint keeps besides the network: normalisation and SVDD centre.
