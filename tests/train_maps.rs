@@ -237,6 +237,16 @@ fn an_interrupted_unet_run_resumes_bit_identically() {
         );
     }
     assert_eq!(metrics(&whole)["pixel_auroc"], metrics(&parts)["pixel_auroc"]);
+    assert!(metrics(&parts)["images_per_second"].as_f64().is_some_and(|r| r > 0.0), "{}", metrics(&parts));
+    // Resuming the finished run trains no step: no rate (null, not 0), the same weights, and
+    // metrics.json rewritten in place (atomically: no temporary file left behind).
+    train(&[tiny_args("unet", d, parts.to_str().unwrap(), "2"), vec!["--resume"]].concat()).unwrap();
+    let m = metrics(&parts);
+    assert!(m["images_per_second"].is_null(), "{m}");
+    assert_eq!(m["epochs_done"], 2);
+    assert_eq!(m["pixel_auroc"], metrics(&whole)["pixel_auroc"]);
+    let names: Vec<String> = std::fs::read_dir(&parts).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.contains(".tmp")), "{names:?}");
 }
 
 fn read(v: &Var) -> Vec<f64> {

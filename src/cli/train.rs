@@ -319,7 +319,8 @@ struct Metrics<'a> {
     train_images: usize,
     test_images: usize,
     test_anomalies: usize,
-    images_per_second: f64,
+    /// `null` when this call trained no step (e.g. a resume of a finished run).
+    images_per_second: Option<f64>,
     /// The torchvision weights the network started from (`--backbone-weights`), with CRC-32.
     backbone_weights: Option<&'a BackboneWeights>,
     config: &'a TrainConfig,
@@ -623,7 +624,9 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+/// Writes `value` as JSON atomically, so a killed run leaves the previous metrics.json or the
+/// new one, never half of one.
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let json = serde_json::to_string_pretty(value).map_err(|e| Error::InvalidArgument(format!("metrics: {e}")))?;
-    std::fs::write(path, json).map_err(|e| Error::io(path, e))
+    crate::checkpoint::write_atomically(path, json.as_bytes())
 }

@@ -34,6 +34,11 @@ impl Progress {
         self.bar.inc(1);
     }
 
+    /// Images trained on since the start.
+    pub fn images(&self) -> u64 {
+        self.images
+    }
+
     /// Images per second since the start.
     pub fn images_per_second(&self) -> f64 {
         self.images as f64 / self.started.elapsed().as_secs_f64().max(1e-9)

@@ -30,7 +30,9 @@ pub struct FitSummary {
     pub started_at: usize,
     /// Mean loss of each epoch this call ran.
     pub epoch_losses: Vec<f32>,
-    pub images_per_second: f64,
+    /// Training throughput of this call; `None` when it trained no step (a resumed run that was
+    /// already complete, or no epochs asked), where a rate would be meaningless.
+    pub images_per_second: Option<f64>,
 }
 
 /// Trains `model` up to `config.epochs`. With `resume`, the checkpoint the model was loaded from
@@ -144,7 +146,7 @@ pub fn fit(
         epochs_done: config.epochs.max(start),
         started_at: start,
         epoch_losses,
-        images_per_second: progress.images_per_second(),
+        images_per_second: (progress.images() > 0).then(|| progress.images_per_second()),
     })
 }
 
