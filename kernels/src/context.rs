@@ -216,7 +216,7 @@ impl Context {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let max_binding = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         Context {
             inner: Arc::new(Inner {
                 device,
@@ -383,7 +383,7 @@ impl Context {
                 buffers.len()
             )));
         }
-        if workgroups.iter().any(|&w| w == 0) {
+        if workgroups.contains(&0) {
             return Ok(()); // nothing to do for empty tensors
         }
         let max_wg = self.inner.device.limits().max_compute_workgroups_per_dimension;
