@@ -15,7 +15,7 @@
 // checks, and weights packed so the 4 out-channels of a tap arrive in one vec4 load: Mesa 22's
 // lavapipe issues loads inside loops lane by lane, so load instructions per FMA set the speed)
 // and `gemm_tiled` for GPUs
-// (64 x 64 workgroup-memory tiles, 4 x 4 per invocation, bounds checked while loading tiles).
+// (workgroup-memory tiles of 16, 32 or 64 rows, 4 x 4 per invocation, bounds checked while loading tiles).
 
 struct Params {
     n: u32, cx: u32, hx: u32, wx: u32,
@@ -25,6 +25,8 @@ struct Params {
     has_bias: u32, splits: u32, chunk: u32, len: u32,
     // pad: offset of the source inside the padded copy, and the unpadded source size.
     pad_top: u32, pad_left: u32, src_h: u32, src_w: u32,
+    // gemm_tiled: invocations along the tile's rows (4, 8 or 16) and its K step (8 or 16).
+    tile_m: u32, tile_k: u32, spare0: u32, spare1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -743,141 +745,332 @@ fn wgrad_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
 }
 
 // ---------------------------------------------------------------------------------------------
-// Workgroup-memory tiled implicit GEMM (GPUs): C[64 x 64] per workgroup, 16 x 16 invocations with
-// 4 x 4 each, K in steps of 16 staged through workgroup memory. mode 0 = direct, 1 = transposed,
-// 2 = weight gradient (wid.z = split of the reduction, output partials like wgrad_reg).
-// Source x is unpadded here: tile loads check bounds. ga: the weight (modes 0, 1) or gy (mode 2).
+// Weight gradient partials with vec4 loads along the row (CPU adapters), for unit width stride
+// and dilation. wgrad_reg's 12 scalar loads per 32 FMAs made it the slowest conv kernel on
+// lavapipe; here x rows (the padded copy, width a multiple of 4) and gy rows (padded with zeros
+// to a multiple of 4, so columns past wy add nothing) are read 4 columns at a time.
+//   wgrad_reg_s1: invocation = 4 output channels x taps kx0..kx0+3 of one (c, ky). For 4 columns
+//     ow0..ow0+3 the taps read x[ow0 + kx0 .. ow0 + kx0 + 6], a two-vec4 window that slides one
+//     vec4 per step: 1 x load and 4 gy loads per 64 FMAs. Taps past kw are computed and dropped.
+//   wgrad_reg_k1: 1x1 kernels, invocation = 4 output channels x 4 input channels: 4 x and 4 gy
+//     loads per 64 FMAs (dot products over the 4 columns).
+// wid.x * 64 + lid: the tap block; wid.y: the split of the batch*rows reduction; wid.z: the
+// block of 4 output channels. part: [splits, cy, cx*kh*kw], as wgrad_reg.
+
+@group(0) @binding(1) var<storage, read> w4_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> w4_gy: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> w4_part: array<f32>;
+
+// Row of gy [n, cy, hy, wy] (wy a multiple of 4) of output channel m (clamped into range; the
+// store drops channels past cy) at destination row g = n * hy + oh, in vec4 units.
+fn w4_gy_row(m: u32, g: u32) -> u32 {
+    let n = g / p.hy;
+    return ((n * p.cy + min(m, p.cy - 1u)) * p.hy + g % p.hy) * (p.wy / 4u);
+}
+
+// Stores split `split`'s partial sums of taps k0 + 0..3 (those below `end`) of output channel m.
+fn w4_store(split: u32, m: u32, k0: u32, end: u32, v: vec4<f32>) {
+    if (m >= p.cy) { return; }
+    let base = (split * p.cy + m) * p.cx * p.kh * p.kw + k0;
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        if (k0 + j < end) { w4_part[base + j] = v[j]; }
+    }
+}
+
+@compute @workgroup_size(64)
+fn wgrad_reg_s1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let kb = (p.kw + 3u) / 4u;
+    let t = wid.x * 64u + lid;
+    if (t >= p.cx * p.kh * kb) { return; }
+    let kx0 = (t % kb) * 4u;
+    let ky = (t / kb) % p.kh;
+    let c = t / (kb * p.kh);
+    let m0 = wid.z * 4u;
+    let q_end = p.wy / 4u;
+    var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
+    let rows_end = min(p.n * p.hy, (wid.y + 1u) * p.chunk);
+    for (var g = wid.y * p.chunk; g < rows_end; g = g + 1u) {
+        let n = g / p.hy;
+        let oh = g % p.hy;
+        let xrow = (((n * p.cx + c) * p.hx + oh * p.sh + ky * p.dh) * p.wx + kx0) / 4u;
+        let g0 = w4_gy_row(m0, g);
+        let g1 = w4_gy_row(m0 + 1u, g);
+        let g2 = w4_gy_row(m0 + 2u, g);
+        let g3 = w4_gy_row(m0 + 3u, g);
+        var xa = w4_x[xrow];
+        for (var q = 0u; q < q_end; q = q + 1u) {
+            let xb = w4_x[xrow + q + 1u];
+            // Taps kx0..kx0+3 of column ow0 + j read xa/xb shifted by j.
+            let x0 = xa;
+            let x1 = vec4<f32>(xa.yzw, xb.x);
+            let x2 = vec4<f32>(xa.zw, xb.xy);
+            let x3 = vec4<f32>(xa.w, xb.xyz);
+            let v0 = w4_gy[g0 + q];
+            let v1 = w4_gy[g1 + q];
+            let v2 = w4_gy[g2 + q];
+            let v3 = w4_gy[g3 + q];
+            a0 = fma(vec4<f32>(v0.x), x0, a0); a0 = fma(vec4<f32>(v0.y), x1, a0);
+            a0 = fma(vec4<f32>(v0.z), x2, a0); a0 = fma(vec4<f32>(v0.w), x3, a0);
+            a1 = fma(vec4<f32>(v1.x), x0, a1); a1 = fma(vec4<f32>(v1.y), x1, a1);
+            a1 = fma(vec4<f32>(v1.z), x2, a1); a1 = fma(vec4<f32>(v1.w), x3, a1);
+            a2 = fma(vec4<f32>(v2.x), x0, a2); a2 = fma(vec4<f32>(v2.y), x1, a2);
+            a2 = fma(vec4<f32>(v2.z), x2, a2); a2 = fma(vec4<f32>(v2.w), x3, a2);
+            a3 = fma(vec4<f32>(v3.x), x0, a3); a3 = fma(vec4<f32>(v3.y), x1, a3);
+            a3 = fma(vec4<f32>(v3.z), x2, a3); a3 = fma(vec4<f32>(v3.w), x3, a3);
+            xa = xb;
+        }
+    }
+    let k0 = (c * p.kh + ky) * p.kw + kx0;
+    let end = k0 - kx0 + p.kw;
+    w4_store(wid.y, m0, k0, end, a0);
+    w4_store(wid.y, m0 + 1u, k0, end, a1);
+    w4_store(wid.y, m0 + 2u, k0, end, a2);
+    w4_store(wid.y, m0 + 3u, k0, end, a3);
+}
+
+@compute @workgroup_size(64)
+fn wgrad_reg_k1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let c0 = (wid.x * 64u + lid) * 4u;
+    if (c0 >= p.cx) { return; }
+    let m0 = wid.z * 4u;
+    let q_end = p.wy / 4u;
+    let plane = p.hx * p.wx / 4u;
+    // Channels past cx reread channel c0 (finite values); their sums are dropped.
+    let s1 = select(0u, plane, c0 + 1u < p.cx);
+    let s2 = select(0u, 2u * plane, c0 + 2u < p.cx);
+    let s3 = select(0u, 3u * plane, c0 + 3u < p.cx);
+    var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
+    let rows_end = min(p.n * p.hy, (wid.y + 1u) * p.chunk);
+    for (var g = wid.y * p.chunk; g < rows_end; g = g + 1u) {
+        let n = g / p.hy;
+        let oh = g % p.hy;
+        let xrow = ((n * p.cx + c0) * p.hx + oh * p.sh) * (p.wx / 4u);
+        let g0 = w4_gy_row(m0, g);
+        let g1 = w4_gy_row(m0 + 1u, g);
+        let g2 = w4_gy_row(m0 + 2u, g);
+        let g3 = w4_gy_row(m0 + 3u, g);
+        for (var q = 0u; q < q_end; q = q + 1u) {
+            let x0 = w4_x[xrow + q];
+            let x1 = w4_x[xrow + s1 + q];
+            let x2 = w4_x[xrow + s2 + q];
+            let x3 = w4_x[xrow + s3 + q];
+            let v0 = w4_gy[g0 + q];
+            let v1 = w4_gy[g1 + q];
+            let v2 = w4_gy[g2 + q];
+            let v3 = w4_gy[g3 + q];
+            a0 = a0 + vec4<f32>(dot(v0, x0), dot(v0, x1), dot(v0, x2), dot(v0, x3));
+            a1 = a1 + vec4<f32>(dot(v1, x0), dot(v1, x1), dot(v1, x2), dot(v1, x3));
+            a2 = a2 + vec4<f32>(dot(v2, x0), dot(v2, x1), dot(v2, x2), dot(v2, x3));
+            a3 = a3 + vec4<f32>(dot(v3, x0), dot(v3, x1), dot(v3, x2), dot(v3, x3));
+        }
+    }
+    w4_store(wid.y, m0, c0, p.cx, a0);
+    w4_store(wid.y, m0 + 1u, c0, p.cx, a1);
+    w4_store(wid.y, m0 + 2u, c0, p.cx, a2);
+    w4_store(wid.y, m0 + 3u, c0, p.cx, a3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workgroup-memory tiled implicit GEMM (GPUs). 256 invocations, 4 x 4 outputs each, laid out as
+// tile_m x (256 / tile_m) invocations over a (4 tile_m) x (1024 / tile_m) tile of C, K in steps of
+// tile_k staged through workgroup memory. The host picks tile_m by the row count (out channels) so
+// that few-channel layers do not fill 64-row tiles with zeros: 4 (16 x 256, tile_k 8), 8 (32 x 128)
+// or 16 (64 x 64), tile_k 16. mode 0 = direct, 1 = transposed, 2 = weight gradient (wid.z = split
+// of the reduction, output partials like wgrad_reg). Source x is unpadded: tile loads check bounds.
+// ga: the weight (modes 0, 1) or gy (mode 2).
+//
+// Index arithmetic, not FMAs, was this kernel's cost (integer division is tens of instructions on
+// GPUs): every invocation loads B from one fixed column, decoded once, and each K step's row
+// decode is computed once per workgroup into `gt_row`. Both decodes are "places": for the direct
+// map a destination pixel gives (x offset, first source row, first source column) and a tap adds
+// (offset, row step, column step); B = x at the sum when the row and column are inside. Mode 0
+// fixes the pixel per column and takes taps per row; mode 2 the other way round.
 
 @group(0) @binding(1) var<storage, read> gt_a: array<f32>;
 @group(0) @binding(2) var<storage, read> gt_x: array<f32>;
 @group(0) @binding(3) var<storage, read> gt_b: array<f32>;
 @group(0) @binding(4) var<storage, read_write> gt_out: array<f32>;
 
-var<workgroup> tile_a: array<f32, 1024>; // [16 k][64 m]
-var<workgroup> tile_b: array<f32, 1024>; // [16 k][64 n]
+// Scalar arrays: a store to one component of a shared vec4 may be a read-modify-write of all
+// four (the GL backend on llvmpipe lost writes that way), racing with the neighbours' stores.
+var<workgroup> tile_a: array<f32, 1024>; // [tile_k][rows]
+var<workgroup> tile_b: array<f32, 2048>; // [tile_k][cols]
+// Decode of the K step's rows: .xyz a place (modes 0, 2) or mode 1's tap, .w the row's A offset
+// (-1 past the end of K).
+var<workgroup> gt_row: array<vec4<i32>, 16>;
 
-// x at tap t = (c, ky, kx) of destination pixel q = (n, oh, ow) of the direct map, zero outside.
-fn gt_direct_x(t: u32, q: u32) -> f32 {
+// Tap t = (c, ky, kx) of the direct map: (x offset, row step, column step).
+fn gt_tap(t: u32) -> vec3<i32> {
     let kk = p.kh * p.kw;
     let c = t / kk;
     let ky = (t % kk) / p.kw;
     let kx = t % p.kw;
+    return vec3<i32>(i32(c * p.hx * p.wx + ky * p.dh * p.wx + kx * p.dw), i32(ky * p.dh), i32(kx * p.dw));
+}
+
+// Destination pixel q = (n, oh, ow) of the direct map: (x offset of the tap (0, 0, 0), its row,
+// its column); row and column may be negative (padding).
+fn gt_pixel(q: u32) -> vec3<i32> {
     let ohw = p.hy * p.wy;
     let n = q / ohw;
-    let oh = (q % ohw) / p.wy;
-    let ow = q % p.wy;
-    let ih = i32(oh * p.sh + ky * p.dh) - i32(p.ph);
-    let iw = i32(ow * p.sw + kx * p.dw) - i32(p.pw);
+    let ih = i32((q % ohw) / p.wy * p.sh) - i32(p.ph);
+    let iw = i32(q % p.wy * p.sw) - i32(p.pw);
+    return vec3<i32>(i32(n * p.cx * p.hx * p.wx) + ih * i32(p.wx) + iw, ih, iw);
+}
+
+// x at the place f + r, zero outside (modes 0 and 2).
+fn gt_x_at(f: vec3<i32>, r: vec3<i32>) -> f32 {
+    let ih = f.y + r.y;
+    let iw = f.z + r.z;
     let ok = ih >= 0 && ih < i32(p.hx) && iw >= 0 && iw < i32(p.wx);
-    let j = select(0u, ((n * p.cx + c) * p.hx + u32(ih)) * p.wx + u32(iw), ok);
-    return select(0.0, gt_x[j], ok);
+    return select(0.0, gt_x[select(0u, u32(f.x + r.x), ok)], ok);
 }
 
-// A[m, k] of the GEMM (rows = destination channels).
-fn gt_load_a(m: u32, k: u32) -> f32 {
-    let kk = p.kh * p.kw;
-    if (p.mode == 0u) {
-        return gt_a[m * p.cx * kk + k];
-    }
-    if (p.mode == 1u) {
-        return gt_a[((k / kk) * p.cy + m) * kk + k % kk];
-    }
-    let ohw = p.hy * p.wy;
-    return gt_a[((k / ohw) * p.cy + m) * ohw + k % ohw];
-}
-
-// B[k, col] of the GEMM.
-fn gt_load_b(k: u32, col: u32) -> f32 {
-    if (p.mode == 0u) {
-        return gt_direct_x(k, col);
-    }
-    if (p.mode == 2u) {
-        return gt_direct_x(col, k);
-    }
-    let kk = p.kh * p.kw;
-    let c = k / kk;
-    let ky = (k % kk) / p.kw;
-    let kx = k % p.kw;
-    let ohw = p.hy * p.wy;
-    let n = col / ohw;
-    let oh = (col % ohw) / p.wy;
-    let ow = col % p.wy;
-    // Unsigned arithmetic once the numerators are known non-negative (GLSL leaves % and / of
+// Mode 1: f = (n * cx * hx * wx, oh + ph, ow + pw) of the destination pixel, r = (c * hx * wx,
+// ky * dh, kx * dw) of the tap; x at ((oh + ph - ky dh) / sh, ..) when both divide, zero otherwise.
+fn gt_x_transposed(f: vec3<i32>, r: vec3<i32>) -> f32 {
+    let th = f.y - r.y;
+    let tw = f.z - r.z;
+    // Unsigned division once the numerators are known non-negative (GLSL leaves % and / of
     // negative integers undefined).
-    let nonneg = oh + p.ph >= ky * p.dh && ow + p.pw >= kx * p.dw;
-    let th = select(0u, oh + p.ph - ky * p.dh, nonneg);
-    let tw = select(0u, ow + p.pw - kx * p.dw, nonneg);
-    let ih = th / p.sh;
-    let iw = tw / p.sw;
-    let ok = nonneg && th % p.sh == 0u && tw % p.sw == 0u && ih < p.hx && iw < p.wx;
-    let j = select(0u, ((n * p.cx + c) * p.hx + ih) * p.wx + iw, ok);
-    return select(0.0, gt_x[j], ok);
+    let nonneg = th >= 0 && tw >= 0;
+    let uh = select(0u, u32(th), nonneg);
+    let uw = select(0u, u32(tw), nonneg);
+    let ih = uh / p.sh;
+    let iw = uw / p.sw;
+    let ok = nonneg && uh % p.sh == 0u && uw % p.sw == 0u && ih < p.hx && iw < p.wx;
+    return select(0.0, gt_x[select(0u, u32(f.x + r.x) + ih * p.wx + iw, ok)], ok);
 }
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(256)
 fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+              @builtin(local_invocation_index) li: u32) {
     let kk = p.kh * p.kw;
-    let rows_m = p.cy;
-    var cols = p.n * p.hy * p.wy;
+    let ohw = p.hy * p.wy;
+    // Tile shape; every size is a power of two, so / and % are shifts and masks.
+    let tm = p.tile_m;
+    let tn = 256u / tm;
+    let bm = 4u * tm;
+    let bn = 4u * tn;
+    let ks = p.tile_k;
+    let tn_sh = countTrailingZeros(tn);
+    let bn_sh = countTrailingZeros(bn);
+    let ks_sh = countTrailingZeros(ks);
+    var cols = p.n * ohw;
     var k_begin = 0u;
     var k_end = p.cx * kk;
     var tile_n = wid.z * nwg.x + wid.x;
+    // Stride between the A entries of consecutive rows m.
+    var a_step = p.cx * kk;
+    if (p.mode == 1u) { a_step = kk; }
     if (p.mode == 2u) {
         cols = p.cx * kk;
         k_begin = wid.z * p.chunk;
-        k_end = min(p.n * p.hy * p.wy, k_begin + p.chunk);
+        k_end = min(p.n * ohw, k_begin + p.chunk);
         tile_n = wid.x;
+        a_step = ohw;
     }
-    let m0 = wid.y * 64u;
-    let n0 = tile_n * 64u;
+    let m0 = wid.y * bm;
+    let n0 = tile_n * bn;
     if (n0 >= cols) { return; } // uniform per workgroup: the grid's last row may overshoot
-    var acc: array<vec4<f32>, 4>;
-    for (var kt = k_begin; kt < k_end; kt = kt + 16u) {
-        for (var e = li; e < 1024u; e = e + 256u) {
-            let kr = e / 64u;
-            let c = e % 64u;
-            let k = kt + kr;
-            let m = m0 + c;
-            var va = 0.0;
-            if (k < k_end && m < rows_m) { va = gt_load_a(m, k); }
-            tile_a[e] = va;
-            var vb = 0.0;
-            if (k < k_end && n0 + c < cols) { vb = gt_load_b(k, n0 + c); }
-            tile_b[e] = vb;
+
+    // The column this invocation loads B from, decoded once.
+    let lc = li & (bn - 1u);
+    let col_ok = n0 + lc < cols;
+    let lcol = min(n0 + lc, cols - 1u);
+    var fixed: vec3<i32>;
+    if (p.mode == 0u) {
+        fixed = gt_pixel(lcol);
+    } else if (p.mode == 2u) {
+        fixed = gt_tap(lcol);
+    } else {
+        let n = lcol / ohw;
+        fixed = vec3<i32>(i32(n * p.cx * p.hx * p.wx), i32((lcol % ohw) / p.wy + p.ph), i32(lcol % p.wy + p.pw));
+    }
+
+    let ty = li >> tn_sh;
+    let tx = li & (tn - 1u);
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var kt = k_begin; kt < k_end; kt = kt + ks) {
+        if (li < ks) {
+            let k = kt + li;
+            let kc = min(k, k_end - 1u);
+            var row: vec4<i32>;
+            if (p.mode == 0u) {
+                row = vec4<i32>(gt_tap(kc), i32(kc));
+            } else if (p.mode == 2u) {
+                let q = kc % ohw;
+                row = vec4<i32>(gt_pixel(kc), i32((kc / ohw) * p.cy * ohw + q));
+            } else {
+                let c = kc / kk;
+                let t = kc % kk;
+                row = vec4<i32>(i32(c * p.hx * p.wx), i32(t / p.kw * p.dh), i32(t % p.kw * p.dw), i32(c * p.cy * kk + t));
+            }
+            gt_row[li] = select(vec4<i32>(0, 0, 0, -1), row, k < k_end);
         }
         workgroupBarrier();
-        for (var kr = 0u; kr < 16u; kr = kr + 1u) {
-            let a = vec4<f32>(tile_a[kr * 64u + lid.y * 4u], tile_a[kr * 64u + lid.y * 4u + 1u],
-                              tile_a[kr * 64u + lid.y * 4u + 2u], tile_a[kr * 64u + lid.y * 4u + 3u]);
-            let b = vec4<f32>(tile_b[kr * 64u + lid.x * 4u], tile_b[kr * 64u + lid.x * 4u + 1u],
-                              tile_b[kr * 64u + lid.x * 4u + 2u], tile_b[kr * 64u + lid.x * 4u + 3u]);
-            acc[0] = fma(vec4<f32>(a.x), b, acc[0]);
-            acc[1] = fma(vec4<f32>(a.y), b, acc[1]);
-            acc[2] = fma(vec4<f32>(a.z), b, acc[2]);
-            acc[3] = fma(vec4<f32>(a.w), b, acc[3]);
+        // A tile: consecutive invocations take consecutive k (contiguous in every mode's A).
+        for (var e = li; e < ks * bm; e = e + 256u) {
+            let mm = e >> ks_sh;
+            let r = e & (ks - 1u);
+            let m = m0 + mm;
+            let row = gt_row[r];
+            var va = 0.0;
+            if (m < p.cy && row.w >= 0) { va = gt_a[u32(row.w) + m * a_step]; }
+            tile_a[r * bm + mm] = va;
+        }
+        // B tile: this invocation's column lc, rows li / bn, li / bn + 256 / bn, ...
+        for (var r = li >> bn_sh; r < ks; r = r + (256u >> bn_sh)) {
+            let row = gt_row[r];
+            var vb = 0.0;
+            if (col_ok && row.w >= 0) {
+                if (p.mode == 1u) {
+                    vb = gt_x_transposed(fixed, row.xyz);
+                } else {
+                    vb = gt_x_at(fixed, row.xyz);
+                }
+            }
+            tile_b[r * bn + lc] = vb;
+        }
+        workgroupBarrier();
+        for (var r = 0u; r < ks; r = r + 1u) {
+            let ia = r * bm + ty * 4u;
+            let ib = r * bn + tx * 4u;
+            let a = vec4<f32>(tile_a[ia], tile_a[ia + 1u], tile_a[ia + 2u], tile_a[ia + 3u]);
+            let b = vec4<f32>(tile_b[ib], tile_b[ib + 1u], tile_b[ib + 2u], tile_b[ib + 3u]);
+            acc0 = fma(vec4<f32>(a.x), b, acc0);
+            acc1 = fma(vec4<f32>(a.y), b, acc1);
+            acc2 = fma(vec4<f32>(a.z), b, acc2);
+            acc3 = fma(vec4<f32>(a.w), b, acc3);
         }
         workgroupBarrier();
     }
+    gt_store(wid.z, m0 + ty * 4u, n0 + tx * 4u, cols, acc0);
+    gt_store(wid.z, m0 + ty * 4u + 1u, n0 + tx * 4u, cols, acc1);
+    gt_store(wid.z, m0 + ty * 4u + 2u, n0 + tx * 4u, cols, acc2);
+    gt_store(wid.z, m0 + ty * 4u + 3u, n0 + tx * 4u, cols, acc3);
+}
+
+// Row m, columns col0..col0 + 3 of C (those inside): partials of split `split` in mode 2, else
+// y[n, m, pixel] plus the bias.
+fn gt_store(split: u32, m: u32, col0: u32, cols: u32, v: vec4<f32>) {
+    if (m >= p.cy) { return; }
+    var bias = 0.0;
+    if (p.has_bias != 0u && p.mode != 2u) { bias = gt_b[m]; }
     let ohw = p.hy * p.wy;
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        let m = m0 + lid.y * 4u + i;
-        if (m >= rows_m) { continue; }
-        var bias = 0.0;
-        if (p.has_bias != 0u && p.mode != 2u) { bias = gt_b[m]; }
-        for (var j = 0u; j < 4u; j = j + 1u) {
-            let col = n0 + lid.x * 4u + j;
-            if (col >= cols) { continue; }
-            let v = acc[i][j] + bias;
-            if (p.mode == 2u) {
-                gt_out[(wid.z * p.cy + m) * cols + col] = v;
-            } else {
-                gt_out[((col / ohw) * p.cy + m) * ohw + col % ohw] = v;
-            }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        let col = col0 + j;
+        if (col >= cols) { return; }
+        if (p.mode == 2u) {
+            gt_out[(split * p.cy + m) * cols + col] = v[j];
+        } else {
+            gt_out[((col / ohw) * p.cy + m) * ohw + col % ohw] = v[j] + bias;
         }
     }
 }
-
 // ---------------------------------------------------------------------------------------------
 // out[i] = sum over s < splits of part[s * len + i], in split order (deterministic).
 

@@ -32,6 +32,10 @@ const DIRECT_REG_S1: KernelSpec =
 const TRANSPOSED_REG: KernelSpec =
     KernelSpec { id: "conv2d.transposed_reg", source: SRC, entry: "transposed_reg", bindings: &[R, R, R, RW] };
 const WGRAD_REG: KernelSpec = KernelSpec { id: "conv2d.wgrad_reg", source: SRC, entry: "wgrad_reg", bindings: &[R, R, RW] };
+const WGRAD_REG_S1: KernelSpec =
+    KernelSpec { id: "conv2d.wgrad_reg_s1", source: SRC, entry: "wgrad_reg_s1", bindings: &[R, R, RW] };
+const WGRAD_REG_K1: KernelSpec =
+    KernelSpec { id: "conv2d.wgrad_reg_k1", source: SRC, entry: "wgrad_reg_k1", bindings: &[R, R, RW] };
 const GEMM_TILED: KernelSpec =
     KernelSpec { id: "conv2d.gemm_tiled", source: SRC, entry: "gemm_tiled", bindings: &[R, R, R, RW] };
 const SUM_SPLITS: KernelSpec = KernelSpec { id: "conv2d.sum_splits", source: SRC, entry: "sum_splits", bindings: &[R, RW] };
@@ -42,9 +46,38 @@ const DIRECT_COLS: usize = 16;
 const REG_COLS: usize = 8;
 /// Output channels per invocation of the register-blocked kernels.
 const REG_ROWS: usize = 4;
-/// Edge of the tiled kernel's output tile and its K step.
-const TILE: usize = 64;
-const TILE_K: usize = 16;
+/// The tiled kernel's tile for `rows` GEMM rows (output channels): 256 invocations of 4 x 4
+/// outputs as `tile_m` x (256 / `tile_m`), so rows x cols = (4 tile_m) x (1024 / tile_m), and its
+/// K step. Few-channel layers (LeNets: 4 to 32) get short wide tiles instead of 64-row tiles that
+/// are mostly zeros.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Tile {
+    tile_m: usize,
+    k_step: usize,
+}
+
+impl Tile {
+    fn for_rows(rows: usize) -> Tile {
+        match rows {
+            0..=16 => Tile { tile_m: 4, k_step: 8 },
+            17..=32 => Tile { tile_m: 8, k_step: 16 },
+            _ => Tile { tile_m: 16, k_step: 16 },
+        }
+    }
+
+    fn rows(self) -> usize {
+        4 * self.tile_m
+    }
+
+    fn cols(self) -> usize {
+        1024 / self.tile_m
+    }
+
+    fn set(self, params: &mut Params) {
+        params.tile_m = self.tile_m as u32;
+        params.tile_k = self.k_step as u32;
+    }
+}
 
 /// Which kernel variant runs. `Auto` picks `Registers` on CPU adapters and `Tiled` on GPUs;
 /// tests force each to check both against the CPU reference.
@@ -135,6 +168,10 @@ struct Params {
     pad_left: u32,
     src_h: u32,
     src_w: u32,
+    tile_m: u32,
+    tile_k: u32,
+    spare0: u32,
+    spare1: u32,
 }
 
 /// The geometry of one direct map: source x [n, cx, hx, wx], destination y [n, cy, hy, wy],
@@ -301,6 +338,7 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geom, v:
         }
     } else {
         params.mode = 0;
+        Tile::for_rows(g.cy).set(&mut params);
         ctx.dispatch(&GEMM_TILED, &params, &[w.binding(), x.binding(), b.binding(), y.binding()], tiled_grid(g))?;
     }
     Ok(y)
@@ -347,6 +385,7 @@ pub(crate) fn transposed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geom
         ctx.dispatch(&TRANSPOSED_REG, &params, &[xp.binding(), w.binding(), b.binding(), y.binding()], grid)?;
     } else {
         params.mode = 1;
+        Tile::for_rows(g.cy).set(&mut params);
         ctx.dispatch(&GEMM_TILED, &params, &[w.binding(), x.binding(), b.binding(), y.binding()], tiled_grid(g))?;
     }
     Ok(y)
@@ -354,9 +393,10 @@ pub(crate) fn transposed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geom
 
 /// Grid of the tiled kernel for modes 0 and 1: column tiles folded over x and z, channel tiles on y.
 fn tiled_grid(g: &Geom) -> [u32; 3] {
-    let col_tiles = (g.n * g.hy * g.wy).div_ceil(TILE);
+    let tile = Tile::for_rows(g.cy);
+    let col_tiles = (g.n * g.hy * g.wy).div_ceil(tile.cols());
     let z = col_tiles.div_ceil(65535).max(1);
-    [col_tiles.div_ceil(z) as u32, g.cy.div_ceil(TILE) as u32, z as u32]
+    [col_tiles.div_ceil(z) as u32, g.cy.div_ceil(tile.rows()) as u32, z as u32]
 }
 
 /// Weight gradient of the direct map: gw [cy, cx, kh, kw] = sum over n and destination pixels of
@@ -378,31 +418,55 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
         let chunk = rows_total.div_ceil(rows_total.clamp(1, fit));
         splits = rows_total.div_ceil(chunk);
         let max_row = (g.hy - 1) * g.s[0] + (g.k[0] - 1) * g.d[0];
-        let max_col = (g.wy - 1) * g.s[1] + (g.k[1] - 1) * g.d[1];
         let hp = (g.hx + g.p[0]).max(max_row + 1);
-        let wp = (g.wx + g.p[1]).max(max_col + 1);
-        let xp = padded(x, g.p[0], g.p[1], hp, wp)?;
-        params.hx = hp as u32;
-        params.wx = wp as u32;
         params.chunk = chunk as u32;
         params.splits = splits as u32;
+        params.hx = hp as u32;
         part = Tensor::uninit(ctx, &[splits, len], DType::F32)?;
-        let grid = [ksize.div_ceil(REG_COLS * 64) as u32, splits as u32, g.cy.div_ceil(REG_ROWS) as u32];
-        ctx.dispatch(&WGRAD_REG, &params, &[xp.binding(), gy.binding(), part.binding()], grid)?;
+        let m_blocks = g.cy.div_ceil(REG_ROWS) as u32;
+        if g.s[1] == 1 && g.d[1] == 1 {
+            // Rows read 4 columns at a time: gy padded with zero columns to a multiple of 4, x
+            // wide enough for the last window (wgrad_reg_s1: 4 taps and 4 columns past the row).
+            let wy4 = g.wy.next_multiple_of(4);
+            let gyp = padded(gy, 0, 0, g.hy, wy4)?;
+            let one_by_one = g.k == [1, 1];
+            let tap_blocks = g.k[1].div_ceil(4);
+            let reach = if one_by_one { wy4 } else { wy4 + 4 * tap_blocks };
+            let wp = (g.wx + g.p[1]).max(reach).next_multiple_of(4);
+            let xp = padded(x, g.p[0], g.p[1], hp, wp)?;
+            params.wx = wp as u32;
+            params.wy = wy4 as u32;
+            let (spec, blocks) = if one_by_one {
+                (&WGRAD_REG_K1, g.cx.div_ceil(4))
+            } else {
+                (&WGRAD_REG_S1, g.cx * g.k[0] * tap_blocks)
+            };
+            let grid = [blocks.div_ceil(64) as u32, splits as u32, m_blocks];
+            ctx.dispatch(spec, &params, &[xp.binding(), gyp.binding(), part.binding()], grid)?;
+        } else {
+            let max_col = (g.wy - 1) * g.s[1] + (g.k[1] - 1) * g.d[1];
+            let wp = (g.wx + g.p[1]).max(max_col + 1);
+            let xp = padded(x, g.p[0], g.p[1], hp, wp)?;
+            params.wx = wp as u32;
+            let grid = [ksize.div_ceil(REG_COLS * 64) as u32, splits as u32, m_blocks];
+            ctx.dispatch(&WGRAD_REG, &params, &[xp.binding(), gy.binding(), part.binding()], grid)?;
+        }
     } else {
         // Splits of the n*hy*wy reduction in whole K steps, enough workgroups to fill a GPU.
         let red = g.n * g.hy * g.wy;
-        let tiles = ksize.div_ceil(TILE) * g.cy.div_ceil(TILE);
+        let tile = Tile::for_rows(g.cy);
+        let tiles = ksize.div_ceil(tile.cols()) * g.cy.div_ceil(tile.rows());
         let fit = (ctx.max_binding_bytes() / (len as u64 * 4)).max(1) as usize;
-        let want = (1024 / tiles).clamp(1, 65535).min(red.div_ceil(TILE_K)).min(fit);
-        let chunk = red.div_ceil(want).div_ceil(TILE_K) * TILE_K;
+        let want = (1024 / tiles).clamp(1, 65535).min(red.div_ceil(tile.k_step)).min(fit);
+        let chunk = red.div_ceil(want).div_ceil(tile.k_step) * tile.k_step;
         splits = red.div_ceil(chunk);
         params.mode = 2;
         params.chunk = chunk as u32;
         params.splits = splits as u32;
         part = Tensor::uninit(ctx, &[splits, len], DType::F32)?;
         let b = dummy(x)?;
-        let grid = [ksize.div_ceil(TILE) as u32, g.cy.div_ceil(TILE) as u32, splits as u32];
+        tile.set(&mut params);
+        let grid = [ksize.div_ceil(tile.cols()) as u32, g.cy.div_ceil(tile.rows()) as u32, splits as u32];
         ctx.dispatch(&GEMM_TILED, &params, &[gy.binding(), x.binding(), b.binding(), part.binding()], grid)?;
     }
     let gw = Tensor::uninit(ctx, &[g.cy, g.cx, g.k[0], g.k[1]], DType::F32)?;
@@ -497,9 +561,10 @@ pub fn conv2d_backward_data(gy: &Tensor, w: &Tensor, x_shape: &[usize], p: &Conv
     expect_shape(gy, &[g.n, g.cy, g.hy, g.wy], "gy", op)?;
     // Stride 1: gx[c, i] = sum_{m, k} gy[m, i + p - k*d] w[m, c, k] = sum_{m, k'} gy[m, i - p' + k'*d]
     // w[m, c, K-1-k'] with k' = K-1-k and p' = d(K-1) - p: a direct conv of gy with the flipped,
-    // transposed weights, which the CPU direct kernels run far faster than the transposed one.
+    // transposed weights, which both variants run faster than the transposed map (no divisibility
+    // tests per tap).
     let flip_pad = [0, 1].map(|a| (g.d[a] * (g.k[a] - 1)).checked_sub(g.p[a]));
-    if let ([1, 1], [Some(ph), Some(pw)], true) = (g.s, flip_pad, p.variant.registers(gy)) {
+    if let ([1, 1], [Some(ph), Some(pw)]) = (g.s, flip_pad) {
         let wf = Tensor::uninit(gy.context(), &[g.cx, g.cy, g.k[0], g.k[1]], DType::F32)?;
         let params = Params { len: wf.numel() as u32, ..g.params() };
         gy.context().dispatch(&FLIP_WEIGHTS, &params, &[w.binding(), wf.binding()], grid_1d(wf.numel(), WG_1D))?;
@@ -616,6 +681,14 @@ mod tests {
             ([2, 2, 5, 41], 5, [3, 7], [1, 2], [1, 3], [1, 1], true),
             // width stride 2 with at most 4 output channels (the 4-channel kernel), output width 7: cropped
             ([1, 3, 6, 14], 2, [3, 4], [1, 2], [1, 1], [1, 1], false),
+            // 17 to 32 output channels (the tiled variant's 32-row tile), with and without stride
+            ([2, 3, 9, 11], 29, [3, 3], [1, 1], [1, 1], [1, 1], true),
+            ([3, 4, 12, 10], 20, [3, 3], [2, 2], [1, 1], [1, 1], false),
+            // 1x1 kernels at unit width stride (wgrad_reg_k1), a partial block of 4 input channels
+            ([2, 6, 5, 7], 9, [1, 1], [1, 1], [0, 0], [1, 1], true),
+            ([2, 6, 5, 7], 9, [1, 1], [2, 1], [1, 0], [1, 1], false),
+            // row dilation with unit width stride (wgrad_reg_s1 steps rows by dh)
+            ([2, 3, 9, 10], 5, [3, 3], [1, 1], [2, 1], [2, 1], true),
         ]
     }
 

@@ -1,9 +1,11 @@
 //! conv2d forward, backward-data and backward-weight at the shapes oddity's networks use.
 //! Throughput is FLOPs (2 * N * outC * outH * outW * inC * kh * kw per pass), so criterion's
-//! elements/s reads as FLOP/s. Every iteration waits for the GPU.
+//! elements/s reads as FLOP/s. Every iteration waits for the GPU. Both kernel variants run on
+//! every adapter (`registers/...`, `tiled/...`): `Variant::Auto` picks registers on CPU adapters
+//! and tiled on GPUs, and the other one shows what that choice is worth.
 
 use criterion::{Criterion, Throughput};
-use oddity_kernels::conv2d::{conv2d, conv2d_backward_data, conv2d_backward_weight, Conv2dParams};
+use oddity_kernels::conv2d::{conv2d, conv2d_backward_data, conv2d_backward_weight, Conv2dParams, Variant};
 use oddity_kernels::Tensor;
 
 struct Case {
@@ -19,6 +21,7 @@ fn values(n: usize, seed: u32) -> Vec<f32> {
 
 pub fn benches(c: &mut Criterion, ctx: &oddity_kernels::Context) {
     let cases = [
+        Case { name: "128x1x28x28_to_8_5x5_pad2", x: [128, 1, 28, 28], w: [8, 1, 5, 5], p: Conv2dParams::new([1, 1], [2, 2], [1, 1]) },
         Case { name: "128x3x32x32_to_32_5x5_pad2", x: [128, 3, 32, 32], w: [32, 3, 5, 5], p: Conv2dParams::new([1, 1], [2, 2], [1, 1]) },
         Case { name: "128x32x16x16_to_64_5x5_pad2", x: [128, 32, 16, 16], w: [64, 32, 5, 5], p: Conv2dParams::new([1, 1], [2, 2], [1, 1]) },
         Case { name: "32x1x256x256_to_32_4x4_s2_pad1", x: [32, 1, 256, 256], w: [32, 1, 4, 4], p: Conv2dParams::new([2, 2], [1, 1], [1, 1]) },
@@ -33,27 +36,30 @@ pub fn benches(c: &mut Criterion, ctx: &oddity_kernels::Context) {
         let [_, out_c, oh, ow] = [y.shape()[0], y.shape()[1], y.shape()[2], y.shape()[3]];
         let flops = 2 * case.x[0] * out_c * oh * ow * case.x[1] * case.w[2] * case.w[3];
         group.throughput(Throughput::Elements(flops as u64));
-        group.bench_function(format!("forward/{}", case.name), |bench| {
-            bench.iter(|| {
-                let y = conv2d(&x, &w, Some(&b), &case.p).expect("conv2d");
-                ctx.wait().expect("wait");
-                y
-            })
-        });
-        group.bench_function(format!("backward_data/{}", case.name), |bench| {
-            bench.iter(|| {
-                let gx = conv2d_backward_data(&gy, &w, &case.x, &case.p).expect("backward-data");
-                ctx.wait().expect("wait");
-                gx
-            })
-        });
-        group.bench_function(format!("backward_weight/{}", case.name), |bench| {
-            bench.iter(|| {
-                let gw = conv2d_backward_weight(&x, &gy, &case.w, &case.p).expect("backward-weight");
-                ctx.wait().expect("wait");
-                gw
-            })
-        });
+        for (label, variant) in [("registers", Variant::Registers), ("tiled", Variant::Tiled)] {
+            let p = case.p.with_variant(variant);
+            group.bench_function(format!("forward/{label}/{}", case.name), |bench| {
+                bench.iter(|| {
+                    let y = conv2d(&x, &w, Some(&b), &p).expect("conv2d");
+                    ctx.wait().expect("wait");
+                    y
+                })
+            });
+            group.bench_function(format!("backward_data/{label}/{}", case.name), |bench| {
+                bench.iter(|| {
+                    let gx = conv2d_backward_data(&gy, &w, &case.x, &p).expect("backward-data");
+                    ctx.wait().expect("wait");
+                    gx
+                })
+            });
+            group.bench_function(format!("backward_weight/{label}/{}", case.name), |bench| {
+                bench.iter(|| {
+                    let gw = conv2d_backward_weight(&x, &gy, &case.w, &p).expect("backward-weight");
+                    ctx.wait().expect("wait");
+                    gw
+                })
+            });
+        }
     }
     group.finish();
 }
