@@ -752,6 +752,7 @@ fn wgrad_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
 //   wgrad_reg_s1: invocation = 4 output channels x taps kx0..kx0+3 of one (c, ky). For 4 columns
 //     ow0..ow0+3 the taps read x[ow0 + kx0 .. ow0 + kx0 + 6], a two-vec4 window that slides one
 //     vec4 per step: 1 x load and 4 gy loads per 64 FMAs. Taps past kw are computed and dropped.
+//   wgrad_reg_s1_t8: the same with 8 taps per invocation, for kernels wider than 4.
 //   wgrad_reg_k1: 1x1 kernels, invocation = 4 output channels x 4 input channels: 4 x and 4 gy
 //     loads per 64 FMAs (dot products over the 4 columns).
 // wid.x * 64 + lid: the tap block; wid.y: the split of the batch*rows reduction; wid.z: the
@@ -826,6 +827,69 @@ fn wgrad_reg_s1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     w4_store(wid.y, m0 + 1u, k0, end, a1);
     w4_store(wid.y, m0 + 2u, k0, end, a2);
     w4_store(wid.y, m0 + 3u, k0, end, a3);
+}
+
+// wgrad_reg_s1 with taps kx0..kx0+7 (kernels wider than 4): the same 5 loads per column block feed
+// 128 FMAs, the window is three vec4s. Wider rows waste fewer of them (5 of 8 taps used at kw = 5,
+// against 5 of 8 in two 4-tap blocks that cost twice the loads).
+@compute @workgroup_size(64)
+fn wgrad_reg_s1_t8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let kb = (p.kw + 7u) / 8u;
+    let t = wid.x * 64u + lid;
+    if (t >= p.cx * p.kh * kb) { return; }
+    let kx0 = (t % kb) * 8u;
+    let ky = (t / kb) % p.kh;
+    let c = t / (kb * p.kh);
+    let m0 = wid.z * 4u;
+    let q_end = p.wy / 4u;
+    var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
+    var b0 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0);
+    let rows_end = min(p.n * p.hy, (wid.y + 1u) * p.chunk);
+    for (var g = wid.y * p.chunk; g < rows_end; g = g + 1u) {
+        let n = g / p.hy;
+        let oh = g % p.hy;
+        let xrow = (((n * p.cx + c) * p.hx + oh * p.sh + ky * p.dh) * p.wx + kx0) / 4u;
+        let g0 = w4_gy_row(m0, g);
+        let g1 = w4_gy_row(m0 + 1u, g);
+        let g2 = w4_gy_row(m0 + 2u, g);
+        let g3 = w4_gy_row(m0 + 3u, g);
+        var xa = w4_x[xrow];
+        var xb = w4_x[xrow + 1u];
+        for (var q = 0u; q < q_end; q = q + 1u) {
+            let xc = w4_x[xrow + q + 2u];
+            // Column ow0 + j: taps 0..3 read x[j..j+3], taps 4..7 read x[j+4..j+7] of the window.
+            let l1 = vec4<f32>(xa.yzw, xb.x);
+            let l2 = vec4<f32>(xa.zw, xb.xy);
+            let l3 = vec4<f32>(xa.w, xb.xyz);
+            let h1 = vec4<f32>(xb.yzw, xc.x);
+            let h2 = vec4<f32>(xb.zw, xc.xy);
+            let h3 = vec4<f32>(xb.w, xc.xyz);
+            let v0 = w4_gy[g0 + q];
+            let v1 = w4_gy[g1 + q];
+            let v2 = w4_gy[g2 + q];
+            let v3 = w4_gy[g3 + q];
+            a0 = fma(vec4<f32>(v0.x), xa, a0); a0 = fma(vec4<f32>(v0.y), l1, a0); a0 = fma(vec4<f32>(v0.z), l2, a0); a0 = fma(vec4<f32>(v0.w), l3, a0);
+            b0 = fma(vec4<f32>(v0.x), xb, b0); b0 = fma(vec4<f32>(v0.y), h1, b0); b0 = fma(vec4<f32>(v0.z), h2, b0); b0 = fma(vec4<f32>(v0.w), h3, b0);
+            a1 = fma(vec4<f32>(v1.x), xa, a1); a1 = fma(vec4<f32>(v1.y), l1, a1); a1 = fma(vec4<f32>(v1.z), l2, a1); a1 = fma(vec4<f32>(v1.w), l3, a1);
+            b1 = fma(vec4<f32>(v1.x), xb, b1); b1 = fma(vec4<f32>(v1.y), h1, b1); b1 = fma(vec4<f32>(v1.z), h2, b1); b1 = fma(vec4<f32>(v1.w), h3, b1);
+            a2 = fma(vec4<f32>(v2.x), xa, a2); a2 = fma(vec4<f32>(v2.y), l1, a2); a2 = fma(vec4<f32>(v2.z), l2, a2); a2 = fma(vec4<f32>(v2.w), l3, a2);
+            b2 = fma(vec4<f32>(v2.x), xb, b2); b2 = fma(vec4<f32>(v2.y), h1, b2); b2 = fma(vec4<f32>(v2.z), h2, b2); b2 = fma(vec4<f32>(v2.w), h3, b2);
+            a3 = fma(vec4<f32>(v3.x), xa, a3); a3 = fma(vec4<f32>(v3.y), l1, a3); a3 = fma(vec4<f32>(v3.z), l2, a3); a3 = fma(vec4<f32>(v3.w), l3, a3);
+            b3 = fma(vec4<f32>(v3.x), xb, b3); b3 = fma(vec4<f32>(v3.y), h1, b3); b3 = fma(vec4<f32>(v3.z), h2, b3); b3 = fma(vec4<f32>(v3.w), h3, b3);
+            xa = xb;
+            xb = xc;
+        }
+    }
+    let k0 = (c * p.kh + ky) * p.kw + kx0;
+    let end = k0 - kx0 + p.kw;
+    w4_store(wid.y, m0, k0, end, a0);
+    w4_store(wid.y, m0, k0 + 4u, end, b0);
+    w4_store(wid.y, m0 + 1u, k0, end, a1);
+    w4_store(wid.y, m0 + 1u, k0 + 4u, end, b1);
+    w4_store(wid.y, m0 + 2u, k0, end, a2);
+    w4_store(wid.y, m0 + 2u, k0 + 4u, end, b2);
+    w4_store(wid.y, m0 + 3u, k0, end, a3);
+    w4_store(wid.y, m0 + 3u, k0 + 4u, end, b3);
 }
 
 @compute @workgroup_size(64)

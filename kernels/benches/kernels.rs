@@ -6,6 +6,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 #[path = "kernels/conv.rs"]
 mod conv;
+#[path = "kernels/dispatch.rs"]
+mod dispatch;
 #[path = "kernels/matmul.rs"]
 mod matmul;
 
@@ -19,6 +21,7 @@ fn all(c: &mut Criterion) {
     let ctx = context();
     matmul::benches(c, &ctx);
     conv::benches(c, &ctx);
+    dispatch::benches(c, &ctx);
 }
 
 criterion_group! {

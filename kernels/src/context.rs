@@ -42,6 +42,11 @@ pub(crate) struct Inner {
 }
 
 pub(crate) struct State {
+    /// The compute pass open on `encoder`: consecutive dispatches share one pass (wgpu still
+    /// gives each dispatch its own usage scope and barriers), which saves a pass begin and end
+    /// per op on the host. Ended before any other command is recorded and before submit.
+    /// Declared before `encoder`, so it is dropped (ended) first.
+    pass: Option<wgpu::ComputePass<'static>>,
     encoder: Option<wgpu::CommandEncoder>,
     /// CPU copy of this submission's params; written to `params_buffer` just before submit.
     params: Vec<u8>,
@@ -226,6 +231,7 @@ impl Context {
                 params_align: limits.min_uniform_buffer_offset_alignment as u64,
                 max_binding,
                 state: Mutex::new(State {
+                    pass: None,
                     encoder: None,
                     params: Vec::new(),
                     params_buffer,
@@ -454,12 +460,26 @@ impl Context {
         }
         let group = state.bind_groups.get(&key).cloned().expect("inserted above");
         let state = &mut *state;
-        let encoder = state.encoder.get_or_insert_with(|| {
-            self.inner.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("oddity ops") })
-        });
-        {
+        if state.profiler.is_some() {
+            // Timestamps are written per pass: one pass per dispatch while profiling.
+            state.pass = None;
+            let encoder = state.encoder.get_or_insert_with(|| {
+                self.inner.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("oddity ops") })
+            });
             let timestamp_writes = state.profiler.as_mut().and_then(|p| p.pass_writes(spec.id));
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(spec.id), timestamp_writes });
+            pass.set_pipeline(&kernel.pipeline);
+            pass.set_bind_group(0, &group, &[offset as u32]);
+            pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        } else {
+            if state.pass.is_none() {
+                let encoder = state.encoder.get_or_insert_with(|| {
+                    self.inner.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("oddity ops") })
+                });
+                let pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("oddity ops"), timestamp_writes: None });
+                state.pass = Some(pass.forget_lifetime());
+            }
+            let pass = state.pass.as_mut().expect("opened above");
             pass.set_pipeline(&kernel.pipeline);
             pass.set_bind_group(0, &group, &[offset as u32]);
             pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
@@ -539,6 +559,7 @@ impl Context {
     pub(crate) fn with_encoder<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder, &mut BufferPool) -> R) -> R {
         let mut state = self.lock();
         let state = &mut *state;
+        state.pass = None; // the encoder is locked while a pass is open
         let encoder = state.encoder.get_or_insert_with(|| {
             self.inner.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("oddity ops") })
         });
@@ -576,6 +597,7 @@ impl Context {
     }
 
     fn submit_locked(&self, state: &mut State) {
+        state.pass = None;
         if let Some(mut encoder) = state.encoder.take() {
             if !state.params.is_empty() {
                 self.inner.queue.write_buffer(&state.params_buffer, 0, &state.params);

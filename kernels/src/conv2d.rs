@@ -34,6 +34,8 @@ const TRANSPOSED_REG: KernelSpec =
 const WGRAD_REG: KernelSpec = KernelSpec { id: "conv2d.wgrad_reg", source: SRC, entry: "wgrad_reg", bindings: &[R, R, RW] };
 const WGRAD_REG_S1: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s1", source: SRC, entry: "wgrad_reg_s1", bindings: &[R, R, RW] };
+const WGRAD_REG_S1_T8: KernelSpec =
+    KernelSpec { id: "conv2d.wgrad_reg_s1_t8", source: SRC, entry: "wgrad_reg_s1_t8", bindings: &[R, R, RW] };
 const WGRAD_REG_K1: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_k1", source: SRC, entry: "wgrad_reg_k1", bindings: &[R, R, RW] };
 const GEMM_TILED: KernelSpec =
@@ -426,18 +428,22 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
         let m_blocks = g.cy.div_ceil(REG_ROWS) as u32;
         if g.s[1] == 1 && g.d[1] == 1 {
             // Rows read 4 columns at a time: gy padded with zero columns to a multiple of 4, x
-            // wide enough for the last window (wgrad_reg_s1: 4 taps and 4 columns past the row).
+            // wide enough for the last window (the last tap block and 4 columns past the row).
             let wy4 = g.wy.next_multiple_of(4);
             let gyp = padded(gy, 0, 0, g.hy, wy4)?;
             let one_by_one = g.k == [1, 1];
-            let tap_blocks = g.k[1].div_ceil(4);
-            let reach = if one_by_one { wy4 } else { wy4 + 4 * tap_blocks };
+            // Taps per invocation: 8 for kernels wider than 4 (wgrad_reg_s1_t8), else 4.
+            let taps = if g.k[1] > 4 { 8 } else { 4 };
+            let tap_blocks = g.k[1].div_ceil(taps);
+            let reach = if one_by_one { wy4 } else { wy4 + taps * tap_blocks };
             let wp = (g.wx + g.p[1]).max(reach).next_multiple_of(4);
             let xp = padded(x, g.p[0], g.p[1], hp, wp)?;
             params.wx = wp as u32;
             params.wy = wy4 as u32;
             let (spec, blocks) = if one_by_one {
                 (&WGRAD_REG_K1, g.cx.div_ceil(4))
+            } else if taps == 8 {
+                (&WGRAD_REG_S1_T8, g.cx * g.k[0] * tap_blocks)
             } else {
                 (&WGRAD_REG_S1, g.cx * g.k[0] * tap_blocks)
             };
