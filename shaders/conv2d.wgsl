@@ -778,22 +778,32 @@ fn w4_store(split: u32, m: u32, k0: u32, end: u32, v: vec4<f32>) {
     }
 }
 
+// Invocation t's block of `taps` taps of wgrad_reg_s1(_t8): (first kx, ky, c).
+fn w4_tap_block(t: u32, taps: u32) -> vec3<u32> {
+    let kb = (p.kw + taps - 1u) / taps;
+    return vec3<u32>((t % kb) * taps, (t / kb) % p.kh, t / (kb * p.kh));
+}
+
+// Row of the padded x read by tap (c, ky, kx0) at destination row g = n * hy + oh, in vec4 units.
+fn w4_x_row(g: u32, c: u32, ky: u32, kx0: u32) -> u32 {
+    let n = g / p.hy;
+    return (((n * p.cx + c) * p.hx + g % p.hy * p.sh + ky * p.dh) * p.wx + kx0) / 4u;
+}
+
 @compute @workgroup_size(64)
 fn wgrad_reg_s1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let kb = (p.kw + 3u) / 4u;
     let t = wid.x * 64u + lid;
-    if (t >= p.cx * p.kh * kb) { return; }
-    let kx0 = (t % kb) * 4u;
-    let ky = (t / kb) % p.kh;
-    let c = t / (kb * p.kh);
+    if (t >= p.cx * p.kh * ((p.kw + 3u) / 4u)) { return; }
+    let blk = w4_tap_block(t, 4u);
+    let kx0 = blk.x;
+    let ky = blk.y;
+    let c = blk.z;
     let m0 = wid.z * 4u;
     let q_end = p.wy / 4u;
     var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
     let rows_end = min(p.n * p.hy, (wid.y + 1u) * p.chunk);
     for (var g = wid.y * p.chunk; g < rows_end; g = g + 1u) {
-        let n = g / p.hy;
-        let oh = g % p.hy;
-        let xrow = (((n * p.cx + c) * p.hx + oh * p.sh + ky * p.dh) * p.wx + kx0) / 4u;
+        let xrow = w4_x_row(g, c, ky, kx0);
         let g0 = w4_gy_row(m0, g);
         let g1 = w4_gy_row(m0 + 1u, g);
         let g2 = w4_gy_row(m0 + 2u, g);
@@ -834,21 +844,19 @@ fn wgrad_reg_s1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 // against 5 of 8 in two 4-tap blocks that cost twice the loads).
 @compute @workgroup_size(64)
 fn wgrad_reg_s1_t8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let kb = (p.kw + 7u) / 8u;
     let t = wid.x * 64u + lid;
-    if (t >= p.cx * p.kh * kb) { return; }
-    let kx0 = (t % kb) * 8u;
-    let ky = (t / kb) % p.kh;
-    let c = t / (kb * p.kh);
+    if (t >= p.cx * p.kh * ((p.kw + 7u) / 8u)) { return; }
+    let blk = w4_tap_block(t, 8u);
+    let kx0 = blk.x;
+    let ky = blk.y;
+    let c = blk.z;
     let m0 = wid.z * 4u;
     let q_end = p.wy / 4u;
     var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
     var b0 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0);
     let rows_end = min(p.n * p.hy, (wid.y + 1u) * p.chunk);
     for (var g = wid.y * p.chunk; g < rows_end; g = g + 1u) {
-        let n = g / p.hy;
-        let oh = g % p.hy;
-        let xrow = (((n * p.cx + c) * p.hx + oh * p.sh + ky * p.dh) * p.wx + kx0) / 4u;
+        let xrow = w4_x_row(g, c, ky, kx0);
         let g0 = w4_gy_row(m0, g);
         let g1 = w4_gy_row(m0 + 1u, g);
         let g2 = w4_gy_row(m0 + 2u, g);
