@@ -580,8 +580,10 @@ pub fn run(args: &TrainArgs, out: &mut dyn Write) -> Result<()> {
     let opts = FitOptions { checkpoint: ck_path.clone(), run: run_info, progress: !args.no_progress };
     let summary = fit(&model, &mut batches, &config, resume.as_ref(), &opts, out)?;
 
-    // Large inputs in smaller evaluation batches (memory of the activations).
-    let eval_batch = if spec.size <= 32 { 256 } else { 16 };
+    // Large inputs in smaller evaluation batches (memory of the activations), never larger than
+    // the training batch: a batch that trained fits the device's binding limits, a larger one
+    // may not (FCDD's VGG at 224: 16 x 64 x 224 x 224 floats pass the 128 MiB baseline binding).
+    let eval_batch = (if spec.size <= 32 { 256 } else { 16 }).min(args.batch.max(1));
     let ev = evaluate(&ctx, &model, &test, eval_batch)?;
     let auroc = ev.auroc()?;
     let what = match args.data {
