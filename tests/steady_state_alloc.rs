@@ -54,7 +54,10 @@ fn mlsad_detector_map_step_allocates_nothing_after_warmup() {
     // The map model: per-patch logits, dropout and input-noise masks drawn every step.
     let w = Workload { name: "mlsad_detector8", batch: 2, kind: Kind::MlsadDetector8 };
     let mut step = w.prepare(&ctx, 4).unwrap();
-    assert_eq!(buffers_created_after_warmup(&ctx, step.as_mut(), 2, 2), 0);
+    // Three warm-up steps: the weight gradients' padded copies of x and gy (25-wide rows padded
+    // to multiples of 4) make the pool's size classes settle one step later (measured: 99, 9, 1
+    // new buffers in steps 1 to 3, then none in steps 4 to 8).
+    assert_eq!(buffers_created_after_warmup(&ctx, step.as_mut(), 3, 3), 0);
 }
 
 #[test]
