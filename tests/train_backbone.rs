@@ -11,10 +11,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
 use oddity::checkpoint::Checkpoint;
-use oddity::cli::{Cli, Command};
 use oddity::kernels::testing::TestRng;
+
+use common::train_cli as train;
 
 const SIDE: u32 = 32;
 
@@ -89,17 +89,6 @@ fn tiny_mvtec() -> PathBuf {
         root
     })
     .clone()
-}
-
-/// Runs `oddity train <args>` through the library entry.
-fn train(args: &[&str]) -> oddity::Result<String> {
-    let mut all = vec!["oddity", "train", "--no-progress"];
-    all.extend_from_slice(args);
-    let cli = Cli::try_parse_from(&all).map_err(|e| oddity::Error::InvalidArgument(e.to_string()))?;
-    let Command::Train(args) = cli.command else { unreachable!("parsed a train command") };
-    let mut out = Vec::new();
-    oddity::cli::train::run(&args, &mut out)?;
-    Ok(String::from_utf8(out).unwrap())
 }
 
 fn args<'a>(loss: &'a str, data: &'a str, out: &'a str, epochs: &'a str) -> Vec<&'a str> {

@@ -9,16 +9,16 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
 use oddity::autograd::{no_grad, Var};
 use oddity::checkpoint::Checkpoint;
-use oddity::cli::{Cli, Command};
 use oddity::data::ImageTensor;
 use oddity::kernels::testing::TestRng;
 use oddity::kernels::{gpu_or_skip, Context, Tensor};
 use oddity::models::losses::cpu;
 use oddity::nn::Module;
 use oddity::train::{evaluate, load_model, Model};
+
+use common::train_cli as train;
 
 const SIDE: usize = 32;
 
@@ -87,17 +87,6 @@ fn tiny_mvtec() -> PathBuf {
         root
     })
     .clone()
-}
-
-/// Runs `oddity train <args>` through the library entry; returns its output.
-fn train(args: &[&str]) -> oddity::Result<String> {
-    let mut all = vec!["oddity", "train", "--no-progress"];
-    all.extend_from_slice(args);
-    let cli = Cli::try_parse_from(&all).map_err(|e| oddity::Error::InvalidArgument(e.to_string()))?;
-    let Command::Train(args) = cli.command else { unreachable!("parsed a train command") };
-    let mut out = Vec::new();
-    oddity::cli::train::run(&args, &mut out)?;
-    Ok(String::from_utf8(out).unwrap())
 }
 
 fn tiny_args<'a>(loss: &'a str, data: &'a str, out: &'a str, epochs: &'a str) -> Vec<&'a str> {

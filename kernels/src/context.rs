@@ -460,30 +460,19 @@ impl Context {
         }
         let group = state.bind_groups.get(&key).cloned().expect("inserted above");
         let state = &mut *state;
-        if state.profiler.is_some() {
-            // Timestamps are written per pass: one pass per dispatch while profiling.
+        // Timestamps are written per pass, so while profiling every dispatch gets a pass of its
+        // own (the previous one ends when replaced).
+        if state.pass.is_none() || state.profiler.is_some() {
             state.pass = None;
-            let encoder = state.encoder.get_or_insert_with(|| {
-                self.inner.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("oddity ops") })
-            });
             let timestamp_writes = state.profiler.as_mut().and_then(|p| p.pass_writes(spec.id));
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(spec.id), timestamp_writes });
-            pass.set_pipeline(&kernel.pipeline);
-            pass.set_bind_group(0, &group, &[offset as u32]);
-            pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
-        } else {
-            if state.pass.is_none() {
-                let encoder = state.encoder.get_or_insert_with(|| {
-                    self.inner.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("oddity ops") })
-                });
-                let pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("oddity ops"), timestamp_writes: None });
-                state.pass = Some(pass.forget_lifetime());
-            }
-            let pass = state.pass.as_mut().expect("opened above");
-            pass.set_pipeline(&kernel.pipeline);
-            pass.set_bind_group(0, &group, &[offset as u32]);
-            pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+            let encoder = self.open_encoder(&mut state.encoder);
+            let pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(spec.id), timestamp_writes });
+            state.pass = Some(pass.forget_lifetime());
         }
+        let pass = state.pass.as_mut().expect("opened above");
+        pass.set_pipeline(&kernel.pipeline);
+        pass.set_bind_group(0, &group, &[offset as u32]);
+        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
         state.dispatches += 1;
         if wall_clock {
             let started = std::time::Instant::now();
@@ -560,10 +549,15 @@ impl Context {
         let mut state = self.lock();
         let state = &mut *state;
         state.pass = None; // the encoder is locked while a pass is open
-        let encoder = state.encoder.get_or_insert_with(|| {
-            self.inner.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("oddity ops") })
-        });
+        let encoder = self.open_encoder(&mut state.encoder);
         f(encoder, &mut state.pool)
+    }
+
+    /// The open command encoder, created if there is none.
+    fn open_encoder<'a>(&self, encoder: &'a mut Option<wgpu::CommandEncoder>) -> &'a mut wgpu::CommandEncoder {
+        encoder.get_or_insert_with(|| {
+            self.inner.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("oddity ops") })
+        })
     }
 
     /// Records host commands (render passes, copies) into the open encoder after the ops recorded

@@ -121,3 +121,16 @@ pub fn trained_texture_ssim(dir: &Path, spec: &oddity::synth::textures::TextureD
     assert!(run.status.success(), "train failed: {}", String::from_utf8_lossy(&run.stderr));
     (data, model)
 }
+
+/// Runs `oddity train --no-progress <args>` through the library entry (no process); returns
+/// what it printed.
+pub fn train_cli(args: &[&str]) -> oddity::Result<String> {
+    use clap::Parser;
+    let mut all = vec!["oddity", "train", "--no-progress"];
+    all.extend_from_slice(args);
+    let cli = oddity::cli::Cli::try_parse_from(&all).map_err(|e| oddity::Error::InvalidArgument(e.to_string()))?;
+    let oddity::cli::Command::Train(args) = cli.command else { unreachable!("parsed a train command") };
+    let mut out = Vec::new();
+    oddity::cli::train::run(&args, &mut out)?;
+    Ok(String::from_utf8(out).expect("the CLI prints UTF-8"))
+}
