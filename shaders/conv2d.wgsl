@@ -26,10 +26,25 @@ struct Params {
     // pad: offset of the source inside the padded copy, and the unpadded source size.
     pad_top: u32, pad_left: u32, src_h: u32, src_w: u32,
     // gemm_tiled: invocations along the tile's rows (4, 8 or 16) and its K step (8 or 16).
-    tile_m: u32, tile_k: u32, spare0: u32, spare1: u32,
+    // leaky != 0: the forward stores apply leaky ReLU (slope 0 is ReLU) after the bias, so a
+    // layer's activation costs no pass of its own over y.
+    tile_m: u32, tile_k: u32, leaky: u32, slope: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+// The store epilogue: bias, then the activation when `p.leaky` says so.
+fn epilogue(v: f32, bias: f32) -> f32 {
+    let z = v + bias;
+    if (p.leaky != 0u && !(z > 0.0)) { return z * p.slope; }
+    return z;
+}
+
+fn epilogue4(v: vec4<f32>, bias: f32) -> vec4<f32> {
+    let z = v + bias;
+    if (p.leaky == 0u) { return z; }
+    return select(z * p.slope, z, z > vec4<f32>(0.0));
+}
 
 fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.y * nwg.x + wid.x) * 64u + lid;
@@ -129,10 +144,10 @@ fn dr_store(m: u32, base: u32, valid: u32, qa: vec4<f32>, qb: vec4<f32>, qc: vec
     var bias = 0.0;
     if (p.has_bias != 0u) { bias = dr_b[m]; }
     for (var j = 0u; j < 4u; j = j + 1u) {
-        if (j < valid) { dr_y[base + j] = qa[j] + bias; }
-        if (j + 4u < valid) { dr_y[base + j + 4u] = qb[j] + bias; }
-        if (j + 8u < valid) { dr_y[base + j + 8u] = qc[j] + bias; }
-        if (j + 12u < valid) { dr_y[base + j + 12u] = qd[j] + bias; }
+        if (j < valid) { dr_y[base + j] = epilogue(qa[j], bias); }
+        if (j + 4u < valid) { dr_y[base + j + 4u] = epilogue(qb[j], bias); }
+        if (j + 8u < valid) { dr_y[base + j + 8u] = epilogue(qc[j], bias); }
+        if (j + 12u < valid) { dr_y[base + j + 12u] = epilogue(qd[j], bias); }
     }
 }
 
@@ -227,10 +242,10 @@ fn d1_store(m: u32, base: u32, valid: u32, qa: vec4<f32>, qb: vec4<f32>, qc: vec
     if (p.has_bias != 0u) { bias = d1_b[m]; }
     // valid is a multiple of 4 (wy is), base a multiple of 4: whole vec4 stores.
     let i = base / 4u;
-    d1_y[i] = qa + bias;
-    if (valid > 4u) { d1_y[i + 1u] = qb + bias; }
-    if (valid > 8u) { d1_y[i + 2u] = qc + bias; }
-    if (valid > 12u) { d1_y[i + 3u] = qd + bias; }
+    d1_y[i] = epilogue4(qa, bias);
+    if (valid > 4u) { d1_y[i + 1u] = epilogue4(qb, bias); }
+    if (valid > 8u) { d1_y[i + 2u] = epilogue4(qc, bias); }
+    if (valid > 12u) { d1_y[i + 3u] = epilogue4(qd, bias); }
 }
 
 @compute @workgroup_size(64)
@@ -397,10 +412,10 @@ fn d2_store(m: u32, base: u32, valid: u32, qa: vec4<f32>, qb: vec4<f32>, qc: vec
     if (p.has_bias != 0u) { bias = d2_b[m]; }
     // valid is a multiple of 4 (wy is), base a multiple of 4: whole vec4 stores.
     let i = base / 4u;
-    d2_y[i] = qa + bias;
-    if (valid > 4u) { d2_y[i + 1u] = qb + bias; }
-    if (valid > 8u) { d2_y[i + 2u] = qc + bias; }
-    if (valid > 12u) { d2_y[i + 3u] = qd + bias; }
+    d2_y[i] = epilogue4(qa, bias);
+    if (valid > 4u) { d2_y[i + 1u] = epilogue4(qb, bias); }
+    if (valid > 8u) { d2_y[i + 2u] = epilogue4(qc, bias); }
+    if (valid > 12u) { d2_y[i + 3u] = epilogue4(qd, bias); }
 }
 
 @compute @workgroup_size(64)
@@ -592,8 +607,8 @@ fn tr_store(m: u32, base: u32, valid: u32, lo: vec4<f32>, hi: vec4<f32>) {
     var bias = 0.0;
     if (p.has_bias != 0u) { bias = tr_b[m]; }
     for (var j = 0u; j < 4u; j = j + 1u) {
-        if (j < valid) { tr_y[base + j * p.sw] = lo[j] + bias; }
-        if (j + 4u < valid) { tr_y[base + (j + 4u) * p.sw] = hi[j] + bias; }
+        if (j < valid) { tr_y[base + j * p.sw] = epilogue(lo[j], bias); }
+        if (j + 4u < valid) { tr_y[base + (j + 4u) * p.sw] = epilogue(hi[j], bias); }
     }
 }
 
@@ -1127,7 +1142,7 @@ fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 }
 
 // Row m, columns col0..col0 + 3 of C (those inside): partials of split `split` in mode 2, else
-// y[n, m, pixel] plus the bias.
+// y[n, m, pixel] through the epilogue (bias, activation).
 fn gt_store(split: u32, m: u32, col0: u32, cols: u32, v: vec4<f32>) {
     if (m >= p.cy) { return; }
     var bias = 0.0;
@@ -1139,7 +1154,7 @@ fn gt_store(split: u32, m: u32, col0: u32, cols: u32, v: vec4<f32>) {
         if (p.mode == 2u) {
             gt_out[(split * p.cy + m) * cols + col] = v[j];
         } else {
-            gt_out[((col / ohw) * p.cy + m) * ohw + col % ohw] = v[j] + bias;
+            gt_out[((col / ohw) * p.cy + m) * ohw + col % ohw] = epilogue(v[j], bias);
         }
     }
 }

@@ -2,6 +2,7 @@
 //! train/eval behaviour, and spectral normalisation.
 
 use oddity::autograd::{gradcheck_params, no_grad, Var};
+use oddity::nn::{Activation, LeakyRelu};
 use oddity::kernels::gpu_or_skip;
 use oddity::kernels::pool2d::Pool2d;
 use oddity::kernels::testing::TestRng;
@@ -45,6 +46,99 @@ fn small_conv_net_passes_whole_network_gradcheck() {
     let params = nn::parameters(&net);
     // f32 forward, eps 1e-3 on O(1) activations: difference noise ~ 1e-7 * |sum| / 1e-3 ~ 1e-3.
     // A wrong backward shows errors of the order of the gradients themselves (1e-1 .. 1).
+    gradcheck_params(&ctx, &|| net.forward(&x), &params, 1e-3, 5e-3, 5e-3).unwrap();
+}
+
+/// Fused conv + activation against the same layers run separately: outputs and every gradient
+/// (input, weight, bias). Both compute the same f32 sums; only where the activation is applied
+/// differs, so 1e-6 covers the difference in rounding.
+#[test]
+fn fused_conv_activations_match_the_separate_layers() {
+    let ctx = gpu_or_skip!();
+    type Build = fn(&mut Init) -> (Box<dyn Module>, Box<dyn Module>);
+    let builds: [(&str, Build); 4] = [
+        ("conv2d leaky 0.2", |init| {
+            let c = Conv2d::new(init, 3, 5, 3, 1, 1, true).unwrap();
+            let plain = Conv2d { weight: c.weight.clone(), bias: c.bias.clone(), params: c.params, activation: None };
+            let sep = Sequential::new().push("c", plain).push("a", LeakyRelu(0.2));
+            (Box::new(c.with_activation(Activation::LeakyRelu(0.2))), Box::new(sep))
+        }),
+        ("conv2d relu stride 2", |init| {
+            let c = Conv2d::new(init, 3, 7, 3, 2, 0, true).unwrap();
+            let plain = Conv2d { weight: c.weight.clone(), bias: c.bias.clone(), params: c.params, activation: None };
+            let sep = Sequential::new().push("c", plain).push("a", Activation::Relu);
+            (Box::new(c.with_activation(Activation::Relu)), Box::new(sep))
+        }),
+        ("conv_transpose2d leaky 0.2 stride 2", |init| {
+            let c = ConvTranspose2d::new(init, 3, 4, 3, 2, 1, 1, true).unwrap();
+            let plain = ConvTranspose2d { weight: c.weight.clone(), bias: c.bias.clone(), params: c.params, activation: None };
+            let sep = Sequential::new().push("c", plain).push("a", LeakyRelu(0.2));
+            (Box::new(c.with_activation(Activation::LeakyRelu(0.2))), Box::new(sep))
+        }),
+        // tanh has no epilogue: the layer applies it as a separate op.
+        ("conv2d tanh", |init| {
+            let c = Conv2d::new(init, 3, 2, 1, 1, 0, false).unwrap();
+            let plain = Conv2d { weight: c.weight.clone(), bias: c.bias.clone(), params: c.params, activation: None };
+            let sep = Sequential::new().push("c", plain).push("a", Tanh);
+            (Box::new(c.with_activation(Activation::Tanh)), Box::new(sep))
+        }),
+    ];
+    for (what, build) in builds {
+        let mut init = Init::new(&ctx, 9);
+        let (fused, separate) = build(&mut init);
+        let run = |net: &dyn Module| {
+            let x = Var::leaf(input(&ctx, &[2, 3, 7, 9], 4).value().clone());
+            let y = net.forward(&x).unwrap();
+            let gy = input(&ctx, y.shape(), 5);
+            y.backward_with(gy.value()).unwrap();
+            let mut got = vec![y.value().to_vec().unwrap(), x.grad().unwrap().to_vec().unwrap()];
+            for (_, p) in nn::parameters(net) {
+                got.push(p.grad().unwrap().to_vec().unwrap());
+                p.zero_grad();
+            }
+            got
+        };
+        let (a, b) = (run(fused.as_ref()), run(separate.as_ref()));
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (i, (u, v)) in a.iter().zip(&b).enumerate() {
+            assert_eq!(u.len(), v.len(), "{what} #{i}");
+            for (j, (p, q)) in u.iter().zip(v).enumerate() {
+                assert!((p - q).abs() <= 1e-6 + 1e-6 * q.abs(), "{what}: output/gradient #{i} element {j}: fused {p} vs separate {q}");
+            }
+        }
+        // Some outputs on each side of zero, so both branches of the activation were checked.
+        let y = &a[0];
+        assert!(y.iter().any(|v| *v > 0.0) && y.iter().any(|v| *v < 0.0 || what.contains("relu")), "{what}");
+    }
+}
+
+/// The fused layers against central differences. A difference step that carries a
+/// pre-activation across leaky ReLU's kink would fail any correct backward, so the initialisation
+/// seed is the first whose pre-activations all keep 1e-2 away from zero (the step moves them
+/// by at most ~1e-3 * the few inputs they sum), and the test asserts that margin.
+#[test]
+fn fused_conv_activations_pass_gradcheck() {
+    let ctx = gpu_or_skip!();
+    let x = input(&ctx, &[2, 2, 4, 4], 8);
+    let build = |seed: u64| {
+        let mut init = Init::new(&ctx, seed);
+        let conv = Conv2d::new(&mut init, 2, 3, 3, 1, 1, true).unwrap();
+        let up = ConvTranspose2d::new(&mut init, 3, 2, 2, 2, 0, 0, true).unwrap();
+        // Pre-activations of both layers, from the unfused layers on the same parameters.
+        let plain_conv = Conv2d { weight: conv.weight.clone(), bias: conv.bias.clone(), params: conv.params, activation: None };
+        let z1 = plain_conv.forward(&x).unwrap();
+        let plain_up = ConvTranspose2d { weight: up.weight.clone(), bias: up.bias.clone(), params: up.params, activation: None };
+        let z2 = plain_up.forward(&z1.leaky_relu(0.2).unwrap()).unwrap();
+        let margin = [z1, z2].iter().flat_map(|z| z.value().to_vec().unwrap()).fold(f32::MAX, |m, v| m.min(v.abs()));
+        let net = Sequential::new()
+            .push("conv", conv.with_activation(Activation::LeakyRelu(0.2)))
+            .push("up", up.with_activation(Activation::LeakyRelu(0.1)));
+        (net, margin)
+    };
+    let (net, margin) = (0..64).map(build).find(|(_, m)| *m > 1e-2).expect("a seed with every pre-activation 1e-2 from zero");
+    assert!(margin > 1e-2);
+    let params = nn::parameters(&net);
+    // As the whole-network check above: eps 1e-3, tolerance 5e-3 over f32 difference noise ~1e-3.
     gradcheck_params(&ctx, &|| net.forward(&x), &params, 1e-3, 5e-3, 5e-3).unwrap();
 }
 

@@ -103,6 +103,37 @@ impl Variant {
     }
 }
 
+/// What the forward kernels apply to each output after adding the bias. Fusing a layer's
+/// activation into its conv's stores saves one dispatch and one pass over y (read and write) per
+/// layer, and the pre-activation tensor is never stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Epilogue {
+    #[default]
+    Identity,
+    /// z for z > 0, slope * z otherwise (slope 0 is ReLU). The slope must be finite and >= 0:
+    /// then y > 0 exactly where z > 0, so the backward can read the activation's derivative off y
+    /// and the pre-activation need not be kept.
+    LeakyRelu(f32),
+}
+
+impl Epilogue {
+    pub(crate) fn check(self, op: &str) -> Result<()> {
+        match self {
+            Epilogue::LeakyRelu(s) if !(s.is_finite() && s >= 0.0) => Err(Error::Shape(format!(
+                "{op}: fused leaky ReLU slope {s} must be finite and >= 0 (apply other activations separately)"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn set(self, params: &mut Params) {
+        if let Epilogue::LeakyRelu(s) = self {
+            params.leaky = 1;
+            params.slope = s;
+        }
+    }
+}
+
 /// Stride, padding and dilation per axis (height, width), as PyTorch's `Conv2d`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dParams {
@@ -172,8 +203,8 @@ struct Params {
     src_w: u32,
     tile_m: u32,
     tile_k: u32,
-    spare0: u32,
-    spare1: u32,
+    leaky: u32,
+    slope: f32,
 }
 
 /// The geometry of one direct map: source x [n, cx, hx, wx], destination y [n, cy, hy, wy],
@@ -215,6 +246,15 @@ impl Geom {
             dw: self.d[1] as u32,
             ..Default::default()
         }
+    }
+
+    /// A 1x1 kernel at unit stride without padding maps every pixel on its own, so each plane's
+    /// rows can be joined into one row of h*w pixels: the row-blocked lavapipe kernels then pad
+    /// and waste columns once per plane, not once per row (MLSAD's 25-wide rows ran 32 wide, read
+    /// from 36-wide padded copies). `None` for other maps and for planes already one row high.
+    fn pointwise_rows(&self) -> Option<Geom> {
+        (self.k == [1, 1] && self.s == [1, 1] && self.p == [0, 0] && self.hy > 1)
+            .then(|| Geom { hx: 1, wx: self.hx * self.wx, hy: 1, wy: self.hy * self.wy, ..*self })
     }
 
     /// Swaps source and destination: the transposed map of this direct map.
@@ -281,12 +321,17 @@ fn bias_or_dummy<'a>(x: &Tensor, bias: Option<&'a Tensor>) -> Result<std::borrow
 }
 
 /// Direct map: y [n, cy, hy, wy] = sum over taps of w [cy, cx, kh, kw] * x [n, cx, hx, wx] (+ bias [cy]).
-pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geom, v: Variant) -> Result<Tensor> {
+pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epilogue, g: &Geom, v: Variant) -> Result<Tensor> {
+    if let Some(f) = g.pointwise_rows() {
+        let y = direct(&x.reshape(&[f.n, f.cx, f.hx, f.wx])?, w, bias, epi, &f, v)?;
+        return y.reshape(&[g.n, g.cy, g.hy, g.wy]);
+    }
     let ctx = x.context();
     let y = Tensor::uninit(ctx, &[g.n, g.cy, g.hy, g.wy], DType::F32)?;
     let b = bias_or_dummy(x, bias)?;
     let mut params = g.params();
     params.has_bias = bias.is_some() as u32;
+    epi.set(&mut params);
     if v.registers(x) {
         let tiles_w = g.wy.div_ceil(DIRECT_COLS);
         // Rows read: oh*s - p + ky*d.
@@ -348,12 +393,13 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geom, v:
 
 /// Transposed map: y [n, cy, hy, wy] where y[.., oh, ow] gathers x [n, cx, hx, wx] at
 /// ((oh + p - ky*d)/s, (ow + p - kx*d)/s) when divisible, times w [cx, cy, kh, kw] (+ bias [cy]).
-pub(crate) fn transposed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &Geom, v: Variant) -> Result<Tensor> {
+pub(crate) fn transposed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epilogue, g: &Geom, v: Variant) -> Result<Tensor> {
     let ctx = x.context();
     let y = Tensor::uninit(ctx, &[g.n, g.cy, g.hy, g.wy], DType::F32)?;
     let b = bias_or_dummy(x, bias)?;
     let mut params = g.params();
     params.has_bias = bias.is_some() as u32;
+    epi.set(&mut params);
     if v.registers(x) {
         let rows = g.hy.div_ceil(g.s[0]);
         let cols = g.wy.div_ceil(g.s[1]);
@@ -404,6 +450,9 @@ fn tiled_grid(g: &Geom) -> [u32; 3] {
 /// Weight gradient of the direct map: gw [cy, cx, kh, kw] = sum over n and destination pixels of
 /// gy [n, cy, hy, wy] times x [n, cx, hx, wx] at the tap. Split over the reduction, then summed.
 pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Result<Tensor> {
+    if let Some(f) = g.pointwise_rows() {
+        return weight_grad(&x.reshape(&[f.n, f.cx, f.hx, f.wx])?, &gy.reshape(&[f.n, f.cy, f.hy, f.wy])?, &f, v);
+    }
     let ctx = x.context();
     let ksize = g.cx * g.k[0] * g.k[1];
     let len = g.cy * ksize;
@@ -544,7 +593,15 @@ fn expect_shape(t: &Tensor, want: &[usize], what: &str, op: &str) -> Result<()> 
 /// x: [batch, in_c, height, width], w: [out_c, in_c, kh, kw], bias: [out_c];
 /// returns [batch, out_c, out_h, out_w] with out = floor((in + 2p - d(k-1) - 1)/s) + 1.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
+    conv2d_fused(x, w, bias, Epilogue::Identity, p)
+}
+
+/// y = epilogue(conv2d(x, w) + bias), in one dispatch (plus the lavapipe path's pad and crop).
+/// Shapes as [`conv2d`]; the backward of the epilogue is the elementwise leaky-ReLU backward
+/// evaluated at y (see [`Epilogue::LeakyRelu`]).
+pub fn conv2d_fused(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epilogue, p: &Conv2dParams) -> Result<Tensor> {
     let op = "conv2d";
+    epi.check(op)?;
     expect_f32_4d(x, "x", op)?;
     expect_f32_4d(w, "weight", op)?;
     x.expect_same_context(w, op)?;
@@ -553,7 +610,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
         expect_shape(b, &[g.cy], "bias", op)?;
         x.expect_same_context(b, op)?;
     }
-    direct(x, w, bias, &g, p.variant)
+    direct(x, w, bias, epi, &g, p.variant)
 }
 
 /// gx = d(sum(y * gy)) / dx: the transposed conv of gy with w.
@@ -575,9 +632,9 @@ pub fn conv2d_backward_data(gy: &Tensor, w: &Tensor, x_shape: &[usize], p: &Conv
         let params = Params { len: wf.numel() as u32, ..g.params() };
         gy.context().dispatch(&FLIP_WEIGHTS, &params, &[w.binding(), wf.binding()], grid_1d(wf.numel(), WG_1D))?;
         let gf = Geom { p: [ph, pw], ..g.swapped() };
-        return direct(gy, &wf, None, &gf, p.variant);
+        return direct(gy, &wf, None, Epilogue::Identity, &gf, p.variant);
     }
-    transposed(gy, w, None, &g.swapped(), p.variant)
+    transposed(gy, w, None, Epilogue::Identity, &g.swapped(), p.variant)
 }
 
 /// gw = d(sum(y * gy)) / dw = sum over batch and output pixels of gy times the input patch.
@@ -600,7 +657,16 @@ pub fn conv2d_backward_bias(gy: &Tensor) -> Result<Tensor> {
 
 /// Plain-Rust f64 reference of conv2d and its backward, straight from the definitions.
 pub mod cpu {
-    use super::{conv_out_size, Conv2dParams};
+    use super::{conv_out_size, Conv2dParams, Epilogue};
+
+    /// Applies the epilogue's activation in place.
+    pub fn epilogue(y: &mut [f64], e: Epilogue) {
+        if let Epilogue::LeakyRelu(s) = e {
+            for v in y.iter_mut().filter(|v| **v <= 0.0) {
+                *v *= s as f64;
+            }
+        }
+    }
 
     /// Input index of output position `o` at tap `k`, if inside: o*s - p + k*d.
     fn src(o: usize, k: usize, s: usize, p: usize, d: usize, len: usize) -> Option<usize> {
@@ -692,6 +758,9 @@ mod tests {
             ([3, 4, 12, 10], 20, [3, 3], [2, 2], [1, 1], [1, 1], false),
             // 1x1 kernels at unit width stride (wgrad_reg_k1), a partial block of 4 input channels
             ([2, 6, 5, 7], 9, [1, 1], [1, 1], [0, 0], [1, 1], true),
+            // pointwise 1x1 maps run on planes joined into one row: 20 pixels (a multiple of 4
+            // although the 5-wide rows are not), 11 output channels (a partial 8-channel block)
+            ([3, 5, 4, 5], 11, [1, 1], [1, 1], [0, 0], [2, 2], true),
             ([2, 6, 5, 7], 9, [1, 1], [2, 1], [1, 0], [1, 1], false),
             // row dilation with unit width stride (wgrad_reg_s1 steps rows by dh)
             ([2, 3, 9, 10], 5, [3, 3], [1, 1], [2, 1], [2, 1], true),
@@ -742,6 +811,32 @@ mod tests {
                 assert_eq!(y.shape(), &d.ys);
                 assert_close(&format!("conv2d {c:?} {v:?}"), &y.to_vec().unwrap(), &want, ATOL, RTOL);
             }
+        }
+    }
+
+    /// Every case with the leaky-ReLU epilogue (slope 0.2, or 0 = ReLU on every other case):
+    /// each store path of both variants, including the padded-row kernels whose rows are cropped.
+    #[test]
+    fn fused_epilogue_matches_cpu_for_both_variants() {
+        let ctx = gpu_or_skip!();
+        for (ci, c) in cases().iter().enumerate() {
+            let d = data(c, 10 + ci as u64);
+            let epi = Epilogue::LeakyRelu([0.2, 0.0][ci % 2]);
+            let mut want = cpu::conv2d(&d.x, c.0, &d.w, d.ws, c.6.then_some(&d.b[..]), &d.p).0;
+            cpu::epilogue(&mut want, epi);
+            let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
+            let w = Tensor::from_slice(&ctx, &d.ws, &to_f32(&d.w)).unwrap();
+            let b = Tensor::from_slice(&ctx, &[c.1], &to_f32(&d.b)).unwrap();
+            for v in [Variant::Registers, Variant::Tiled] {
+                let y = conv2d_fused(&x, &w, c.6.then_some(&b), epi, &d.p.with_variant(v)).unwrap();
+                assert_close(&format!("conv2d {c:?} {epi:?} {v:?}"), &y.to_vec().unwrap(), &want, ATOL, RTOL);
+            }
+        }
+        let x = Tensor::zeros(&ctx, &[1, 1, 3, 3]).unwrap();
+        let w = Tensor::zeros(&ctx, &[1, 1, 1, 1]).unwrap();
+        for bad in [-0.1, f32::NAN] {
+            let err = conv2d_fused(&x, &w, None, Epilogue::LeakyRelu(bad), &Conv2dParams::default()).unwrap_err().to_string();
+            assert!(err.contains("slope") && err.contains(&bad.to_string()), "{err}");
         }
     }
 

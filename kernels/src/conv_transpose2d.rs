@@ -6,7 +6,7 @@
 //! the direct map (conv2d's forward kernel) and its weight gradient is conv2d's weight gradient
 //! with the roles of x and gy exchanged. Both kernel variants are reused as they are.
 
-use crate::conv2d::{bias_grad, direct, expect_f32_4d, transposed, weight_grad, Geom, Variant};
+use crate::conv2d::{bias_grad, direct, expect_f32_4d, transposed, weight_grad, Epilogue, Geom, Variant};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -95,7 +95,13 @@ fn expect_shape(t: &Tensor, want: &[usize], what: &str, op: &str) -> Result<()> 
 /// x: [batch, in_c, height, width], w: [in_c, out_c, kh, kw], bias: [out_c];
 /// returns [batch, out_c, out_h, out_w] with out = (in - 1)*s - 2p + d(k-1) + output_padding + 1.
 pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvTranspose2dParams) -> Result<Tensor> {
+    conv_transpose2d_fused(x, w, bias, Epilogue::Identity, p)
+}
+
+/// y = epilogue(conv_transpose2d(x, w) + bias) in one dispatch; shapes as [`conv_transpose2d`].
+pub fn conv_transpose2d_fused(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epilogue, p: &ConvTranspose2dParams) -> Result<Tensor> {
     let op = "conv_transpose2d";
+    epi.check(op)?;
     expect_f32_4d(x, "x", op)?;
     expect_f32_4d(w, "weight", op)?;
     x.expect_same_context(w, op)?;
@@ -104,7 +110,7 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvT
         expect_shape(b, &[g.cy], "bias", op)?;
         x.expect_same_context(b, op)?;
     }
-    transposed(x, w, bias, &g, p.variant)
+    transposed(x, w, bias, epi, &g, p.variant)
 }
 
 /// gx = d(sum(y * gy)) / dx: conv2d of gy with w (w read as [in_c, out_c, kh, kw] = conv2d's
@@ -116,7 +122,7 @@ pub fn conv_transpose2d_backward_data(gy: &Tensor, w: &Tensor, x_shape: &[usize]
     gy.expect_same_context(w, op)?;
     let g = geometry(op, x_shape, w.shape(), p)?;
     expect_shape(gy, &[g.n, g.cy, g.hy, g.wy], "gy", op)?;
-    direct(gy, w, None, &g.swapped(), p.variant)
+    direct(gy, w, None, Epilogue::Identity, &g.swapped(), p.variant)
 }
 
 /// gw [in_c, out_c, kh, kw] = sum over batch and input pixels of x times the gy patch it feeds:
@@ -279,6 +285,25 @@ mod tests {
                 let y = conv_transpose2d(&x, &w, c.7.then_some(&b), &d.p.with_variant(v)).unwrap();
                 assert_eq!(y.shape(), &d.ys);
                 assert_close(&format!("conv_transpose2d {c:?} {v:?}"), &y.to_vec().unwrap(), &want, ATOL, RTOL);
+            }
+        }
+    }
+
+    /// Every case through the leaky-ReLU epilogue (slope 0.2, or ReLU on every other case).
+    #[test]
+    fn fused_epilogue_matches_cpu_for_both_variants() {
+        let ctx = gpu_or_skip!();
+        for (ci, c) in cases().iter().enumerate() {
+            let d = data(c, 30 + ci as u64);
+            let epi = Epilogue::LeakyRelu([0.2, 0.0][ci % 2]);
+            let mut want = cpu::conv_transpose2d(&d.x, c.0, &d.w, d.ws, c.7.then_some(&d.b[..]), &d.p).0;
+            crate::conv2d::cpu::epilogue(&mut want, epi);
+            let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
+            let w = Tensor::from_slice(&ctx, &d.ws, &to_f32(&d.w)).unwrap();
+            let b = Tensor::from_slice(&ctx, &[c.1], &to_f32(&d.b)).unwrap();
+            for v in [Variant::Registers, Variant::Tiled] {
+                let y = conv_transpose2d_fused(&x, &w, c.7.then_some(&b), epi, &d.p.with_variant(v)).unwrap();
+                assert_close(&format!("conv_transpose2d {c:?} {epi:?} {v:?}"), &y.to_vec().unwrap(), &want, ATOL, RTOL);
             }
         }
     }

@@ -196,13 +196,30 @@ pub fn binary(a: &Tensor, b: &Tensor, op: Binary) -> Result<Tensor> {
 
 /// Gradients of `op(a, b)` for upstream `gy`, each summed back to its operand's shape.
 pub fn binary_backward(a: &Tensor, b: &Tensor, gy: &Tensor, op: Binary) -> Result<(Tensor, Tensor)> {
+    let (ga, gb) = binary_backward_needed(a, b, gy, op, [true, true])?;
+    Ok((ga.expect("asked for"), gb.expect("asked for")))
+}
+
+/// [`binary_backward`] for the operands `needs` marks only (a graph's constants, e.g. a dropout
+/// mask or input noise, need none). An operand of a sum (or the left one of a difference) shaped
+/// like the output gets `gy` itself: gradients are values, never written in place, so sharing
+/// the buffer is safe and saves a pass.
+pub fn binary_backward_needed(a: &Tensor, b: &Tensor, gy: &Tensor, op: Binary, needs: [bool; 2]) -> Result<(Option<Tensor>, Option<Tensor>)> {
     let (base, out) = binary_params(a, b, op)?;
     if gy.shape() != out.as_slice() {
         return Err(Error::Shape(format!("binary backward: gy {:?} but output is {out:?}", gy.shape())));
     }
     let po = pad4(&out, "binary")?;
-    let mut grads = Vec::with_capacity(2);
+    let mut grads = [None, None];
     for (which, t) in [a, b].into_iter().enumerate() {
+        if !needs[which] {
+            continue;
+        }
+        let passes_gy = matches!((op, which), (Binary::Add, _) | (Binary::Sub, 0));
+        if passes_gy && t.shape() == out.as_slice() {
+            grads[which] = Some(gy.clone());
+            continue;
+        }
         let pt = pad4(t.shape(), "binary")?;
         let rshape: [usize; 4] = std::array::from_fn(|d| if pt[d] == 1 { po[d] } else { 1 });
         let params = Params {
@@ -220,10 +237,9 @@ pub fn binary_backward(a: &Tensor, b: &Tensor, gy: &Tensor, op: Binary) -> Resul
             &[a.binding(), b.binding(), gy.binding(), g.binding()],
             grid_1d(t.numel(), WG_1D),
         )?;
-        grads.push(g);
+        grads[which] = Some(g);
     }
-    let gb = grads.pop().expect("two gradients");
-    let ga = grads.pop().expect("two gradients");
+    let [ga, gb] = grads;
     Ok((ga, gb))
 }
 
@@ -535,6 +551,13 @@ mod tests {
                 // Summing up to a few hundred f32 terms: 1e-4 absolute.
                 assert_close(&format!("{what} grad a"), &ga.to_vec().unwrap(), &wa, 1e-4, 1e-4);
                 assert_close(&format!("{what} grad b"), &gb.to_vec().unwrap(), &wb, 1e-4, 1e-4);
+                // One side at a time: the other is not computed.
+                let (ga, none) = binary_backward_needed(&at, &bt, &gyt, op, [true, false]).unwrap();
+                assert!(none.is_none(), "{what}");
+                assert_close(&format!("{what} grad a alone"), &ga.unwrap().to_vec().unwrap(), &wa, 1e-4, 1e-4);
+                let (none, gb) = binary_backward_needed(&at, &bt, &gyt, op, [false, true]).unwrap();
+                assert!(none.is_none(), "{what}");
+                assert_close(&format!("{what} grad b alone"), &gb.unwrap().to_vec().unwrap(), &wb, 1e-4, 1e-4);
             }
         }
     }

@@ -65,8 +65,8 @@ struct BinaryBackward {
 
 impl BackwardOp for BinaryBackward {
     fn backward(&self, gy: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
-        let (ga, gb) = k::binary_backward(&self.a, &self.b, gy, self.op)?;
-        Ok(vec![needs[0].then_some(ga), needs[1].then_some(gb)])
+        let (ga, gb) = k::binary_backward_needed(&self.a, &self.b, gy, self.op, [needs[0], needs[1]])?;
+        Ok(vec![ga, gb])
     }
 }
 

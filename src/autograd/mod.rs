@@ -17,7 +17,7 @@ mod spatial;
 mod ssim;
 mod var;
 
-pub use conv::{conv2d, conv_transpose2d};
+pub use conv::{conv2d, conv2d_fused, conv_transpose2d, conv_transpose2d_fused};
 pub use elementwise::{binary, unary};
 pub use pixel_calibration::pixel_calibration;
 pub use reduce::{matmul, reduce};

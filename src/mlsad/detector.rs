@@ -10,12 +10,13 @@
 
 use crate::autograd::{concat, Var};
 use crate::kernels::{Context, Result, Tensor};
-use crate::nn::{join, Conv2d, Dropout, GaussianNoise, Init, LeakyRelu, Module, Residual, Sequential};
+use crate::nn::{join, Activation, Conv2d, Dropout, GaussianNoise, Init, LeakyRelu, Module, Residual, Sequential};
 
 use super::coords::{coordinate_map, receptive_kernels};
 
 /// Leaky ReLU slope of every MLSAD network.
 pub const SLOPE: f32 = 0.2;
+const LEAKY: Activation = Activation::LeakyRelu(SLOPE);
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DetectorConfig {
@@ -49,20 +50,17 @@ impl Detector {
         let mut cin = cfg.channels;
         let mut cout = cfg.width;
         for (i, &k) in kernels.iter().enumerate() {
-            features = features
-                .push(format!("conv{i}"), Conv2d::new(init, cin, cout, k, 1, 0, true)?)
-                .push(format!("act{i}"), LeakyRelu(SLOPE));
+            // The leaky ReLUs run inside the convs' stores (no parameters, so names are unchanged).
+            features = features.push(format!("conv{i}"), Conv2d::new(init, cin, cout, k, 1, 0, true)?.with_activation(LEAKY));
             cin = cout;
             cout = (cout * 2).min(4 * cfg.width);
         }
         let hidden = 2 * cin;
         let mut head = Sequential::new()
-            .push("coord_conv", Conv2d::new(init, cin + 2, hidden, 1, 1, 0, true)?)
-            .push("coord_act", LeakyRelu(SLOPE));
+            .push("coord_conv", Conv2d::new(init, cin + 2, hidden, 1, 1, 0, true)?.with_activation(LEAKY));
         for b in 0..cfg.num_blocks {
             let body = Sequential::new()
-                .push("conv0", Conv2d::new(init, hidden, hidden, 1, 1, 0, true)?)
-                .push("act0", LeakyRelu(SLOPE))
+                .push("conv0", Conv2d::new(init, hidden, hidden, 1, 1, 0, true)?.with_activation(LEAKY))
                 .push("dropout", Dropout::new(init, cfg.dropout))
                 .push("conv1", Conv2d::new(init, hidden, hidden, 1, 1, 0, true)?);
             head = head.push(format!("block{b}"), Residual { body, shortcut: None, activation: Some(Box::new(LeakyRelu(SLOPE))) });

@@ -224,31 +224,6 @@ impl BergmannConfig {
 /// Slope of the Bergmann autoencoder's leaky ReLUs.
 pub const BERGMANN_SLOPE: f32 = 0.2;
 
-/// A layer followed by an optional activation, under the layer's own name (`encoder.conv3.weight`).
-pub struct Block {
-    pub layer: Box<dyn Module>,
-    pub activation: Option<Activation>,
-}
-
-impl Module for Block {
-    fn forward(&self, x: &Var) -> Result<Var> {
-        let y = self.layer.forward(x)?;
-        match &self.activation {
-            Some(a) => a.forward(&y),
-            None => Ok(y),
-        }
-    }
-    fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Var)) {
-        self.layer.visit_parameters(prefix, f);
-    }
-    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(String, &Tensor)) {
-        self.layer.visit_buffers(prefix, f);
-    }
-    fn set_training(&self, training: bool) {
-        self.layer.set_training(training);
-    }
-}
-
 /// The Bergmann encoder: blocks `conv1`..`conv10` of [`BergmannConfig::encoder_layers`].
 /// [N, C, S, S] -> [N, latent, 1, 1]
 pub fn bergmann_encoder(init: &mut Init, cfg: &BergmannConfig) -> Result<Sequential> {
@@ -257,9 +232,11 @@ pub fn bergmann_encoder(init: &mut Init, cfg: &BergmannConfig) -> Result<Sequent
     let last = layers.len() - 1;
     let mut seq = Sequential::new();
     for (i, l) in layers.iter().enumerate() {
-        let conv = Conv2d::new(init, l.cin, l.cout, l.kernel, l.stride, l.padding, true)?;
-        let activation = (i != last).then_some(Activation::LeakyRelu(BERGMANN_SLOPE));
-        seq = seq.push(format!("conv{}", i + 1), Block { layer: Box::new(conv), activation });
+        let mut conv = Conv2d::new(init, l.cin, l.cout, l.kernel, l.stride, l.padding, true)?;
+        if i != last {
+            conv = conv.with_activation(Activation::LeakyRelu(BERGMANN_SLOPE));
+        }
+        seq = seq.push(format!("conv{}", i + 1), conv);
     }
     Ok(seq)
 }
@@ -287,9 +264,11 @@ pub fn bergmann_decoder(init: &mut Init, cfg: &BergmannConfig, extra_inputs: &[u
     for (j, l) in layers.iter().rev().enumerate() {
         let output = j == layers.len() - 1;
         let cout = if output { out_channels } else { l.cin };
-        let deconv = ConvTranspose2d::new(init, l.cout + extra_inputs[j], cout, l.kernel, l.stride, l.padding, 0, true)?;
-        let activation = (!output).then_some(Activation::LeakyRelu(BERGMANN_SLOPE));
-        seq = seq.push(format!("deconv{}", j + 1), Block { layer: Box::new(deconv), activation });
+        let mut deconv = ConvTranspose2d::new(init, l.cout + extra_inputs[j], cout, l.kernel, l.stride, l.padding, 0, true)?;
+        if !output {
+            deconv = deconv.with_activation(Activation::LeakyRelu(BERGMANN_SLOPE));
+        }
+        seq = seq.push(format!("deconv{}", j + 1), deconv);
     }
     Ok(seq)
 }

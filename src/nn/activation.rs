@@ -1,6 +1,7 @@
 //! Activation functions as modules (no parameters).
 
 use crate::autograd::Var;
+use crate::kernels::conv2d::Epilogue;
 use crate::kernels::Result;
 
 use super::Module;
@@ -42,6 +43,18 @@ pub enum Activation {
     LeakyRelu(f32),
     Sigmoid,
     Tanh,
+}
+
+impl Activation {
+    /// The conv epilogue computing this activation inside the conv's stores, where there is one:
+    /// ReLU and leaky ReLU with a finite slope >= 0.
+    pub fn epilogue(self) -> Option<Epilogue> {
+        match self {
+            Activation::Relu => Some(Epilogue::LeakyRelu(0.0)),
+            Activation::LeakyRelu(s) if s.is_finite() && s >= 0.0 => Some(Epilogue::LeakyRelu(s)),
+            _ => None,
+        }
+    }
 }
 
 impl Module for Activation {

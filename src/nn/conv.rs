@@ -1,11 +1,11 @@
 //! Convolution layers (NCHW), PyTorch initialisation and parameter names.
 
-use crate::autograd::{conv2d, conv_transpose2d, Var};
-use crate::kernels::conv2d::Conv2dParams;
+use crate::autograd::{conv2d, conv2d_fused, conv_transpose2d, conv_transpose2d_fused, Var};
+use crate::kernels::conv2d::{Conv2dParams, Epilogue};
 use crate::kernels::conv_transpose2d::ConvTranspose2dParams;
 use crate::kernels::Result;
 
-use super::{join, Init, Module};
+use super::{join, Activation, Init, Module};
 
 pub struct Conv2d {
     /// [out_channels, in_channels, kh, kw]
@@ -13,6 +13,8 @@ pub struct Conv2d {
     /// [out_channels]
     pub bias: Option<Var>,
     pub params: Conv2dParams,
+    /// Applied to the output; ReLU and leaky ReLU run inside the conv's stores.
+    pub activation: Option<Activation>,
 }
 
 impl Conv2d {
@@ -22,13 +24,34 @@ impl Conv2d {
         let bound = 1.0 / ((in_channels * k * k) as f32).sqrt();
         let weight = init.uniform(&[out_channels, in_channels, k, k], bound)?;
         let bias = if bias { Some(init.uniform(&[out_channels], bound)?) } else { None };
-        Ok(Conv2d { weight, bias, params: Conv2dParams::new([stride; 2], [padding; 2], [1; 2]) })
+        Ok(Conv2d { weight, bias, params: Conv2dParams::new([stride; 2], [padding; 2], [1; 2]), activation: None })
+    }
+
+    /// The same layer followed by `activation` (no parameters, so no new names).
+    pub fn with_activation(self, activation: Activation) -> Conv2d {
+        Conv2d { activation: Some(activation), ..self }
+    }
+}
+
+/// y = layer(x) then the activation: fused into the layer's kernel where it has an epilogue.
+fn activate(
+    activation: Option<Activation>,
+    plain: impl FnOnce() -> Result<Var>,
+    fused: impl FnOnce(Epilogue) -> Result<Var>,
+) -> Result<Var> {
+    match activation {
+        None => plain(),
+        Some(a) => match a.epilogue() {
+            Some(e) => fused(e),
+            None => a.forward(&plain()?),
+        },
     }
 }
 
 impl Module for Conv2d {
     fn forward(&self, x: &Var) -> Result<Var> {
-        conv2d(x, &self.weight, self.bias.as_ref(), self.params)
+        let (w, b, p) = (&self.weight, self.bias.as_ref(), self.params);
+        activate(self.activation, || conv2d(x, w, b, p), |e| conv2d_fused(x, w, b, e, p))
     }
 
     fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Var)) {
@@ -44,6 +67,8 @@ pub struct ConvTranspose2d {
     pub weight: Var,
     pub bias: Option<Var>,
     pub params: ConvTranspose2dParams,
+    /// Applied to the output; ReLU and leaky ReLU run inside the conv's stores.
+    pub activation: Option<Activation>,
 }
 
 impl ConvTranspose2d {
@@ -63,13 +88,19 @@ impl ConvTranspose2d {
         let weight = init.uniform(&[in_channels, out_channels, k, k], bound)?;
         let bias = if bias { Some(init.uniform(&[out_channels], bound)?) } else { None };
         let params = ConvTranspose2dParams::new([stride; 2], [padding; 2], [output_padding; 2], [1; 2]);
-        Ok(ConvTranspose2d { weight, bias, params })
+        Ok(ConvTranspose2d { weight, bias, params, activation: None })
+    }
+
+    /// The same layer followed by `activation` (no parameters, so no new names).
+    pub fn with_activation(self, activation: Activation) -> ConvTranspose2d {
+        ConvTranspose2d { activation: Some(activation), ..self }
     }
 }
 
 impl Module for ConvTranspose2d {
     fn forward(&self, x: &Var) -> Result<Var> {
-        conv_transpose2d(x, &self.weight, self.bias.as_ref(), self.params)
+        let (w, b, p) = (&self.weight, self.bias.as_ref(), self.params);
+        activate(self.activation, || conv_transpose2d(x, w, b, p), |e| conv_transpose2d_fused(x, w, b, e, p))
     }
 
     fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Var)) {
