@@ -30,6 +30,8 @@ pub(crate) struct Inner {
     pub(crate) queue: wgpu::Queue,
     adapter: String,
     device_type: Option<wgpu::DeviceType>,
+    /// What the adapter offers (a superset of what the device enabled).
+    adapter_features: wgpu::Features,
     params_align: u64,
     pub(crate) max_binding: u64,
     pub(crate) state: Mutex<State>,
@@ -199,7 +201,7 @@ impl Context {
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| Error::NoAdapter(format!("{} refused a device: {e}", describe(&info))))?;
-        let ctx = Self::build(device, queue, describe(&info), Some(info.device_type));
+        let ctx = Self::build(device, queue, describe(&info), Some(info.device_type), adapter.features());
         ctx.capture_faults();
         Ok(ctx)
     }
@@ -210,10 +212,17 @@ impl Context {
     /// [`Context::new`].
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Context {
         let info = device.adapter_info();
-        Self::build(device, queue, format!("{} (host device)", describe(&info)), Some(info.device_type))
+        let features = device.features();
+        Self::build(device, queue, format!("{} (host device)", describe(&info)), Some(info.device_type), features)
     }
 
-    fn build(device: wgpu::Device, queue: wgpu::Queue, adapter: String, device_type: Option<wgpu::DeviceType>) -> Context {
+    fn build(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        adapter: String,
+        device_type: Option<wgpu::DeviceType>,
+        adapter_features: wgpu::Features,
+    ) -> Context {
         let limits = device.limits();
         let params_buffer = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("oddity params arena"),
@@ -228,6 +237,7 @@ impl Context {
                 queue,
                 adapter,
                 device_type,
+                adapter_features,
                 params_align: limits.min_uniform_buffer_offset_alignment as u64,
                 max_binding,
                 state: Mutex::new(State {
@@ -294,6 +304,11 @@ impl Context {
     /// Adapter name, backend, type and driver, for logs and benchmark reports.
     pub fn adapter_name(&self) -> &str {
         &self.inner.adapter
+    }
+
+    /// Features the adapter offers (for a host's device: those it enabled).
+    pub fn adapter_features(&self) -> wgpu::Features {
+        self.inner.adapter_features
     }
 
     /// True on software rasterisers (lavapipe, WARP, llvmpipe GL): kernels with a CPU-tuned variant use it.
