@@ -7,11 +7,13 @@ struct Params {
     batch: u32,
     channels: u32,
     spatial: u32,
-    flags: u32,      // stats: bit 0 update running stats. normalize / backward_dx: bit 0 affine, bit 1 training
+    // stats: bit 0 update running stats. normalize / backward: bit 0 affine, bit 1 training,
+    // bit 2 leaky ReLU (slope `slope`, 0 = ReLU) fused after the affine map
+    flags: u32,
     eps: f32,
     momentum: f32,
     total: u32,      // batch * channels * spatial
-    pad0: u32,
+    slope: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -117,6 +119,9 @@ fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     if ((p.flags & 1u) != 0u) {
         v = v * nm_gamma[c] + nm_beta[c];
     }
+    if ((p.flags & 4u) != 0u && !(v > 0.0)) {
+        v = v * p.slope;
+    }
     nm_y[i] = v;
 }
 
@@ -126,8 +131,12 @@ fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 @group(0) @binding(4) var<storage, read> br_invstd: array<f32>;
 @group(0) @binding(5) var<storage, read_write> br_gbeta: array<f32>;
 @group(0) @binding(6) var<storage, read_write> br_ggamma: array<f32>;
+@group(0) @binding(7) var<storage, read> br_y: array<f32>;
+@group(0) @binding(8) var<storage, read_write> br_gz: array<f32>;
 
-// Per channel: gbeta = sum gy, ggamma = sum gy * xhat (one workgroup per channel).
+// Per channel: gbeta = sum gz, ggamma = sum gz * xhat (one workgroup per channel), where gz is
+// gy, or with a fused leaky ReLU gy times its derivative read off the output y (slope >= 0, so
+// y > 0 exactly where the pre-activation is), written to gz for backward_dx.
 @compute @workgroup_size(256)
 fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
@@ -139,7 +148,11 @@ fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     var acc = vec2<f32>(0.0, 0.0);
     for (var j = lid; j < m; j = j + RWG) {
         let k = at(c, j);
-        let g = br_gy[k];
+        var g = br_gy[k];
+        if ((p.flags & 4u) != 0u) {
+            if (!(br_y[k] > 0.0)) { g = g * p.slope; }
+            br_gz[k] = g;
+        }
         acc = acc + vec2<f32>(g, g * (br_x[k] - mean) * invstd);
     }
     let s = tree_sum(lid, acc);
@@ -160,6 +173,7 @@ fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 
 // Training: gx = gamma * invstd / M * (M * gy - sum(gy) - xhat * sum(gy * xhat)).
 // Eval (statistics are constants): gx = gamma * invstd * gy.
+// (With a fused activation, bd_gy is backward_reduce's gz.)
 @compute @workgroup_size(64)
 fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {

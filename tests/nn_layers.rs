@@ -49,14 +49,14 @@ fn small_conv_net_passes_whole_network_gradcheck() {
     gradcheck_params(&ctx, &|| net.forward(&x), &params, 1e-3, 5e-3, 5e-3).unwrap();
 }
 
-/// Fused conv + activation against the same layers run separately: outputs and every gradient
+/// Fused conv / batch norm + activation against the same layers run separately: outputs and every gradient
 /// (input, weight, bias). Both compute the same f32 sums; only where the activation is applied
 /// differs, so 1e-6 covers the difference in rounding.
 #[test]
 fn fused_conv_activations_match_the_separate_layers() {
     let ctx = gpu_or_skip!();
     type Build = fn(&mut Init) -> (Box<dyn Module>, Box<dyn Module>);
-    let builds: [(&str, Build); 4] = [
+    let builds: [(&str, Build); 6] = [
         ("conv2d leaky 0.2", |init| {
             let c = Conv2d::new(init, 3, 5, 3, 1, 1, true).unwrap();
             let plain = Conv2d { weight: c.weight.clone(), bias: c.bias.clone(), params: c.params, activation: None };
@@ -74,6 +74,15 @@ fn fused_conv_activations_match_the_separate_layers() {
             let plain = ConvTranspose2d { weight: c.weight.clone(), bias: c.bias.clone(), params: c.params, activation: None };
             let sep = Sequential::new().push("c", plain).push("a", LeakyRelu(0.2));
             (Box::new(c.with_activation(Activation::LeakyRelu(0.2))), Box::new(sep))
+        }),
+        // batch norm (training, batch statistics) with the activation in its normalising pass
+        ("batch_norm affine leaky 0.2", |init| {
+            let sep = Sequential::new().push("b", BatchNorm::new(init, 3, true).unwrap()).push("a", LeakyRelu(0.2));
+            (Box::new(BatchNorm::new(init, 3, true).unwrap().with_activation(Activation::LeakyRelu(0.2))), Box::new(sep))
+        }),
+        ("batch_norm relu", |init| {
+            let sep = Sequential::new().push("b", BatchNorm::new(init, 3, false).unwrap()).push("a", Activation::Relu);
+            (Box::new(BatchNorm::new(init, 3, false).unwrap().with_activation(Activation::Relu)), Box::new(sep))
         }),
         // tanh has no epilogue: the layer applies it as a separate op.
         ("conv2d tanh", |init| {

@@ -9,6 +9,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::conv2d::Epilogue;
 use crate::error::{Error, Result};
 use crate::kernel::{grid_1d, KernelSpec, R, RW, WG_1D};
 use crate::tensor::{DType, Tensor};
@@ -23,7 +24,7 @@ const BACKWARD_REDUCE: KernelSpec = KernelSpec {
     id: "batchnorm.backward_reduce",
     source: SRC,
     entry: "backward_reduce",
-    bindings: &[R, R, R, R, RW, RW],
+    bindings: &[R, R, R, R, RW, RW, R, RW],
 };
 const BACKWARD_DX: KernelSpec = KernelSpec {
     id: "batchnorm.backward_dx",
@@ -42,7 +43,7 @@ struct Params {
     eps: f32,
     momentum: f32,
     total: u32,
-    pad0: u32,
+    slope: f32,
 }
 
 /// How to run one batch-norm forward.
@@ -58,6 +59,9 @@ pub struct BatchNormArgs<'a> {
     pub momentum: f32,
     /// PyTorch default 1e-5.
     pub eps: f32,
+    /// An activation applied in the normalising pass (after gamma and beta): the layer's
+    /// activation costs no pass of its own, forward or backward.
+    pub epilogue: Epilogue,
 }
 
 /// What the backward needs from the forward: the statistics x was normalised with, `[channels]` each.
@@ -68,6 +72,8 @@ pub struct BatchNormSaved {
     pub invstd: Tensor,
     /// Whether `mean` / `invstd` are batch statistics (training) or running ones (eval).
     pub training: bool,
+    /// With a fused leaky ReLU: the output y and the slope (the backward reads the derivative off y).
+    pub activated: Option<(Tensor, f32)>,
 }
 
 /// Gradients of [`batch_norm`]: gx like x, ggamma / gbeta `[channels]` when affine.
@@ -118,6 +124,7 @@ pub fn batch_norm(x: &Tensor, args: &BatchNormArgs) -> Result<(Tensor, BatchNorm
     if !(args.eps > 0.0) {
         return Err(Error::Shape(format!("{op}: eps must be positive, got {}", args.eps)));
     }
+    args.epilogue.check(op)?;
     let ctx = x.context();
     let mean = Tensor::uninit(ctx, &[c], DType::F32)?;
     let invstd = Tensor::uninit(ctx, &[c], DType::F32)?;
@@ -129,7 +136,7 @@ pub fn batch_norm(x: &Tensor, args: &BatchNormArgs) -> Result<(Tensor, BatchNorm
         eps: args.eps,
         momentum: args.momentum,
         total: x.numel() as u32,
-        pad0: 0,
+        slope: 0.0,
     };
     if args.training {
         if n * s < 2 {
@@ -173,14 +180,22 @@ pub fn batch_norm(x: &Tensor, args: &BatchNormArgs) -> Result<(Tensor, BatchNorm
         Some(gb) => gb,
         None => (&mean, &mean),
     };
-    let norm_params = Params { flags: args.affine.is_some() as u32, ..params };
+    let mut norm_params = Params { flags: args.affine.is_some() as u32, ..params };
+    let activated = match args.epilogue {
+        Epilogue::LeakyRelu(slope) => {
+            norm_params.flags |= 4;
+            norm_params.slope = slope;
+            Some((y.clone(), slope))
+        }
+        Epilogue::Identity => None,
+    };
     ctx.dispatch(
         &NORMALIZE,
         &norm_params,
         &[x.binding(), mean.binding(), invstd.binding(), g.binding(), b.binding(), y.binding()],
         grid_1d(x.numel(), WG_1D),
     )?;
-    Ok((y, BatchNormSaved { mean, invstd, training: args.training }))
+    Ok((y, BatchNormSaved { mean, invstd, training: args.training, activated }))
 }
 
 /// Batch norm backward. x, gy: like the forward's x; gamma: `[channels]` when affine.
@@ -205,7 +220,7 @@ pub fn batch_norm_backward(x: &Tensor, gy: &Tensor, gamma: Option<&Tensor>, save
         expect_channel_vec(g, "gamma", c, x, op)?;
     }
     let ctx = x.context();
-    let params = Params {
+    let mut params = Params {
         batch: n as u32,
         channels: c as u32,
         spatial: s as u32,
@@ -213,16 +228,39 @@ pub fn batch_norm_backward(x: &Tensor, gy: &Tensor, gamma: Option<&Tensor>, save
         eps: 0.0,
         momentum: 0.0,
         total: x.numel() as u32,
-        pad0: 0,
+        slope: 0.0,
     };
     let gbeta = Tensor::uninit(ctx, &[c], DType::F32)?;
     let ggamma = Tensor::uninit(ctx, &[c], DType::F32)?;
+    // With a fused activation the reduction also writes gz = gy * act'(y), which backward_dx
+    // reads in place of gy; without one, y and gz are bound to stand-ins the kernel never touches.
+    let (y, gz) = match &saved.activated {
+        Some((y, slope)) => {
+            if y.shape() != x.shape() {
+                return Err(Error::Shape(format!("{op}: saved output {:?} for x {:?}", y.shape(), x.shape())));
+            }
+            params.flags |= 4;
+            params.slope = *slope;
+            (y.clone(), Tensor::uninit(ctx, x.shape(), DType::F32)?)
+        }
+        None => (x.clone(), Tensor::uninit(ctx, &[1], DType::F32)?),
+    };
     ctx.dispatch(
         &BACKWARD_REDUCE,
         &params,
-        &[x.binding(), gy.binding(), saved.mean.binding(), saved.invstd.binding(), gbeta.binding(), ggamma.binding()],
+        &[
+            x.binding(),
+            gy.binding(),
+            saved.mean.binding(),
+            saved.invstd.binding(),
+            gbeta.binding(),
+            ggamma.binding(),
+            y.binding(),
+            gz.binding(),
+        ],
         grid_1d(c, 1),
     )?;
+    let gy = if saved.activated.is_some() { &gz } else { gy };
     let gx = Tensor::uninit(ctx, x.shape(), DType::F32)?;
     let g = gamma.unwrap_or(&saved.mean);
     ctx.dispatch(
@@ -382,6 +420,7 @@ mod tests {
                     training: true,
                     momentum: 0.1,
                     eps: 1e-5,
+                    epilogue: Epilogue::Identity,
                 };
                 let (y, saved) = batch_norm(&xt, &args).unwrap();
                 let aff = affine.then_some((gamma.as_slice(), beta.as_slice()));
@@ -423,7 +462,14 @@ mod tests {
         let bt = Tensor::from_slice(&ctx, &[4], &to_f32(&beta)).unwrap();
         let rmt = Tensor::from_slice(&ctx, &[4], &to_f32(&rm)).unwrap();
         let rvt = Tensor::from_slice(&ctx, &[4], &to_f32(&rv)).unwrap();
-        let args = BatchNormArgs { affine: Some((&gt, &bt)), running: Some((&rmt, &rvt)), training: false, momentum: 0.1, eps: 1e-3 };
+        let args = BatchNormArgs {
+            affine: Some((&gt, &bt)),
+            running: Some((&rmt, &rvt)),
+            training: false,
+            momentum: 0.1,
+            eps: 1e-3,
+            epilogue: Epilogue::Identity,
+        };
         let (y, saved) = batch_norm(&xt, &args).unwrap();
         let invstd: Vec<f64> = rv.iter().map(|v| 1.0 / (v + 1e-3).sqrt()).collect();
         let aff = Some((gamma.as_slice(), beta.as_slice()));
@@ -437,9 +483,70 @@ mod tests {
         assert_close("eval ggamma", &grads.ggamma.unwrap().to_vec().unwrap(), &gg, 1e-4, 1e-4);
         assert_close("eval gbeta", &grads.gbeta.unwrap().to_vec().unwrap(), &gb, 1e-4, 1e-4);
 
-        let args = BatchNormArgs { affine: None, running: None, training: true, momentum: 0.1, eps: 1e-5 };
+        let args = BatchNormArgs { affine: None, running: None, training: true, momentum: 0.1, eps: 1e-5, epilogue: Epilogue::Identity };
         let (y, _) = batch_norm(&xt, &args).unwrap();
         assert_close("untracked y", &y.to_vec().unwrap(), &cpu::batch_norm_train(&x, d, None, 1e-5), ATOL, RTOL);
+    }
+
+    /// The fused leaky ReLU (slope 0.1, and 0 = ReLU), training and eval, affine or not: y is
+    /// the reference's normalised output through the activation, and the gradients are the
+    /// reference's batch-norm backward of gy times the activation's derivative.
+    #[test]
+    fn fused_activation_matches_cpu() {
+        let ctx = gpu_or_skip!();
+        let mut rng = TestRng::new(23);
+        let mut sides = [false; 2];
+        for (i, shape) in shapes().into_iter().enumerate() {
+            let d = dims_of(&shape);
+            for (affine, training) in [(false, true), (true, true), (true, false)] {
+                let slope = [0.1, 0.0][i % 2];
+                let what = format!("{shape:?} affine {affine} training {training} slope {slope}");
+                let x = rng.vec(shape.iter().product(), 1.0, 4.0);
+                let gamma = rng.vec(d.1, 0.5, 1.5);
+                let beta = rng.vec(d.1, -1.0, 1.0);
+                let (rm, rv) = (rng.vec(d.1, 1.0, 4.0), rng.vec(d.1, 0.5, 2.0));
+                let xt = Tensor::from_slice(&ctx, &shape, &to_f32(&x)).unwrap();
+                let gt = Tensor::from_slice(&ctx, &[d.1], &to_f32(&gamma)).unwrap();
+                let bt = Tensor::from_slice(&ctx, &[d.1], &to_f32(&beta)).unwrap();
+                let rmt = Tensor::from_slice(&ctx, &[d.1], &to_f32(&rm)).unwrap();
+                let rvt = Tensor::from_slice(&ctx, &[d.1], &to_f32(&rv)).unwrap();
+                let args = BatchNormArgs {
+                    affine: affine.then_some((&gt, &bt)),
+                    running: (!training).then_some((&rmt, &rvt)),
+                    training,
+                    momentum: 0.1,
+                    eps: 1e-5,
+                    epilogue: Epilogue::LeakyRelu(slope),
+                };
+                let (y, saved) = batch_norm(&xt, &args).unwrap();
+                let (mean, invstd) = if training {
+                    let (m, s, _) = cpu::batch_stats(&x, d, 1e-5);
+                    (m, s)
+                } else {
+                    (rm.clone(), rv.iter().map(|v| 1.0 / (v + 1e-5).sqrt()).collect())
+                };
+                let aff = affine.then_some((gamma.as_slice(), beta.as_slice()));
+                let mut want = cpu::normalize(&x, d, &mean, &invstd, aff);
+                crate::conv2d::cpu::epilogue(&mut want, Epilogue::LeakyRelu(slope));
+                let got = y.to_vec().unwrap();
+                assert_close(&format!("{what} y"), &got, &want, ATOL, RTOL);
+                sides[0] |= want.iter().any(|v| *v > 0.0);
+                sides[1] |= want.iter().any(|v| *v < 0.0);
+
+                let gy = rng.vec(x.len(), -1.0, 1.0);
+                let gz: Vec<f64> = gy.iter().zip(&want).map(|(g, y)| if *y > 0.0 { *g } else { g * slope as f64 }).collect();
+                let gyt = Tensor::from_slice(&ctx, &shape, &to_f32(&gy)).unwrap();
+                let grads = batch_norm_backward(&xt, &gyt, affine.then_some(&gt), &saved).unwrap();
+                let gam = affine.then_some(gamma.as_slice());
+                let (gx, gg, gb) = cpu::batch_norm_backward(&x, &gz, d, gam, &mean, &invstd, training);
+                assert_close(&format!("{what} gx"), &grads.gx.to_vec().unwrap(), &gx, 1e-4, 1e-4);
+                if affine {
+                    assert_close(&format!("{what} ggamma"), &grads.ggamma.unwrap().to_vec().unwrap(), &gg, 1e-4, 1e-4);
+                    assert_close(&format!("{what} gbeta"), &grads.gbeta.unwrap().to_vec().unwrap(), &gb, 1e-4, 1e-4);
+                }
+            }
+        }
+        assert_eq!(sides, [true, true], "outputs on both sides of zero");
     }
 
     #[test]
@@ -474,7 +581,7 @@ mod tests {
     fn bad_inputs_are_named() {
         let ctx = gpu_or_skip!();
         let x = Tensor::zeros(&ctx, &[2, 3, 4]).unwrap();
-        let args = BatchNormArgs { affine: None, running: None, training: true, momentum: 0.1, eps: 1e-5 };
+        let args = BatchNormArgs { affine: None, running: None, training: true, momentum: 0.1, eps: 1e-5, epilogue: Epilogue::Identity };
         let err = batch_norm(&x, &args).unwrap_err().to_string();
         assert!(err.contains("[2, 3, 4]"), "{err}");
         let x = Tensor::zeros(&ctx, &[2, 3, 4, 4]).unwrap();

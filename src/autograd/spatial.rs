@@ -1,6 +1,7 @@
 //! Spatial graph ops: pooling, bilinear and Gaussian upsampling, batch norm, minibatch stddev.
 
 use oddity_kernels::batchnorm::{self as bn, BatchNormArgs, BatchNormSaved};
+use oddity_kernels::conv2d::Epilogue;
 use oddity_kernels::gaussian_upsample::{self as gu, GaussianUpsample};
 use oddity_kernels::minibatch_stddev as mbstd;
 use oddity_kernels::pool2d::{self as pool, Pool2d};
@@ -128,12 +129,27 @@ pub fn batch_norm(
     momentum: f32,
     eps: f32,
 ) -> Result<Var> {
+    batch_norm_fused(x, affine, running, training, momentum, eps, Epilogue::Identity)
+}
+
+/// [`batch_norm`] followed by the epilogue's activation inside the normalising pass; its
+/// backward folds the activation's derivative into the batch-norm reduction (no extra pass).
+pub fn batch_norm_fused(
+    x: &Var,
+    affine: Option<(&Var, &Var)>,
+    running: Option<(&Tensor, &Tensor)>,
+    training: bool,
+    momentum: f32,
+    eps: f32,
+    epilogue: Epilogue,
+) -> Result<Var> {
     let args = BatchNormArgs {
         affine: affine.map(|(g, b)| (g.value(), b.value())),
         running,
         training,
         momentum,
         eps,
+        epilogue,
     };
     let (y, saved) = bn::batch_norm(x.value(), &args)?;
     let backward = BatchNormBackward { x: x.value().clone(), gamma: affine.map(|(g, _)| g.value().clone()), saved };
@@ -141,5 +157,6 @@ pub fn batch_norm(
         Some((g, b)) => vec![x, g, b],
         None => vec![x],
     };
-    Ok(Var::from_op(y, "batch_norm", &parents, Some(Box::new(backward))))
+    let name = if epilogue == Epilogue::Identity { "batch_norm" } else { "batch_norm+leaky_relu" };
+    Ok(Var::from_op(y, name, &parents, Some(Box::new(backward))))
 }

@@ -13,7 +13,7 @@
 
 use crate::autograd::Var;
 use crate::kernels::{Error, Result, Tensor};
-use crate::nn::{join, Activation, BatchNorm, Conv2d, ConvTranspose2d, Init, LeakyRelu, Module, Sequential};
+use crate::nn::{join, Activation, BatchNorm, Conv2d, ConvTranspose2d, Init, Module, Sequential};
 
 use super::lenet;
 
@@ -66,7 +66,7 @@ fn lenet_bn(init: &mut Init, channels: usize) -> Result<BatchNorm> {
     Ok(bn)
 }
 
-/// Appends `deconv{i}`, and unless it is the output layer `bn{i}` and `act{i}` (leaky ReLU 0.01).
+/// Appends `deconv{i}`, and unless it is the output layer `bn{i}` with leaky ReLU 0.01 fused.
 #[allow(clippy::too_many_arguments)]
 fn lenet_deconv(
     init: &mut Init,
@@ -84,18 +84,18 @@ fn lenet_deconv(
     if output {
         return Ok(seq);
     }
-    Ok(seq.push(format!("bn{i}"), lenet_bn(init, cout)?).push(format!("act{i}"), LeakyRelu(0.01)))
+    Ok(seq.push(format!("bn{i}"), lenet_bn(init, cout)?.with_activation(Activation::LeakyRelu(0.01))))
 }
 
 /// Fashion-MNIST SSIM autoencoder, [N, 1, 28, 28] -> [N, 1, 28, 28]. Bias-free like the LeNet.
 ///
 /// Encoder (`encoder.*`): the Fashion-MNIST LeNet without `flatten`/`fc1`:
-/// `conv1` 1->8 5x5 pad 2, `bn1`, `act1` leaky 0.01, `pool1` 2x2 (8x14x14);
-/// `conv2` 8->4 5x5 pad 2, `bn2`, `act2`, `pool2` (4x7x7); then the bottleneck
+/// `conv1` 1->8 5x5 pad 2, `bn1` + leaky ReLU 0.01, `pool1` 2x2 (8x14x14);
+/// `conv2` 8->4 5x5 pad 2, `bn2` + leaky ReLU, `pool2` (4x7x7); then the bottleneck
 /// `conv3` 4->100 7x7 valid (100x1x1, linear).
-/// Decoder (`decoder.*`), the reflection: `deconv1` 100->4 7x7 (4x7x7), `bn1`, `act1`;
+/// Decoder (`decoder.*`), the reflection: `deconv1` 100->4 7x7 (4x7x7), `bn1` + leaky ReLU;
 /// `deconv2` 4->8 5x5 stride 2 pad 2 output-pad 1 (8x14x14; conv + pool mirrored by one
-/// stride-2 transposed conv), `bn2`, `act2`; `deconv3` 8->1 5x5 stride 2 pad 2 output-pad 1
+/// stride-2 transposed conv), `bn2` + leaky ReLU; `deconv3` 8->1 5x5 stride 2 pad 2 output-pad 1
 /// (1x28x28, linear).
 pub fn fmnist_autoencoder(init: &mut Init) -> Result<AutoEncoder> {
     let encoder = lenet::conv_block(init, Sequential::new(), 1, 1, 8, false)?;
@@ -113,12 +113,12 @@ pub fn fmnist_autoencoder(init: &mut Init) -> Result<AutoEncoder> {
 /// The thesis appends two convolutions to the decapitated LeNet, "the first to dimension
 /// 64x8x8 and the second to 100 latent features". The CIFAR LeNet's third block ends at 8x8
 /// before its pool, so decapitation here removes `pool3`, `flatten` and `fc1`:
-/// Encoder: `conv1` C->32 5x5 pad 2, `bn1`, `act1`, `pool1` (32x16x16); `conv2` 32->64, `bn2`,
-/// `act2`, `pool2` (64x8x8); `conv3` 64->128 5x5 pad 2, `bn3`, `act3` (128x8x8); appended
-/// `conv4` 128->64 3x3 pad 1, `bn4`, `act4` (64x8x8); bottleneck `conv5` 64->100 8x8 valid
+/// Encoder: `conv1` C->32 5x5 pad 2, `bn1` + leaky ReLU, `pool1` (32x16x16); `conv2` 32->64, `bn2` +
+/// leaky ReLU, `pool2` (64x8x8); `conv3` 64->128 5x5 pad 2, `bn3` + leaky ReLU (128x8x8); appended
+/// `conv4` 128->64 3x3 pad 1, `bn4` + leaky ReLU (64x8x8); bottleneck `conv5` 64->100 8x8 valid
 /// (100x1x1, linear). Batch norms without affine parameters (eps 1e-4), leaky ReLU 0.01.
 /// Decoder: `deconv1` 100->64 8x8 (64x8x8), `deconv2` 64->128 3x3 pad 1, `deconv3` 128->64 5x5
-/// pad 2, `deconv4` 64->32 5x5 stride 2 pad 2 output-pad 1 (32x16x16), each with `bn`/`act`;
+/// pad 2, `deconv4` 64->32 5x5 stride 2 pad 2 output-pad 1 (32x16x16), each with `bn` + leaky ReLU;
 /// `deconv5` 32->C 5x5 stride 2 pad 2 output-pad 1 (Cx32x32, linear).
 pub fn cifar10_autoencoder(init: &mut Init, in_channels: usize) -> Result<AutoEncoder> {
     if in_channels == 0 {
@@ -128,11 +128,9 @@ pub fn cifar10_autoencoder(init: &mut Init, in_channels: usize) -> Result<AutoEn
     let encoder = lenet::conv_block(init, encoder, 2, 32, 64, false)?;
     let encoder = encoder
         .push("conv3", Conv2d::new(init, 64, 128, 5, 1, 2, false)?)
-        .push("bn3", lenet_bn(init, 128)?)
-        .push("act3", LeakyRelu(0.01))
+        .push("bn3", lenet_bn(init, 128)?.with_activation(Activation::LeakyRelu(0.01)))
         .push("conv4", Conv2d::new(init, 128, 64, 3, 1, 1, false)?)
-        .push("bn4", lenet_bn(init, 64)?)
-        .push("act4", LeakyRelu(0.01))
+        .push("bn4", lenet_bn(init, 64)?.with_activation(Activation::LeakyRelu(0.01)))
         .push("conv5", Conv2d::new(init, 64, LATENT, 8, 1, 0, false)?);
     let decoder = lenet_deconv(init, Sequential::new(), 1, LATENT, 64, 8, 1, 0, 0, false)?;
     let decoder = lenet_deconv(init, decoder, 2, 64, 128, 3, 1, 1, 0, false)?;

@@ -68,3 +68,19 @@ impl Module for Activation {
     }
     fn visit_parameters(&self, _prefix: &str, _f: &mut dyn FnMut(String, &Var)) {}
 }
+
+/// y = layer(x) then the activation: `fused` (the layer's kernel applying the epilogue) where the
+/// activation has one, else `plain` followed by the activation as its own op.
+pub(crate) fn activate(
+    activation: Option<Activation>,
+    plain: impl FnOnce() -> Result<Var>,
+    fused: impl FnOnce(Epilogue) -> Result<Var>,
+) -> Result<Var> {
+    match activation {
+        None => plain(),
+        Some(a) => match a.epilogue() {
+            Some(e) => fused(e),
+            None => a.forward(&plain()?),
+        },
+    }
+}

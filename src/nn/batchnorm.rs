@@ -2,10 +2,11 @@
 
 use std::cell::Cell;
 
-use crate::autograd::{batch_norm, Var};
+use crate::autograd::{batch_norm, batch_norm_fused, Var};
 use crate::kernels::{Result, Tensor};
 
-use super::{join, Init, Module};
+use super::activation::activate;
+use super::{join, Activation, Init, Module};
 
 pub struct BatchNorm {
     /// gamma and beta, [C], when affine.
@@ -14,6 +15,8 @@ pub struct BatchNorm {
     pub running_var: Tensor,
     pub momentum: f32,
     pub eps: f32,
+    /// Applied to the output; ReLU and leaky ReLU run inside the normalising pass.
+    pub activation: Option<Activation>,
     training: Cell<bool>,
 }
 
@@ -28,15 +31,27 @@ impl BatchNorm {
             running_var: Tensor::from_slice(&ctx, &[channels], &vec![1.0; channels])?,
             momentum: 0.1,
             eps: 1e-5,
+            activation: None,
             training: Cell::new(true),
         })
+    }
+
+    /// The same layer followed by `activation` (no parameters or buffers, so no new names).
+    pub fn with_activation(self, activation: Activation) -> BatchNorm {
+        BatchNorm { activation: Some(activation), ..self }
     }
 }
 
 impl Module for BatchNorm {
     fn forward(&self, x: &Var) -> Result<Var> {
         let affine = self.affine.as_ref().map(|(g, b)| (g, b));
-        batch_norm(x, affine, Some((&self.running_mean, &self.running_var)), self.training.get(), self.momentum, self.eps)
+        let running = Some((&self.running_mean, &self.running_var));
+        let (training, momentum, eps) = (self.training.get(), self.momentum, self.eps);
+        activate(
+            self.activation,
+            || batch_norm(x, affine, running, training, momentum, eps),
+            |e| batch_norm_fused(x, affine, running, training, momentum, eps, e),
+        )
     }
 
     fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Var)) {

@@ -1,10 +1,11 @@
 //! Convolution layers (NCHW), PyTorch initialisation and parameter names.
 
 use crate::autograd::{conv2d, conv2d_fused, conv_transpose2d, conv_transpose2d_fused, Var};
-use crate::kernels::conv2d::{Conv2dParams, Epilogue};
+use crate::kernels::conv2d::Conv2dParams;
 use crate::kernels::conv_transpose2d::ConvTranspose2dParams;
 use crate::kernels::Result;
 
+use super::activation::activate;
 use super::{join, Activation, Init, Module};
 
 pub struct Conv2d {
@@ -30,21 +31,6 @@ impl Conv2d {
     /// The same layer followed by `activation` (no parameters, so no new names).
     pub fn with_activation(self, activation: Activation) -> Conv2d {
         Conv2d { activation: Some(activation), ..self }
-    }
-}
-
-/// y = layer(x) then the activation: fused into the layer's kernel where it has an epilogue.
-fn activate(
-    activation: Option<Activation>,
-    plain: impl FnOnce() -> Result<Var>,
-    fused: impl FnOnce(Epilogue) -> Result<Var>,
-) -> Result<Var> {
-    match activation {
-        None => plain(),
-        Some(a) => match a.epilogue() {
-            Some(e) => fused(e),
-            None => a.forward(&plain()?),
-        },
     }
 }
 
