@@ -25,6 +25,15 @@ fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.y * nwg.x + wid.x) * WG + lid;
 }
 
+// The reductions visit channel c's values plane by plane (sample b's plane starts at
+// (b * channels + c) * spatial), each invocation taking every RWG-th value of a plane: no integer
+// division per value, which lavapipe runs lane by lane. Planes smaller than the workgroup
+// ([N, C] inputs, small maps) would idle most invocations, so those go value by value through
+// `at`. Either order is fixed, so results are too.
+fn plane_wise() -> bool {
+    return p.spatial >= RWG;
+}
+
 // Flat index of the j-th value (j < batch * spatial) of channel c.
 fn at(c: u32, j: u32) -> u32 {
     return ((j / p.spatial) * p.channels + c) * p.spatial + j % p.spatial;
@@ -64,14 +73,33 @@ fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     if (c >= p.channels) { return; }
     let m = p.batch * p.spatial;
     var acc = 0.0;
-    for (var j = lid; j < m; j = j + RWG) {
-        acc = acc + st_x[at(c, j)];
+    if (plane_wise()) {
+        for (var b = 0u; b < p.batch; b = b + 1u) {
+            let base = (b * p.channels + c) * p.spatial;
+            for (var j = lid; j < p.spatial; j = j + RWG) {
+                acc = acc + st_x[base + j];
+            }
+        }
+    } else {
+        for (var j = lid; j < m; j = j + RWG) {
+            acc = acc + st_x[at(c, j)];
+        }
     }
     let mean = tree_sum(lid, vec2<f32>(acc, 0.0)).x / f32(m);
     var dev = 0.0;
-    for (var j = lid; j < m; j = j + RWG) {
-        let d = st_x[at(c, j)] - mean;
-        dev = dev + d * d;
+    if (plane_wise()) {
+        for (var b = 0u; b < p.batch; b = b + 1u) {
+            let base = (b * p.channels + c) * p.spatial;
+            for (var j = lid; j < p.spatial; j = j + RWG) {
+                let d = st_x[base + j] - mean;
+                dev = dev + d * d;
+            }
+        }
+    } else {
+        for (var j = lid; j < m; j = j + RWG) {
+            let d = st_x[at(c, j)] - mean;
+            dev = dev + d * d;
+        }
     }
     let ss = tree_sum(lid, vec2<f32>(dev, 0.0)).x;
     if (lid == 0u) {
@@ -134,6 +162,16 @@ fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 @group(0) @binding(7) var<storage, read> br_y: array<f32>;
 @group(0) @binding(8) var<storage, read_write> br_gz: array<f32>;
 
+// (gz, gz * xhat) at flat index k; writes gz when an activation is fused.
+fn br_term(k: u32, mean: f32, invstd: f32) -> vec2<f32> {
+    var g = br_gy[k];
+    if ((p.flags & 4u) != 0u) {
+        if (!(br_y[k] > 0.0)) { g = g * p.slope; }
+        br_gz[k] = g;
+    }
+    return vec2<f32>(g, g * (br_x[k] - mean) * invstd);
+}
+
 // Per channel: gbeta = sum gz, ggamma = sum gz * xhat (one workgroup per channel), where gz is
 // gy, or with a fused leaky ReLU gy times its derivative read off the output y (slope >= 0, so
 // y > 0 exactly where the pre-activation is), written to gz for backward_dx.
@@ -142,18 +180,20 @@ fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
                    @builtin(local_invocation_index) lid: u32) {
     let c = wid.y * nwg.x + wid.x;
     if (c >= p.channels) { return; }
-    let m = p.batch * p.spatial;
     let mean = br_mean[c];
     let invstd = br_invstd[c];
     var acc = vec2<f32>(0.0, 0.0);
-    for (var j = lid; j < m; j = j + RWG) {
-        let k = at(c, j);
-        var g = br_gy[k];
-        if ((p.flags & 4u) != 0u) {
-            if (!(br_y[k] > 0.0)) { g = g * p.slope; }
-            br_gz[k] = g;
+    if (plane_wise()) {
+        for (var b = 0u; b < p.batch; b = b + 1u) {
+            let base = (b * p.channels + c) * p.spatial;
+            for (var j = lid; j < p.spatial; j = j + RWG) {
+                acc = acc + br_term(base + j, mean, invstd);
+            }
         }
-        acc = acc + vec2<f32>(g, g * (br_x[k] - mean) * invstd);
+    } else {
+        for (var j = lid; j < p.batch * p.spatial; j = j + RWG) {
+            acc = acc + br_term(at(c, j), mean, invstd);
+        }
     }
     let s = tree_sum(lid, acc);
     if (lid == 0u) {

@@ -382,9 +382,10 @@ mod tests {
     use crate::testing::{assert_close, assert_close_f64, numeric_vjp, to_f32, TestRng};
 
     /// 1-d and 2-d shapes: a channel count that is not a power of two, M = N * H * W both below and
-    /// above the 256-thread reduction workgroup (and not a multiple of it), and batch 2.
+    /// above the 256-thread reduction workgroup (and not a multiple of it), and batch 2; planes
+    /// of 17 x 19 = 323 values take the reductions' plane-by-plane path, the others the flat one.
     fn shapes() -> Vec<Vec<usize>> {
-        vec![vec![5, 3], vec![37, 2], vec![3, 5, 7, 9], vec![2, 3, 13, 11], vec![4, 1, 1, 1]]
+        vec![vec![5, 3], vec![37, 2], vec![3, 5, 7, 9], vec![2, 3, 13, 11], vec![4, 1, 1, 1], vec![2, 3, 17, 19]]
     }
 
     fn dims_of(shape: &[usize]) -> (usize, usize, usize) {
