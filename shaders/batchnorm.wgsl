@@ -25,13 +25,27 @@ fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.y * nwg.x + wid.x) * WG + lid;
 }
 
+// The elementwise kernels (normalize, backward_dx) take RUN consecutive values per thread: the
+// channel of the first is decoded once and then stepped (lavapipe divides lane by lane).
+const RUN: u32 = 8u;
+
+// Steps (position in the plane, channel) to the next flat index.
+fn next_value(pos: ptr<function, u32>, c: ptr<function, u32>) {
+    *pos = *pos + 1u;
+    if (*pos == p.spatial) {
+        *pos = 0u;
+        *c = *c + 1u;
+        if (*c == p.channels) { *c = 0u; }
+    }
+}
+
 // The reductions visit channel c's values plane by plane (sample b's plane starts at
 // (b * channels + c) * spatial), each invocation taking every RWG-th value of a plane: no integer
-// division per value, which lavapipe runs lane by lane. Planes smaller than the workgroup
+// division per value, which lavapipe runs lane by lane. Planes under half the workgroup
 // ([N, C] inputs, small maps) would idle most invocations, so those go value by value through
 // `at`. Either order is fixed, so results are too.
 fn plane_wise() -> bool {
-    return p.spatial >= RWG;
+    return p.spatial >= RWG / 2u;
 }
 
 // Flat index of the j-th value (j < batch * spatial) of channel c.
@@ -136,21 +150,25 @@ fn eval_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @group(0) @binding(5) var<storage, read> nm_beta: array<f32>;
 @group(0) @binding(6) var<storage, read_write> nm_y: array<f32>;
 
-// y = (x - mean) * invstd * gamma + beta, one thread per element.
+// y = (x - mean) * invstd * gamma + beta (then the fused activation), RUN values per thread.
 @compute @workgroup_size(64)
 fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let i = flat(wid, nwg, lid);
-    if (i >= p.total) { return; }
-    let c = (i / p.spatial) % p.channels;
-    var v = (nm_x[i] - nm_mean[c]) * nm_invstd[c];
-    if ((p.flags & 1u) != 0u) {
-        v = v * nm_gamma[c] + nm_beta[c];
+    let i0 = flat(wid, nwg, lid) * RUN;
+    if (i0 >= p.total) { return; }
+    var pos = i0 % p.spatial;
+    var c = (i0 / p.spatial) % p.channels;
+    for (var i = i0; i < min(i0 + RUN, p.total); i = i + 1u) {
+        var v = (nm_x[i] - nm_mean[c]) * nm_invstd[c];
+        if ((p.flags & 1u) != 0u) {
+            v = v * nm_gamma[c] + nm_beta[c];
+        }
+        if ((p.flags & 4u) != 0u && !(v > 0.0)) {
+            v = v * p.slope;
+        }
+        nm_y[i] = v;
+        next_value(&pos, &c);
     }
-    if ((p.flags & 4u) != 0u && !(v > 0.0)) {
-        v = v * p.slope;
-    }
-    nm_y[i] = v;
 }
 
 @group(0) @binding(1) var<storage, read> br_x: array<f32>;
@@ -217,18 +235,22 @@ fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 @compute @workgroup_size(64)
 fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let i = flat(wid, nwg, lid);
-    if (i >= p.total) { return; }
-    let c = (i / p.spatial) % p.channels;
-    var scale = bd_invstd[c];
-    if ((p.flags & 1u) != 0u) {
-        scale = scale * bd_gamma[c];
-    }
-    if ((p.flags & 2u) != 0u) {
-        let m = f32(p.batch * p.spatial);
-        let xhat = (bd_x[i] - bd_mean[c]) * bd_invstd[c];
-        bd_gx[i] = scale / m * (m * bd_gy[i] - bd_gbeta[c] - xhat * bd_ggamma[c]);
-    } else {
-        bd_gx[i] = scale * bd_gy[i];
+    let i0 = flat(wid, nwg, lid) * RUN;
+    if (i0 >= p.total) { return; }
+    var pos = i0 % p.spatial;
+    var c = (i0 / p.spatial) % p.channels;
+    let m = f32(p.batch * p.spatial);
+    for (var i = i0; i < min(i0 + RUN, p.total); i = i + 1u) {
+        var scale = bd_invstd[c];
+        if ((p.flags & 1u) != 0u) {
+            scale = scale * bd_gamma[c];
+        }
+        if ((p.flags & 2u) != 0u) {
+            let xhat = (bd_x[i] - bd_mean[c]) * bd_invstd[c];
+            bd_gx[i] = scale / m * (m * bd_gy[i] - bd_gbeta[c] - xhat * bd_ggamma[c]);
+        } else {
+            bd_gx[i] = scale * bd_gy[i];
+        }
+        next_value(&pos, &c);
     }
 }

@@ -56,19 +56,35 @@ fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 @group(0) @binding(1) var<storage, read> pd_src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> pd_dst: array<f32>;
 
+// Each invocation writes PAD_RUN consecutive values: the (plane, row, column) of the first is
+// decoded once and the rest step through it, since lavapipe runs integer division lane by lane.
+const PAD_RUN: u32 = 8u;
+
 @compute @workgroup_size(64)
 fn pad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
-    let i = flat(wid, nwg, lid);
-    if (i >= p.len) { return; }
-    let col = i % p.wx;
-    let row = (i / p.wx) % p.hx;
-    let plane = i / (p.wx * p.hx);
-    let r = i32(row) - i32(p.pad_top);
-    let c = i32(col) - i32(p.pad_left);
-    let inside = r >= 0 && r < i32(p.src_h) && c >= 0 && c < i32(p.src_w);
-    let j = select(0u, (plane * p.src_h + u32(r)) * p.src_w + u32(c), inside);
-    pd_dst[i] = select(0.0, pd_src[j], inside);
+    let i0 = flat(wid, nwg, lid) * PAD_RUN;
+    if (i0 >= p.len) { return; }
+    var col = i0 % p.wx;
+    let rows = i0 / p.wx;
+    var row = rows % p.hx;
+    var plane = rows / p.hx;
+    for (var i = i0; i < min(i0 + PAD_RUN, p.len); i = i + 1u) {
+        let r = i32(row) - i32(p.pad_top);
+        let c = i32(col) - i32(p.pad_left);
+        let inside = r >= 0 && r < i32(p.src_h) && c >= 0 && c < i32(p.src_w);
+        let j = select(0u, (plane * p.src_h + u32(r)) * p.src_w + u32(c), inside);
+        pd_dst[i] = select(0.0, pd_src[j], inside);
+        col = col + 1u;
+        if (col == p.wx) {
+            col = 0u;
+            row = row + 1u;
+            if (row == p.hx) {
+                row = 0u;
+                plane = plane + 1u;
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -77,12 +93,23 @@ fn pad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 @group(0) @binding(1) var<storage, read> cr_src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> cr_dst: array<f32>;
 
+// PAD_RUN consecutive values per invocation, as `pad`.
 @compute @workgroup_size(64)
 fn crop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let i = flat(wid, nwg, lid);
-    if (i >= p.len) { return; }
-    cr_dst[i] = cr_src[(i / p.wy) * p.wx + i % p.wy];
+    let i0 = flat(wid, nwg, lid) * PAD_RUN;
+    if (i0 >= p.len) { return; }
+    var col = i0 % p.wy;
+    var src = (i0 / p.wy) * p.wx + col;
+    for (var i = i0; i < min(i0 + PAD_RUN, p.len); i = i + 1u) {
+        cr_dst[i] = cr_src[src];
+        col = col + 1u;
+        src = src + 1u;
+        if (col == p.wy) {
+            col = 0u;
+            src = src + p.wx - p.wy;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

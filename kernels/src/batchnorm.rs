@@ -33,6 +33,9 @@ const BACKWARD_DX: KernelSpec = KernelSpec {
     bindings: &[R, R, R, R, R, R, R, RW],
 };
 
+/// Values one `normalize` or `backward_dx` invocation handles (the shader's RUN).
+const RUN: usize = 8;
+
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default)]
 struct Params {
@@ -193,7 +196,7 @@ pub fn batch_norm(x: &Tensor, args: &BatchNormArgs) -> Result<(Tensor, BatchNorm
         &NORMALIZE,
         &norm_params,
         &[x.binding(), mean.binding(), invstd.binding(), g.binding(), b.binding(), y.binding()],
-        grid_1d(x.numel(), WG_1D),
+        grid_1d(x.numel().div_ceil(RUN), WG_1D),
     )?;
     Ok((y, BatchNormSaved { mean, invstd, training: args.training, activated }))
 }
@@ -276,7 +279,7 @@ pub fn batch_norm_backward(x: &Tensor, gy: &Tensor, gamma: Option<&Tensor>, save
             ggamma.binding(),
             gx.binding(),
         ],
-        grid_1d(x.numel(), WG_1D),
+        grid_1d(x.numel().div_ceil(RUN), WG_1D),
     )?;
     let affine = gamma.is_some();
     Ok(BatchNormGrads { gx, ggamma: affine.then_some(ggamma), gbeta: affine.then_some(gbeta) })
@@ -383,7 +386,9 @@ mod tests {
 
     /// 1-d and 2-d shapes: a channel count that is not a power of two, M = N * H * W both below and
     /// above the 256-thread reduction workgroup (and not a multiple of it), and batch 2; planes
-    /// of 17 x 19 = 323 values take the reductions' plane-by-plane path, the others the flat one.
+    /// of 13 x 11 = 143 and 17 x 19 = 323 values take the reductions' plane-by-plane path (128 or
+    /// more), the others the flat one; the elementwise kernels' 8-value runs cross channels and
+    /// samples in every shape.
     fn shapes() -> Vec<Vec<usize>> {
         vec![vec![5, 3], vec![37, 2], vec![3, 5, 7, 9], vec![2, 3, 13, 11], vec![4, 1, 1, 1], vec![2, 3, 17, 19]]
     }

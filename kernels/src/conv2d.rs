@@ -41,6 +41,8 @@ const WGRAD_REG_K1: KernelSpec =
 const GEMM_TILED: KernelSpec =
     KernelSpec { id: "conv2d.gemm_tiled", source: SRC, entry: "gemm_tiled", bindings: &[R, R, R, RW] };
 const SUM_SPLITS: KernelSpec = KernelSpec { id: "conv2d.sum_splits", source: SRC, entry: "sum_splits", bindings: &[R, RW] };
+/// Values one `pad` or `crop` invocation writes (the shader's PAD_RUN).
+const PAD_RUN: usize = 8;
 const BIAS_GRAD: KernelSpec = KernelSpec { id: "conv2d.bias_grad", source: SRC, entry: "bias_grad", bindings: &[R, RW] };
 
 /// Output columns per invocation of the register-blocked direct and transposed kernels.
@@ -281,7 +283,7 @@ fn padded(x: &Tensor, top: usize, left: usize, hp: usize, wp: usize) -> Result<T
         src_w: w as u32,
         ..Default::default()
     };
-    x.context().dispatch(&PAD, &params, &[x.binding(), out.binding()], grid_1d(out.numel(), WG_1D))?;
+    x.context().dispatch(&PAD, &params, &[x.binding(), out.binding()], grid_1d(out.numel().div_ceil(PAD_RUN), WG_1D))?;
     Ok(out)
 }
 
@@ -381,7 +383,7 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epilogu
             params.wy = wy4 as u32;
             ctx.dispatch(spec, &params, &[xp.binding(), wpk.binding(), b.binding(), y4.binding()], grid)?;
             let crop = Params { len: y.numel() as u32, wx: wy4 as u32, wy: g.wy as u32, ..Default::default() };
-            ctx.dispatch(&CROP, &crop, &[y4.binding(), y.binding()], grid_1d(y.numel(), WG_1D))?;
+            ctx.dispatch(&CROP, &crop, &[y4.binding(), y.binding()], grid_1d(y.numel().div_ceil(PAD_RUN), WG_1D))?;
         }
     } else {
         params.mode = 0;
