@@ -336,6 +336,9 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epilogu
     epi.set(&mut params);
     if v.registers(x) {
         let tiles_w = g.wy.div_ceil(DIRECT_COLS);
+        if direct_flat_planes(x, w, &b, g, params, tiles_w, &y)? {
+            return Ok(y);
+        }
         // Rows read: oh*s - p + ky*d.
         let max_row = (g.hy - 1) * g.s[0] + (g.k[0] - 1) * g.d[0];
         let hp = (g.hx + g.p[0]).max(max_row + 1);
@@ -391,6 +394,44 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epilogu
         ctx.dispatch(&GEMM_TILED, &params, &[w.binding(), x.binding(), b.binding(), y.binding()], tiled_grid(g))?;
     }
     Ok(y)
+}
+
+/// The register kernels at unit stride on narrow rows, where a 16-column block per output row
+/// would mostly compute padding (8-wide rows: half). With zero padding on both sides, a plane's
+/// output rows form one flat row of hy * wp values, wp - wy of them junk per row (cropped after):
+/// output q reads x[q + ky*dh*wp + kx], which the kernels' unchecked row-major reads give as is.
+/// Writes y and returns true, or returns false where this would not save column blocks.
+fn direct_flat_planes(x: &Tensor, w: &Tensor, b: &Tensor, g: &Geom, mut params: Params, tiles_w: usize, y: &Tensor) -> Result<bool> {
+    if g.s != [1, 1] || g.d[1] != 1 || g.hy < 2 {
+        return Ok(false);
+    }
+    let wp = (g.wx + 2 * g.p[1]).next_multiple_of(4);
+    let cols = g.hy * wp;
+    let tiles = cols.div_ceil(DIRECT_COLS);
+    if tiles >= g.hy * tiles_w {
+        return Ok(false);
+    }
+    // The last block's window and lookahead, tap rows below: whole zero rows past the plane.
+    let reach = tiles * DIRECT_COLS + 4 + 4 * ((g.k[1] - 1) / 4) + (g.k[0] - 1) * g.d[0] * wp;
+    let hp = (g.hx + 2 * g.p[0]).max(reach.div_ceil(wp));
+    let ctx = x.context();
+    let xp = padded(x, g.p[0], g.p[1], hp, wp)?;
+    let wpk = packed_weights(w, g)?;
+    params.hx = hp as u32;
+    params.wx = wp as u32;
+    params.hy = 1;
+    params.wy = cols as u32;
+    let r8 = g.cy > REG_ROWS;
+    let (spec, grid) = if r8 {
+        (&DIRECT_REG_S1_R8, grid_z(g.n * tiles, g.cy.div_ceil(2 * REG_ROWS)))
+    } else {
+        (&DIRECT_REG_S1, grid_z(g.n * tiles, g.cy.div_ceil(REG_ROWS)))
+    };
+    let flat = Tensor::uninit(ctx, &[g.n, g.cy, 1, cols], DType::F32)?;
+    ctx.dispatch(spec, &params, &[xp.binding(), wpk.binding(), b.binding(), flat.binding()], grid)?;
+    let crop = Params { len: y.numel() as u32, wx: wp as u32, wy: g.wy as u32, ..Default::default() };
+    ctx.dispatch(&CROP, &crop, &[flat.binding(), y.binding()], grid_1d(y.numel().div_ceil(PAD_RUN), WG_1D))?;
+    Ok(true)
 }
 
 /// Transposed map: y [n, cy, hy, wy] where y[.., oh, ow] gathers x [n, cx, hx, wx] at
