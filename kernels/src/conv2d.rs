@@ -801,6 +801,8 @@ mod tests {
             ([3, 4, 12, 10], 20, [3, 3], [2, 2], [1, 1], [1, 1], false),
             // 1x1 kernels at unit width stride (wgrad_reg_k1), a partial block of 4 input channels
             ([2, 6, 5, 7], 9, [1, 1], [1, 1], [0, 0], [1, 1], true),
+            // unit stride on 6-wide rows (the flat-plane forward), 3-wide kernel, row dilation 2
+            ([3, 4, 8, 6], 6, [3, 3], [1, 1], [2, 1], [2, 1], true),
             // pointwise 1x1 maps run on planes joined into one row: 20 pixels (a multiple of 4
             // although the 5-wide rows are not), 11 output channels (a partial 8-channel block)
             ([3, 5, 4, 5], 11, [1, 1], [1, 1], [0, 0], [2, 2], true),
