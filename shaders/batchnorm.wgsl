@@ -29,14 +29,16 @@ fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 // channel of the first is decoded once and then stepped (lavapipe divides lane by lane).
 const RUN: u32 = 8u;
 
-// Steps (position in the plane, channel) to the next flat index.
-fn next_value(pos: ptr<function, u32>, c: ptr<function, u32>) {
+// Steps (position in the plane, channel) to the next flat index; true when the channel changed.
+fn next_value(pos: ptr<function, u32>, c: ptr<function, u32>) -> bool {
     *pos = *pos + 1u;
     if (*pos == p.spatial) {
         *pos = 0u;
         *c = *c + 1u;
         if (*c == p.channels) { *c = 0u; }
+        return true;
     }
+    return false;
 }
 
 // The reductions visit channel c's values plane by plane (sample b's plane starts at
@@ -158,16 +160,27 @@ fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     if (i0 >= p.total) { return; }
     var pos = i0 % p.spatial;
     var c = (i0 / p.spatial) % p.channels;
+    let affine = (p.flags & 1u) != 0u;
+    // The channel's constants, reloaded only when the run crosses into the next channel.
+    var mean = nm_mean[c];
+    var invstd = nm_invstd[c];
+    var gamma = 1.0;
+    var beta = 0.0;
+    if (affine) { gamma = nm_gamma[c]; beta = nm_beta[c]; }
     for (var i = i0; i < min(i0 + RUN, p.total); i = i + 1u) {
-        var v = (nm_x[i] - nm_mean[c]) * nm_invstd[c];
-        if ((p.flags & 1u) != 0u) {
-            v = v * nm_gamma[c] + nm_beta[c];
+        var v = (nm_x[i] - mean) * invstd;
+        if (affine) {
+            v = v * gamma + beta;
         }
         if ((p.flags & 4u) != 0u && !(v > 0.0)) {
             v = v * p.slope;
         }
         nm_y[i] = v;
-        next_value(&pos, &c);
+        if (next_value(&pos, &c)) {
+            mean = nm_mean[c];
+            invstd = nm_invstd[c];
+            if (affine) { gamma = nm_gamma[c]; beta = nm_beta[c]; }
+        }
     }
 }
 
@@ -229,7 +242,8 @@ fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 @group(0) @binding(7) var<storage, read> bd_ggamma: array<f32>;
 @group(0) @binding(8) var<storage, read_write> bd_gx: array<f32>;
 
-// Training: gx = gamma * invstd / M * (M * gy - sum(gy) - xhat * sum(gy * xhat)).
+// Training: gx = gamma * invstd / M * (M * gy - sum(gy) - xhat * sum(gy * xhat)), computed as
+// gamma * invstd * (gy - sum(gy) / M - xhat * sum(gy * xhat) / M).
 // Eval (statistics are constants): gx = gamma * invstd * gy.
 // (With a fused activation, bd_gy is backward_reduce's gz.)
 @compute @workgroup_size(64)
@@ -240,17 +254,29 @@ fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     var pos = i0 % p.spatial;
     var c = (i0 / p.spatial) % p.channels;
     let m = f32(p.batch * p.spatial);
+    let training = (p.flags & 2u) != 0u;
+    // The channel's constants, reloaded only when the run crosses into the next channel.
+    var k = bd_channel(c, m);
+    var gg = bd_ggamma[c] / m;
     for (var i = i0; i < min(i0 + RUN, p.total); i = i + 1u) {
-        var scale = bd_invstd[c];
-        if ((p.flags & 1u) != 0u) {
-            scale = scale * bd_gamma[c];
-        }
-        if ((p.flags & 2u) != 0u) {
-            let xhat = (bd_x[i] - bd_mean[c]) * bd_invstd[c];
-            bd_gx[i] = scale / m * (m * bd_gy[i] - bd_gbeta[c] - xhat * bd_ggamma[c]);
+        if (training) {
+            let xhat = (bd_x[i] - k.y) * k.z;
+            bd_gx[i] = k.x * (bd_gy[i] - k.w - xhat * gg);
         } else {
-            bd_gx[i] = scale * bd_gy[i];
+            bd_gx[i] = k.x * bd_gy[i];
         }
-        next_value(&pos, &c);
+        if (next_value(&pos, &c)) {
+            k = bd_channel(c, m);
+            gg = bd_ggamma[c] / m;
+        }
     }
+}
+
+// Channel c's (scale = gamma * invstd, mean, invstd, gbeta / m).
+fn bd_channel(c: u32, m: f32) -> vec4<f32> {
+    var scale = bd_invstd[c];
+    if ((p.flags & 1u) != 0u) {
+        scale = scale * bd_gamma[c];
+    }
+    return vec4<f32>(scale, bd_mean[c], bd_invstd[c], bd_gbeta[c] / m);
 }
