@@ -41,18 +41,27 @@ fn next_value(pos: ptr<function, u32>, c: ptr<function, u32>) -> bool {
     return false;
 }
 
-// The reductions visit channel c's values plane by plane (sample b's plane starts at
-// (b * channels + c) * spatial), each invocation taking every RWG-th value of a plane: no integer
-// division per value, which lavapipe runs lane by lane. Planes under half the workgroup
-// ([N, C] inputs, small maps) would idle most invocations, so those go value by value through
-// `at`. Either order is fixed, so results are too.
-fn plane_wise() -> bool {
-    return p.spatial >= RWG / 2u;
+// The reductions walk channel c's values j = lid, lid + RWG, .. (j < batch * spatial) in a fixed
+// order, stepping (sample, position) by (RWG / spatial, RWG % spatial) with one carry instead of
+// dividing per value, which lavapipe runs lane by lane. Every invocation works for any plane size.
+struct Walk { b: u32, j: u32 }
+
+fn walk_start(lid: u32) -> Walk {
+    return Walk(lid / p.spatial, lid % p.spatial);
 }
 
-// Flat index of the j-th value (j < batch * spatial) of channel c.
-fn at(c: u32, j: u32) -> u32 {
-    return ((j / p.spatial) * p.channels + c) * p.spatial + j % p.spatial;
+// Flat index of the walk's value in channel c.
+fn walk_at(w: Walk, c: u32) -> u32 {
+    return (w.b * p.channels + c) * p.spatial + w.j;
+}
+
+fn walk_next(w: ptr<function, Walk>) {
+    (*w).b = (*w).b + RWG / p.spatial;
+    (*w).j = (*w).j + RWG % p.spatial;
+    if ((*w).j >= p.spatial) {
+        (*w).j = (*w).j - p.spatial;
+        (*w).b = (*w).b + 1u;
+    }
 }
 
 var<workgroup> red: array<vec2<f32>, 256>;
@@ -89,33 +98,14 @@ fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     if (c >= p.channels) { return; }
     let m = p.batch * p.spatial;
     var acc = 0.0;
-    if (plane_wise()) {
-        for (var b = 0u; b < p.batch; b = b + 1u) {
-            let base = (b * p.channels + c) * p.spatial;
-            for (var j = lid; j < p.spatial; j = j + RWG) {
-                acc = acc + st_x[base + j];
-            }
-        }
-    } else {
-        for (var j = lid; j < m; j = j + RWG) {
-            acc = acc + st_x[at(c, j)];
-        }
+    for (var w = walk_start(lid); w.b < p.batch; walk_next(&w)) {
+        acc = acc + st_x[walk_at(w, c)];
     }
     let mean = tree_sum(lid, vec2<f32>(acc, 0.0)).x / f32(m);
     var dev = 0.0;
-    if (plane_wise()) {
-        for (var b = 0u; b < p.batch; b = b + 1u) {
-            let base = (b * p.channels + c) * p.spatial;
-            for (var j = lid; j < p.spatial; j = j + RWG) {
-                let d = st_x[base + j] - mean;
-                dev = dev + d * d;
-            }
-        }
-    } else {
-        for (var j = lid; j < m; j = j + RWG) {
-            let d = st_x[at(c, j)] - mean;
-            dev = dev + d * d;
-        }
+    for (var w = walk_start(lid); w.b < p.batch; walk_next(&w)) {
+        let d = st_x[walk_at(w, c)] - mean;
+        dev = dev + d * d;
     }
     let ss = tree_sum(lid, vec2<f32>(dev, 0.0)).x;
     if (lid == 0u) {
@@ -214,17 +204,8 @@ fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let mean = br_mean[c];
     let invstd = br_invstd[c];
     var acc = vec2<f32>(0.0, 0.0);
-    if (plane_wise()) {
-        for (var b = 0u; b < p.batch; b = b + 1u) {
-            let base = (b * p.channels + c) * p.spatial;
-            for (var j = lid; j < p.spatial; j = j + RWG) {
-                acc = acc + br_term(base + j, mean, invstd);
-            }
-        }
-    } else {
-        for (var j = lid; j < p.batch * p.spatial; j = j + RWG) {
-            acc = acc + br_term(at(c, j), mean, invstd);
-        }
+    for (var w = walk_start(lid); w.b < p.batch; walk_next(&w)) {
+        acc = acc + br_term(walk_at(w, c), mean, invstd);
     }
     let s = tree_sum(lid, acc);
     if (lid == 0u) {

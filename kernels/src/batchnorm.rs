@@ -386,9 +386,9 @@ mod tests {
 
     /// 1-d and 2-d shapes: a channel count that is not a power of two, M = N * H * W both below and
     /// above the 256-thread reduction workgroup (and not a multiple of it), and batch 2; planes
-    /// of 13 x 11 = 143 and 17 x 19 = 323 values take the reductions' plane-by-plane path (128 or
-    /// more), the others the flat one; the elementwise kernels' 8-value runs cross channels and
-    /// samples in every shape.
+    /// smaller and larger than the reductions' 256-value stride (1, 63, 143, 323 values), so their
+    /// walks step by whole samples and carry within a plane; the elementwise kernels' 8-value runs
+    /// cross channels and samples in every shape.
     fn shapes() -> Vec<Vec<usize>> {
         vec![vec![5, 3], vec![37, 2], vec![3, 5, 7, 9], vec![2, 3, 13, 11], vec![4, 1, 1, 1], vec![2, 3, 17, 19]]
     }
