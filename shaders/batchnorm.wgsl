@@ -1,7 +1,10 @@
 // Batch normalisation over x viewed as [batch, channels, spatial] (spatial = 1 for [N, C],
 // H * W for [N, C, H, W]); statistics per channel over M = batch * spatial values.
-// Per-channel reductions run one workgroup per channel with a fixed-order tree in workgroup
-// memory: no atomics, the same bits every run. CPU reference: kernels/src/batchnorm.rs.
+// Per-channel reductions run `splits` workgroups per channel, each over one chunk of the
+// channel's values with a fixed-order tree in workgroup memory, then (splits > 1) a combine pass
+// over the chunks in order: no atomics, the same bits every run. One workgroup per channel
+// leaves a GPU nearly idle on few-channel layers (LeNet: 8 channels, 1024 x 24 x 24 values each);
+// the host picks the splits. CPU reference: kernels/src/batchnorm.rs.
 
 struct Params {
     batch: u32,
@@ -14,6 +17,10 @@ struct Params {
     momentum: f32,
     total: u32,      // batch * channels * spatial
     slope: f32,
+    splits: u32,     // reduction workgroups per channel
+    chunk: u32,      // values of a channel per reduction workgroup (the last may have fewer)
+    pad0: u32,
+    pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -46,8 +53,9 @@ fn next_value(pos: ptr<function, u32>, c: ptr<function, u32>) -> bool {
 // dividing per value, which lavapipe runs lane by lane. Every invocation works for any plane size.
 struct Walk { b: u32, j: u32 }
 
-fn walk_start(lid: u32) -> Walk {
-    return Walk(lid / p.spatial, lid % p.spatial);
+// The walk at the channel's j-th value (j = sample * spatial + position).
+fn walk_start(j: u32) -> Walk {
+    return Walk(j / p.spatial, j % p.spatial);
 }
 
 // Flat index of the walk's value in channel c.
@@ -62,6 +70,21 @@ fn walk_next(w: ptr<function, Walk>) {
         (*w).j = (*w).j - p.spatial;
         (*w).b = (*w).b + 1u;
     }
+}
+
+// A reduction workgroup's (channel, chunk, first value, end) from its flat index g = c * splits + s.
+struct Chunk { c: u32, g: u32, j0: u32, j1: u32 }
+
+fn chunk_of(wid: vec3<u32>, nwg: vec3<u32>) -> Chunk {
+    let g = wid.y * nwg.x + wid.x;
+    let c = g / p.splits;
+    let j0 = (g - c * p.splits) * p.chunk;
+    return Chunk(c, g, j0, min(j0 + p.chunk, p.batch * p.spatial));
+}
+
+// Values in chunk s of a channel (the host makes every chunk non-empty).
+fn chunk_len(s: u32) -> u32 {
+    return min(p.chunk, p.batch * p.spatial - s * p.chunk);
 }
 
 var<workgroup> red: array<vec2<f32>, 256>;
@@ -87,36 +110,93 @@ fn tree_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
 @group(0) @binding(4) var<storage, read_write> st_rmean: array<f32>;
 @group(0) @binding(5) var<storage, read_write> st_rvar: array<f32>;
 
-// Training statistics of one channel per workgroup. Two passes (mean, then squared deviations)
-// rather than E[x^2] - E[x]^2, which cancels catastrophically in f32 when |mean| >> std.
-// Normalisation uses the biased variance; the running variance gets the unbiased one (PyTorch):
+// Training statistics. Two passes over each chunk (mean, then squared deviations) rather than
+// E[x^2] - E[x]^2, which cancels catastrophically in f32 when |mean| >> std; chunks are merged
+// with Chan's pairwise update, exact in the same sense. Normalisation uses the biased variance;
+// the running variance gets the unbiased one (PyTorch):
 // running = (1 - momentum) * running + momentum * batch_stat.
+// With splits > 1, st_mean / st_invstd are [channels * splits] partials: the chunk's mean and its
+// sum of squared deviations, which stats_combine merges.
 @compute @workgroup_size(256)
 fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-    let c = wid.y * nwg.x + wid.x;
-    if (c >= p.channels) { return; }
-    let m = p.batch * p.spatial;
+    let ch = chunk_of(wid, nwg);
+    if (ch.c >= p.channels) { return; }
     var acc = 0.0;
-    for (var w = walk_start(lid); w.b < p.batch; walk_next(&w)) {
-        acc = acc + st_x[walk_at(w, c)];
+    var w = walk_start(ch.j0 + lid);
+    for (var j = ch.j0 + lid; j < ch.j1; j = j + RWG) {
+        acc = acc + st_x[walk_at(w, ch.c)];
+        walk_next(&w);
     }
-    let mean = tree_sum(lid, vec2<f32>(acc, 0.0)).x / f32(m);
+    let mean = tree_sum(lid, vec2<f32>(acc, 0.0)).x / f32(ch.j1 - ch.j0);
     var dev = 0.0;
-    for (var w = walk_start(lid); w.b < p.batch; walk_next(&w)) {
-        let d = st_x[walk_at(w, c)] - mean;
+    w = walk_start(ch.j0 + lid);
+    for (var j = ch.j0 + lid; j < ch.j1; j = j + RWG) {
+        let d = st_x[walk_at(w, ch.c)] - mean;
         dev = dev + d * d;
+        walk_next(&w);
     }
     let ss = tree_sum(lid, vec2<f32>(dev, 0.0)).x;
     if (lid == 0u) {
-        let var_biased = ss / f32(m);
-        st_mean[c] = mean;
-        st_invstd[c] = 1.0 / sqrt(var_biased + p.eps);
-        if ((p.flags & 1u) != 0u) {
-            let var_unbiased = ss / f32(m - 1u);
-            st_rmean[c] = (1.0 - p.momentum) * st_rmean[c] + p.momentum * mean;
-            st_rvar[c] = (1.0 - p.momentum) * st_rvar[c] + p.momentum * var_unbiased;
+        if (p.splits == 1u) {
+            st_mean[ch.c] = mean;
+            st_invstd[ch.c] = invstd_of(ss);
+            if ((p.flags & 1u) != 0u) {
+                let r = running_update(vec2<f32>(st_rmean[ch.c], st_rvar[ch.c]), mean, ss);
+                st_rmean[ch.c] = r.x;
+                st_rvar[ch.c] = r.y;
+            }
+        } else {
+            st_mean[ch.g] = mean;
+            st_invstd[ch.g] = ss;
         }
+    }
+}
+
+// 1 / sqrt(biased variance + eps) of a channel from its sum of squared deviations.
+fn invstd_of(ss: f32) -> f32 {
+    return 1.0 / sqrt(ss / f32(p.batch * p.spatial) + p.eps);
+}
+
+// The running (mean, var) after this batch (flags bit 0; the buffers are stand-ins otherwise).
+fn running_update(old: vec2<f32>, mean: f32, ss: f32) -> vec2<f32> {
+    let var_unbiased = ss / f32(p.batch * p.spatial - 1u);
+    return (1.0 - p.momentum) * old + p.momentum * vec2<f32>(mean, var_unbiased);
+}
+
+@group(0) @binding(1) var<storage, read> sc_pmean: array<f32>;
+@group(0) @binding(2) var<storage, read> sc_pss: array<f32>;
+@group(0) @binding(3) var<storage, read_write> sc_mean: array<f32>;
+@group(0) @binding(4) var<storage, read_write> sc_invstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> sc_rmean: array<f32>;
+@group(0) @binding(6) var<storage, read_write> sc_rvar: array<f32>;
+
+// Merges a channel's chunk (mean, squared deviations) in chunk order, one thread per channel:
+// with n = na + nb and delta = mean_b - mean_a, mean = mean_a + delta * nb / n and
+// ss = ss_a + ss_b + delta^2 * na * nb / n.
+@compute @workgroup_size(64)
+fn stats_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let c = flat(wid, nwg, lid);
+    if (c >= p.channels) { return; }
+    let base = c * p.splits;
+    var na = f32(chunk_len(0u));
+    var mean = sc_pmean[base];
+    var ss = sc_pss[base];
+    for (var s = 1u; s < p.splits; s = s + 1u) {
+        let nb = f32(chunk_len(s));
+        let n = na + nb;
+        let delta = sc_pmean[base + s] - mean;
+        mean = mean + delta * (nb / n);
+        ss = ss + sc_pss[base + s] + delta * delta * (na * nb / n);
+        na = n;
+    }
+    sc_mean[c] = mean;
+    sc_invstd[c] = invstd_of(ss);
+    if ((p.flags & 1u) != 0u) {
+        let r = running_update(vec2<f32>(sc_rmean[c], sc_rvar[c]), mean, ss);
+        sc_rmean[c] = r.x;
+        sc_rvar[c] = r.y;
     }
 }
 
@@ -193,25 +273,47 @@ fn br_term(k: u32, mean: f32, invstd: f32) -> vec2<f32> {
     return vec2<f32>(g, g * (br_x[k] - mean) * invstd);
 }
 
-// Per channel: gbeta = sum gz, ggamma = sum gz * xhat (one workgroup per channel), where gz is
-// gy, or with a fused leaky ReLU gy times its derivative read off the output y (slope >= 0, so
-// y > 0 exactly where the pre-activation is), written to gz for backward_dx.
+// Per channel: gbeta = sum gz, ggamma = sum gz * xhat, where gz is gy, or with a fused leaky
+// ReLU gy times its derivative read off the output y (slope >= 0, so y > 0 exactly where the
+// pre-activation is), written to gz for backward_dx. With splits > 1, br_gbeta / br_ggamma are
+// [channels * splits] chunk sums for backward_combine.
 @compute @workgroup_size(256)
 fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
-    let c = wid.y * nwg.x + wid.x;
-    if (c >= p.channels) { return; }
-    let mean = br_mean[c];
-    let invstd = br_invstd[c];
+    let ch = chunk_of(wid, nwg);
+    if (ch.c >= p.channels) { return; }
+    let mean = br_mean[ch.c];
+    let invstd = br_invstd[ch.c];
     var acc = vec2<f32>(0.0, 0.0);
-    for (var w = walk_start(lid); w.b < p.batch; walk_next(&w)) {
-        acc = acc + br_term(walk_at(w, c), mean, invstd);
+    var w = walk_start(ch.j0 + lid);
+    for (var j = ch.j0 + lid; j < ch.j1; j = j + RWG) {
+        acc = acc + br_term(walk_at(w, ch.c), mean, invstd);
+        walk_next(&w);
     }
     let s = tree_sum(lid, acc);
     if (lid == 0u) {
-        br_gbeta[c] = s.x;
-        br_ggamma[c] = s.y;
+        br_gbeta[ch.g] = s.x;
+        br_ggamma[ch.g] = s.y;
     }
+}
+
+@group(0) @binding(1) var<storage, read> bc_pgbeta: array<f32>;
+@group(0) @binding(2) var<storage, read> bc_pggamma: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bc_gbeta: array<f32>;
+@group(0) @binding(4) var<storage, read_write> bc_ggamma: array<f32>;
+
+// Sums a channel's chunk sums in chunk order, one thread per channel.
+@compute @workgroup_size(64)
+fn backward_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let c = flat(wid, nwg, lid);
+    if (c >= p.channels) { return; }
+    var acc = vec2<f32>(0.0, 0.0);
+    for (var s = 0u; s < p.splits; s = s + 1u) {
+        acc = acc + vec2<f32>(bc_pgbeta[c * p.splits + s], bc_pggamma[c * p.splits + s]);
+    }
+    bc_gbeta[c] = acc.x;
+    bc_ggamma[c] = acc.y;
 }
 
 @group(0) @binding(1) var<storage, read> bd_x: array<f32>;

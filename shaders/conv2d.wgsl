@@ -1204,9 +1204,10 @@ fn sum_splits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 }
 
 // ---------------------------------------------------------------------------------------------
-// Bias gradient gb[c] = sum_{n, pixel} gy[n, c, pixel]: one workgroup per channel (wid.x), 64
-// strided partial sums, then a fixed-order tree in workgroup memory (deterministic).
-// gy: [n, cy, hy, wy].
+// Bias gradient gb[c] = sum_{n, pixel} gy[n, c, pixel]: one workgroup per (channel wid.x,
+// sample chunk wid.y), 64 strided partial sums, then a fixed-order tree in workgroup memory
+// (deterministic). With splits > 1 it writes [splits, cy] partials for sum_splits: one workgroup
+// per channel would leave a GPU idle on few-channel layers. gy: [n, cy, hy, wy].
 
 @group(0) @binding(1) var<storage, read> bg_gy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> bg_out: array<f32>;
@@ -1217,8 +1218,9 @@ var<workgroup> bg_partial: array<f32, 64>;
 fn bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let c = wid.x;
     let ohw = p.hy * p.wy;
+    let n0 = wid.y * p.chunk;
     var acc = 0.0;
-    for (var n = 0u; n < p.n; n = n + 1u) {
+    for (var n = n0; n < min(n0 + p.chunk, p.n); n = n + 1u) {
         let base = (n * p.cy + c) * ohw;
         for (var q = lid; q < ohw; q = q + 64u) {
             acc = acc + bg_gy[base + q];
@@ -1233,6 +1235,6 @@ fn bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
         workgroupBarrier();
     }
     if (lid == 0u) {
-        bg_out[c] = bg_partial[0];
+        bg_out[wid.y * p.cy + c] = bg_partial[0];
     }
 }

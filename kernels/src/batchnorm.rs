@@ -16,6 +16,12 @@ use crate::tensor::{DType, Tensor};
 
 const SRC: &str = include_str!("../../shaders/batchnorm.wgsl");
 const STATS: KernelSpec = KernelSpec { id: "batchnorm.stats", source: SRC, entry: "stats", bindings: &[R, RW, RW, RW, RW] };
+const STATS_COMBINE: KernelSpec = KernelSpec {
+    id: "batchnorm.stats_combine",
+    source: SRC,
+    entry: "stats_combine",
+    bindings: &[R, R, RW, RW, RW, RW],
+};
 const EVAL_STATS: KernelSpec =
     KernelSpec { id: "batchnorm.eval_stats", source: SRC, entry: "eval_stats", bindings: &[R, R, RW, RW] };
 const NORMALIZE: KernelSpec =
@@ -26,6 +32,8 @@ const BACKWARD_REDUCE: KernelSpec = KernelSpec {
     entry: "backward_reduce",
     bindings: &[R, R, R, R, RW, RW, R, RW],
 };
+const BACKWARD_COMBINE: KernelSpec =
+    KernelSpec { id: "batchnorm.backward_combine", source: SRC, entry: "backward_combine", bindings: &[R, R, RW, RW] };
 const BACKWARD_DX: KernelSpec = KernelSpec {
     id: "batchnorm.backward_dx",
     source: SRC,
@@ -47,6 +55,25 @@ struct Params {
     momentum: f32,
     total: u32,
     slope: f32,
+    splits: u32,
+    chunk: u32,
+    pad: [u32; 2],
+}
+
+/// The reduction workgroups' shader width.
+const RWG: usize = 256;
+
+/// (splits, chunk): how many workgroups share each channel's `m` values, and how many each takes
+/// (every chunk non-empty). `forced` is for tests; otherwise one workgroup per channel is plenty
+/// on a CPU adapter (a few per core), while a GPU wants thousands of workgroups in flight, each
+/// still long enough (16 values per thread) that the combine pass stays small.
+fn chunking(cpu: bool, channels: usize, m: usize, forced: Option<usize>) -> (usize, usize) {
+    let want = forced.unwrap_or_else(|| {
+        let (workgroups, min_chunk): (usize, usize) = if cpu { (8, RWG * 64) } else { (2048, RWG * 16) };
+        workgroups.div_ceil(channels.max(1)).min(m.div_ceil(min_chunk))
+    });
+    let chunk = m.div_ceil(want.clamp(1, m.max(1)));
+    (m.div_ceil(chunk.max(1)).max(1), chunk.max(1))
 }
 
 /// How to run one batch-norm forward.
@@ -111,6 +138,11 @@ fn expect_channel_vec(t: &Tensor, what: &str, channels: usize, x: &Tensor, op: &
 /// Batch norm forward. x: [batch, channels] or [batch, channels, height, width] -> y like x,
 /// plus the statistics for [`batch_norm_backward`].
 pub fn batch_norm(x: &Tensor, args: &BatchNormArgs) -> Result<(Tensor, BatchNormSaved)> {
+    batch_norm_split(x, args, None)
+}
+
+/// [`batch_norm`] with the statistics' reduction split `splits` ways per channel (`None`: by adapter).
+pub(crate) fn batch_norm_split(x: &Tensor, args: &BatchNormArgs, splits: Option<usize>) -> Result<(Tensor, BatchNormSaved)> {
     let op = "batch_norm";
     let (n, c, s) = dims(x.shape(), op)?;
     if x.dtype() != DType::F32 {
@@ -140,6 +172,7 @@ pub fn batch_norm(x: &Tensor, args: &BatchNormArgs) -> Result<(Tensor, BatchNorm
         momentum: args.momentum,
         total: x.numel() as u32,
         slope: 0.0,
+        ..Default::default()
     };
     if args.training {
         if n * s < 2 {
@@ -160,12 +193,32 @@ pub fn batch_norm(x: &Tensor, args: &BatchNormArgs) -> Result<(Tensor, BatchNorm
                 (&dummies.0, &dummies.1)
             }
         };
-        ctx.dispatch(
-            &STATS,
-            &params,
-            &[x.binding(), mean.binding(), invstd.binding(), rm.binding(), rv.binding()],
-            grid_1d(c, 1),
-        )?;
+        let (splits, chunk) = chunking(ctx.is_cpu_adapter(), c, n * s, splits);
+        params.splits = splits as u32;
+        params.chunk = chunk as u32;
+        if splits == 1 {
+            ctx.dispatch(
+                &STATS,
+                &params,
+                &[x.binding(), mean.binding(), invstd.binding(), rm.binding(), rv.binding()],
+                grid_1d(c, 1),
+            )?;
+        } else {
+            let pmean = Tensor::uninit(ctx, &[c * splits], DType::F32)?;
+            let pss = Tensor::uninit(ctx, &[c * splits], DType::F32)?;
+            ctx.dispatch(
+                &STATS,
+                &params,
+                &[x.binding(), pmean.binding(), pss.binding(), rm.binding(), rv.binding()],
+                grid_1d(c * splits, 1),
+            )?;
+            ctx.dispatch(
+                &STATS_COMBINE,
+                &params,
+                &[pmean.binding(), pss.binding(), mean.binding(), invstd.binding(), rm.binding(), rv.binding()],
+                grid_1d(c, WG_1D),
+            )?;
+        }
     } else {
         let Some((rm, rv)) = args.running else {
             return Err(Error::Shape(format!("{op}: eval mode needs running_mean and running_var (x {:?})", x.shape())));
@@ -205,6 +258,17 @@ pub fn batch_norm(x: &Tensor, args: &BatchNormArgs) -> Result<(Tensor, BatchNorm
 /// Training: gx = gamma * invstd / M * (M * gy - sum(gy) - xhat * sum(gy * xhat)), M = N * H * W;
 /// eval: gx = gamma * invstd * gy. ggamma = sum(gy * xhat), gbeta = sum(gy) per channel.
 pub fn batch_norm_backward(x: &Tensor, gy: &Tensor, gamma: Option<&Tensor>, saved: &BatchNormSaved) -> Result<BatchNormGrads> {
+    batch_norm_backward_split(x, gy, gamma, saved, None)
+}
+
+/// [`batch_norm_backward`] with the reduction split `splits` ways per channel (`None`: by adapter).
+pub(crate) fn batch_norm_backward_split(
+    x: &Tensor,
+    gy: &Tensor,
+    gamma: Option<&Tensor>,
+    saved: &BatchNormSaved,
+    splits: Option<usize>,
+) -> Result<BatchNormGrads> {
     let op = "batch_norm_backward";
     let (n, c, s) = dims(x.shape(), op)?;
     if gy.shape() != x.shape() || gy.dtype() != DType::F32 || x.dtype() != DType::F32 {
@@ -232,7 +296,11 @@ pub fn batch_norm_backward(x: &Tensor, gy: &Tensor, gamma: Option<&Tensor>, save
         momentum: 0.0,
         total: x.numel() as u32,
         slope: 0.0,
+        ..Default::default()
     };
+    let (splits, chunk) = chunking(ctx.is_cpu_adapter(), c, n * s, splits);
+    params.splits = splits as u32;
+    params.chunk = chunk as u32;
     let gbeta = Tensor::uninit(ctx, &[c], DType::F32)?;
     let ggamma = Tensor::uninit(ctx, &[c], DType::F32)?;
     // With a fused activation the reduction also writes gz = gy * act'(y), which backward_dx
@@ -248,6 +316,13 @@ pub fn batch_norm_backward(x: &Tensor, gy: &Tensor, gamma: Option<&Tensor>, save
         }
         None => (x.clone(), Tensor::uninit(ctx, &[1], DType::F32)?),
     };
+    // Split: chunk sums go to [channels * splits] partials, summed into gbeta / ggamma after.
+    let partials = if splits == 1 {
+        None
+    } else {
+        Some((Tensor::uninit(ctx, &[c * splits], DType::F32)?, Tensor::uninit(ctx, &[c * splits], DType::F32)?))
+    };
+    let (sum_beta, sum_gamma) = partials.as_ref().map_or((&gbeta, &ggamma), |(b, g)| (b, g));
     ctx.dispatch(
         &BACKWARD_REDUCE,
         &params,
@@ -256,13 +331,21 @@ pub fn batch_norm_backward(x: &Tensor, gy: &Tensor, gamma: Option<&Tensor>, save
             gy.binding(),
             saved.mean.binding(),
             saved.invstd.binding(),
-            gbeta.binding(),
-            ggamma.binding(),
+            sum_beta.binding(),
+            sum_gamma.binding(),
             y.binding(),
             gz.binding(),
         ],
-        grid_1d(c, 1),
+        grid_1d(c * splits, 1),
     )?;
+    if let Some((pb, pg)) = &partials {
+        ctx.dispatch(
+            &BACKWARD_COMBINE,
+            &params,
+            &[pb.binding(), pg.binding(), gbeta.binding(), ggamma.binding()],
+            grid_1d(c, WG_1D),
+        )?;
+    }
     let gy = if saved.activated.is_some() { &gz } else { gy };
     let gx = Tensor::uninit(ctx, x.shape(), DType::F32)?;
     let g = gamma.unwrap_or(&saved.mean);
@@ -389,6 +472,20 @@ mod tests {
     /// smaller and larger than the reductions' 256-value stride (1, 63, 143, 323 values), so their
     /// walks step by whole samples and carry within a plane; the elementwise kernels' 8-value runs
     /// cross channels and samples in every shape.
+    const SPLITS: [Option<usize>; 3] = [None, Some(4), Some(64)];
+
+    #[test]
+    fn reductions_split_to_fill_a_gpu_and_cover_every_value_once() {
+        // LeNet conv1 at batch 1024 on a GPU: 8 channels must not mean 8 workgroups.
+        let (splits, chunk) = chunking(false, 8, 1024 * 24 * 24, None);
+        assert!(8 * splits >= 1024 && chunk >= RWG * 16, "{splits} splits of {chunk}");
+        assert_eq!(chunking(true, 8, 1024 * 24 * 24, None).0, 1, "a CPU adapter keeps one workgroup per channel");
+        for (cpu, c, m, forced) in [(false, 1, 1, None), (false, 3, 5, Some(64)), (true, 1, 1_000_003, None), (false, 512, 7, None), (false, 2, 4097, Some(4))] {
+            let (splits, chunk) = chunking(cpu, c, m, forced);
+            assert!(splits >= 1 && (splits - 1) * chunk < m && splits * chunk >= m, "{m} values: {splits} x {chunk}");
+        }
+    }
+
     fn shapes() -> Vec<Vec<usize>> {
         vec![vec![5, 3], vec![37, 2], vec![3, 5, 7, 9], vec![2, 3, 13, 11], vec![4, 1, 1, 1], vec![2, 3, 17, 19]]
     }
@@ -408,8 +505,10 @@ mod tests {
         let mut rng = TestRng::new(21);
         for shape in shapes() {
             let d = dims_of(&shape);
-            for affine in [false, true] {
-                let what = format!("{shape:?} affine {affine}");
+            // Forced splits cover the multi-workgroup reduction (a GPU's) and its combine pass on
+            // any adapter: 4 leaves a shorter last chunk on most shapes, 64 gives 1-value chunks.
+            for (affine, splits) in [false, true].into_iter().flat_map(|a| SPLITS.map(move |s| (a, s))) {
+                let what = format!("{shape:?} affine {affine} splits {splits:?}");
                 let x = rng.vec(shape.iter().product(), 1.0, 4.0); // mean far from 0, as real activations
                 let gamma = rng.vec(d.1, 0.5, 1.5);
                 let beta = rng.vec(d.1, -1.0, 1.0);
@@ -428,7 +527,7 @@ mod tests {
                     eps: 1e-5,
                     epilogue: Epilogue::Identity,
                 };
-                let (y, saved) = batch_norm(&xt, &args).unwrap();
+                let (y, saved) = batch_norm_split(&xt, &args, splits).unwrap();
                 let aff = affine.then_some((gamma.as_slice(), beta.as_slice()));
                 let (mean, invstd, var_u) = cpu::batch_stats(&x, d, 1e-5);
                 assert_close(&format!("{what} y"), &y.to_vec().unwrap(), &cpu::normalize(&x, d, &mean, &invstd, aff), ATOL, RTOL);
@@ -440,7 +539,7 @@ mod tests {
 
                 let gy = rng.vec(x.len(), -1.0, 1.0);
                 let gyt = Tensor::from_slice(&ctx, &shape, &to_f32(&gy)).unwrap();
-                let grads = batch_norm_backward(&xt, &gyt, affine.then_some(&gt), &saved).unwrap();
+                let grads = batch_norm_backward_split(&xt, &gyt, affine.then_some(&gt), &saved, splits).unwrap();
                 let gam = affine.then_some(gamma.as_slice());
                 let (gx, gg, gb) = cpu::batch_norm_backward(&x, &gy, d, gam, &mean, &invstd, true);
                 // gx subtracts two per-channel sums from M * gy: cancellation costs a little more.
@@ -506,7 +605,8 @@ mod tests {
             let d = dims_of(&shape);
             for (affine, training) in [(false, true), (true, true), (true, false)] {
                 let slope = [0.1, 0.0][i % 2];
-                let what = format!("{shape:?} affine {affine} training {training} slope {slope}");
+                let splits = SPLITS[i % SPLITS.len()];
+                let what = format!("{shape:?} affine {affine} training {training} slope {slope} splits {splits:?}");
                 let x = rng.vec(shape.iter().product(), 1.0, 4.0);
                 let gamma = rng.vec(d.1, 0.5, 1.5);
                 let beta = rng.vec(d.1, -1.0, 1.0);
@@ -524,7 +624,7 @@ mod tests {
                     eps: 1e-5,
                     epilogue: Epilogue::LeakyRelu(slope),
                 };
-                let (y, saved) = batch_norm(&xt, &args).unwrap();
+                let (y, saved) = batch_norm_split(&xt, &args, splits).unwrap();
                 let (mean, invstd) = if training {
                     let (m, s, _) = cpu::batch_stats(&x, d, 1e-5);
                     (m, s)
@@ -542,7 +642,7 @@ mod tests {
                 let gy = rng.vec(x.len(), -1.0, 1.0);
                 let gz: Vec<f64> = gy.iter().zip(&want).map(|(g, y)| if *y > 0.0 { *g } else { g * slope as f64 }).collect();
                 let gyt = Tensor::from_slice(&ctx, &shape, &to_f32(&gy)).unwrap();
-                let grads = batch_norm_backward(&xt, &gyt, affine.then_some(&gt), &saved).unwrap();
+                let grads = batch_norm_backward_split(&xt, &gyt, affine.then_some(&gt), &saved, splits).unwrap();
                 let gam = affine.then_some(gamma.as_slice());
                 let (gx, gg, gb) = cpu::batch_norm_backward(&x, &gz, d, gam, &mean, &invstd, training);
                 assert_close(&format!("{what} gx"), &grads.gx.to_vec().unwrap(), &gx, 1e-4, 1e-4);

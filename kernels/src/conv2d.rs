@@ -575,10 +575,38 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
 
 /// gb [c] = sum over n, h, w of gy [n, c, h, w].
 pub(crate) fn bias_grad(gy: &Tensor) -> Result<Tensor> {
+    bias_grad_split(gy, None)
+}
+
+/// [`bias_grad`] with the samples split into `forced` chunks (`None`: by adapter, as the weight
+/// gradient: a few workgroups per core on a CPU, thousands on a GPU, each at least 64 values per thread).
+fn bias_grad_split(gy: &Tensor, forced: Option<usize>) -> Result<Tensor> {
     let [n, c, h, w] = dims4(gy.shape());
-    let gb = Tensor::uninit(gy.context(), &[c], DType::F32)?;
-    let params = Params { n: n as u32, cy: c as u32, hy: h as u32, wy: w as u32, ..Default::default() };
-    gy.context().dispatch(&BIAS_GRAD, &params, &[gy.binding(), gb.binding()], [c as u32, 1, 1])?;
+    let ctx = gy.context();
+    let want = forced.unwrap_or_else(|| {
+        let (workgroups, min_values): (usize, usize) = if ctx.is_cpu_adapter() { (8, 64 * 256) } else { (2048, 64 * 64) };
+        workgroups.div_ceil(c.max(1)).min((n * h * w).div_ceil(min_values))
+    });
+    let chunk = n.div_ceil(want.clamp(1, n.max(1))).max(1);
+    let splits = n.div_ceil(chunk).max(1);
+    let params = Params {
+        n: n as u32,
+        cy: c as u32,
+        hy: h as u32,
+        wy: w as u32,
+        chunk: chunk as u32,
+        splits: splits as u32,
+        ..Default::default()
+    };
+    let gb = Tensor::uninit(ctx, &[c], DType::F32)?;
+    if splits == 1 {
+        ctx.dispatch(&BIAS_GRAD, &params, &[gy.binding(), gb.binding()], [c as u32, 1, 1])?;
+    } else {
+        let part = Tensor::uninit(ctx, &[splits, c], DType::F32)?;
+        ctx.dispatch(&BIAS_GRAD, &params, &[gy.binding(), part.binding()], [c as u32, splits as u32, 1])?;
+        let sum = Params { len: c as u32, splits: splits as u32, ..Default::default() };
+        ctx.dispatch(&SUM_SPLITS, &sum, &[part.binding(), gb.binding()], grid_1d(c, WG_1D))?;
+    }
     Ok(gb)
 }
 
@@ -907,6 +935,22 @@ mod tests {
     }
 
     /// Batches that leave most of a 64-wide workgroup idle and a reduction long enough to split.
+    /// The bias gradient split over sample chunks (a GPU's path) and summed after, against the
+    /// CPU reference: 3 leaves a shorter last chunk of the 9 samples, 9 gives one sample each.
+    #[test]
+    fn bias_gradient_splits_over_samples() {
+        let ctx = gpu_or_skip!();
+        let c: Case = ([9, 2, 17, 15], 6, [3, 3], [1, 2], [1, 1], [1, 1], true);
+        let d = data(&c, 6);
+        let (_, _, gb_ref) = cpu::conv2d_backward(&d.x, c.0, &d.w, d.ws, &d.gy, &d.p);
+        let gy = Tensor::from_slice(&ctx, &d.ys, &to_f32(&d.gy)).unwrap();
+        for splits in [None, Some(1), Some(3), Some(4), Some(9), Some(40)] {
+            let gb = bias_grad_split(&gy, splits).unwrap();
+            // ~1000 terms per sum, as the weight gradient's.
+            assert_close(&format!("gb splits {splits:?}"), &gb.to_vec().unwrap(), &gb_ref, 5e-4, RTOL);
+        }
+    }
+
     #[test]
     fn weight_gradient_splits_long_reductions() {
         let ctx = gpu_or_skip!();
