@@ -112,6 +112,43 @@ fn crop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
 }
 
+// crop, then the store epilogue (bias of the row's channel, activation) for producers that have
+// none: the pointwise GEMM. Rows are [n, cy, hy] planes of rows; the channel is decoded once and
+// stepped at each row end.
+@group(0) @binding(1) var<storage, read> ce_src: array<f32>;
+@group(0) @binding(2) var<storage, read> ce_bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ce_dst: array<f32>;
+
+@compute @workgroup_size(64)
+fn crop_epilogue(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i0 = flat(wid, nwg, lid) * PAD_RUN;
+    if (i0 >= p.len) { return; }
+    var col = i0 % p.wy;
+    let r = i0 / p.wy;
+    var src = r * p.wx + col;
+    var prow = r % p.hy;
+    var c = (r / p.hy) % p.cy;
+    var bias = 0.0;
+    if (p.has_bias != 0u) { bias = ce_bias[c]; }
+    for (var i = i0; i < min(i0 + PAD_RUN, p.len); i = i + 1u) {
+        ce_dst[i] = epilogue(ce_src[src], bias);
+        col = col + 1u;
+        src = src + 1u;
+        if (col == p.wy) {
+            col = 0u;
+            src = src + p.wx - p.wy;
+            prow = prow + 1u;
+            if (prow == p.hy) {
+                prow = 0u;
+                c = c + 1u;
+                if (c == p.cy) { c = 0u; }
+                if (p.has_bias != 0u) { bias = ce_bias[c]; }
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Flipped, transposed weights: dst[c, m, ky, kx] = src[m, c, kh-1-ky, kw-1-kx] for src [cy, cx, kh, kw].
 // A stride-1 conv's backward-data is the direct conv of gy with these (see conv2d_backward_data).

@@ -25,6 +25,8 @@ pub fn benches(c: &mut Criterion, ctx: &oddity_kernels::Context) {
         Case { name: "128x3x32x32_to_32_5x5_pad2", x: [128, 3, 32, 32], w: [32, 3, 5, 5], p: Conv2dParams::new([1, 1], [2, 2], [1, 1]) },
         Case { name: "128x32x16x16_to_64_5x5_pad2", x: [128, 32, 16, 16], w: [64, 32, 5, 5], p: Conv2dParams::new([1, 1], [2, 2], [1, 1]) },
         Case { name: "32x1x256x256_to_32_4x4_s2_pad1", x: [32, 1, 256, 256], w: [32, 1, 4, 4], p: Conv2dParams::new([2, 2], [1, 1], [1, 1]) },
+        // The MLSAD level-8 detector's 1x1 layers (a plain GEMM in disguise).
+        Case { name: "8x512x25x25_to_256_1x1", x: [8, 512, 25, 25], w: [256, 512, 1, 1], p: Conv2dParams::new([1, 1], [0, 0], [1, 1]) },
     ];
     let mut group = c.benchmark_group("conv2d");
     for case in &cases {
