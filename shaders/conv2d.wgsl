@@ -979,6 +979,56 @@ fn wgrad_reg_s1_t8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     w4_store(wid.y, m0 + 3u, k0 + 4u, end, b3);
 }
 
+// wgrad_reg_s1 for 5-wide kernels (the LeNets' 5x5 layers): taps 0..3 as in wgrad_reg_s1, tap 4
+// as one dot product per column block (over 4 columns, tap t's sum is dot(gy, x shifted by t)).
+// 80 FMAs per 5 loads where wgrad_reg_s1_t8 spends 128, 48 of them on taps past the kernel.
+@compute @workgroup_size(64)
+fn wgrad_reg_s1_t5(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = wid.x * 64u + lid;
+    if (t >= p.cx * p.kh) { return; }
+    let ky = t % p.kh;
+    let c = t / p.kh;
+    let m0 = wid.z * 4u;
+    let q_end = p.wy / 4u;
+    var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
+    var tap4 = vec4<f32>(0.0); // tap 4 of channels m0..m0+3
+    let rows_end = min(p.n * p.hy, (wid.y + 1u) * p.chunk);
+    for (var g = wid.y * p.chunk; g < rows_end; g = g + 1u) {
+        let xrow = w4_x_row(g, c, ky, 0u);
+        let g0 = w4_gy_row(m0, g);
+        let g1 = w4_gy_row(m0 + 1u, g);
+        let g2 = w4_gy_row(m0 + 2u, g);
+        let g3 = w4_gy_row(m0 + 3u, g);
+        var xa = w4_x[xrow];
+        for (var q = 0u; q < q_end; q = q + 1u) {
+            let xb = w4_x[xrow + q + 1u];
+            let x1 = vec4<f32>(xa.yzw, xb.x);
+            let x2 = vec4<f32>(xa.zw, xb.xy);
+            let x3 = vec4<f32>(xa.w, xb.xyz);
+            let v0 = w4_gy[g0 + q];
+            let v1 = w4_gy[g1 + q];
+            let v2 = w4_gy[g2 + q];
+            let v3 = w4_gy[g3 + q];
+            a0 = fma(vec4<f32>(v0.x), xa, a0); a0 = fma(vec4<f32>(v0.y), x1, a0); a0 = fma(vec4<f32>(v0.z), x2, a0); a0 = fma(vec4<f32>(v0.w), x3, a0);
+            a1 = fma(vec4<f32>(v1.x), xa, a1); a1 = fma(vec4<f32>(v1.y), x1, a1); a1 = fma(vec4<f32>(v1.z), x2, a1); a1 = fma(vec4<f32>(v1.w), x3, a1);
+            a2 = fma(vec4<f32>(v2.x), xa, a2); a2 = fma(vec4<f32>(v2.y), x1, a2); a2 = fma(vec4<f32>(v2.z), x2, a2); a2 = fma(vec4<f32>(v2.w), x3, a2);
+            a3 = fma(vec4<f32>(v3.x), xa, a3); a3 = fma(vec4<f32>(v3.y), x1, a3); a3 = fma(vec4<f32>(v3.z), x2, a3); a3 = fma(vec4<f32>(v3.w), x3, a3);
+            tap4 = tap4 + vec4<f32>(dot(v0, xb), dot(v1, xb), dot(v2, xb), dot(v3, xb));
+            xa = xb;
+        }
+    }
+    let k0 = (c * p.kh + ky) * 5u;
+    let end = k0 + 5u;
+    w4_store(wid.y, m0, k0, end, a0);
+    w4_store(wid.y, m0 + 1u, k0, end, a1);
+    w4_store(wid.y, m0 + 2u, k0, end, a2);
+    w4_store(wid.y, m0 + 3u, k0, end, a3);
+    w4_store(wid.y, m0, k0 + 4u, end, vec4<f32>(tap4.x, 0.0, 0.0, 0.0));
+    w4_store(wid.y, m0 + 1u, k0 + 4u, end, vec4<f32>(tap4.y, 0.0, 0.0, 0.0));
+    w4_store(wid.y, m0 + 2u, k0 + 4u, end, vec4<f32>(tap4.z, 0.0, 0.0, 0.0));
+    w4_store(wid.y, m0 + 3u, k0 + 4u, end, vec4<f32>(tap4.w, 0.0, 0.0, 0.0));
+}
+
 @compute @workgroup_size(64)
 fn wgrad_reg_k1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let c0 = (wid.x * 64u + lid) * 4u;

@@ -41,6 +41,8 @@ const WGRAD_REG_S1: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s1", source: SRC, entry: "wgrad_reg_s1", bindings: &[R, R, RW] };
 const WGRAD_REG_S1_T8: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s1_t8", source: SRC, entry: "wgrad_reg_s1_t8", bindings: &[R, R, RW] };
+const WGRAD_REG_S1_T5: KernelSpec =
+    KernelSpec { id: "conv2d.wgrad_reg_s1_t5", source: SRC, entry: "wgrad_reg_s1_t5", bindings: &[R, R, RW] };
 const WGRAD_REG_K1: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_k1", source: SRC, entry: "wgrad_reg_k1", bindings: &[R, R, RW] };
 const GEMM_TILED: KernelSpec =
@@ -583,6 +585,8 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
             params.wy = wy4 as u32;
             let (spec, blocks) = if one_by_one {
                 (&WGRAD_REG_K1, g.cx.div_ceil(4))
+            } else if g.k[1] == 5 {
+                (&WGRAD_REG_S1_T5, g.cx * g.k[0])
             } else if taps == 8 {
                 (&WGRAD_REG_S1_T8, g.cx * g.k[0] * tap_blocks)
             } else {
