@@ -797,9 +797,10 @@ fn wgrad_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
     var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0);
     let rows_end = min(p.n * p.hy, (split + 1u) * p.chunk);
+    var r = row_at(split * p.chunk);
     for (var g = split * p.chunk; g < rows_end; g = g + 1u) {
-        let n = g / p.hy;
-        let oh = g % p.hy;
+        let n = r.n;
+        let oh = r.oh;
         var xi = n * p.cx * hw + oh * p.sh * p.wx;
         var gi = (n * p.cy + m0) * ohw + oh * p.wy;
         for (var ow = 0u; ow < p.wy; ow = ow + 1u) {
@@ -816,6 +817,7 @@ fn wgrad_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
             xi = xi + p.sw;
             gi = gi + 1u;
         }
+        row_next(&r);
     }
     wg_store(m0, k0, ksize, a0, b0, split);
     wg_store(m0 + 1u, k0, ksize, a1, b1, split);
@@ -841,11 +843,27 @@ fn wgrad_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
 @group(0) @binding(2) var<storage, read> w4_gy: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> w4_part: array<f32>;
 
+// Destination row g = n * hy + oh of the weight-gradient row loops, stepped by one without
+// dividing: lavapipe divides lane by lane, and on narrow rows (LeNet's 8 and 16) the per-row
+// divisions cost more than the row's multiply-adds.
+struct Row { n: u32, oh: u32 }
+
+fn row_at(g: u32) -> Row {
+    return Row(g / p.hy, g % p.hy);
+}
+
+fn row_next(r: ptr<function, Row>) {
+    (*r).oh = (*r).oh + 1u;
+    if ((*r).oh == p.hy) {
+        (*r).oh = 0u;
+        (*r).n = (*r).n + 1u;
+    }
+}
+
 // Row of gy [n, cy, hy, wy] (wy a multiple of 4) of output channel m (clamped into range; the
 // store drops channels past cy) at destination row g = n * hy + oh, in vec4 units.
-fn w4_gy_row(m: u32, g: u32) -> u32 {
-    let n = g / p.hy;
-    return ((n * p.cy + min(m, p.cy - 1u)) * p.hy + g % p.hy) * (p.wy / 4u);
+fn w4_gy_row(m: u32, r: Row) -> u32 {
+    return ((r.n * p.cy + min(m, p.cy - 1u)) * p.hy + r.oh) * (p.wy / 4u);
 }
 
 // Stores split `split`'s partial sums of taps k0 + 0..3 (those below `end`) of output channel m.
@@ -864,9 +882,8 @@ fn w4_tap_block(t: u32, taps: u32) -> vec3<u32> {
 }
 
 // Row of the padded x read by tap (c, ky, kx0) at destination row g = n * hy + oh, in vec4 units.
-fn w4_x_row(g: u32, c: u32, ky: u32, kx0: u32) -> u32 {
-    let n = g / p.hy;
-    return (((n * p.cx + c) * p.hx + g % p.hy * p.sh + ky * p.dh) * p.wx + kx0) / 4u;
+fn w4_x_row(r: Row, c: u32, ky: u32, kx0: u32) -> u32 {
+    return (((r.n * p.cx + c) * p.hx + r.oh * p.sh + ky * p.dh) * p.wx + kx0) / 4u;
 }
 
 @compute @workgroup_size(64)
@@ -881,12 +898,13 @@ fn wgrad_reg_s1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let q_end = p.wy / 4u;
     var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
     let rows_end = min(p.n * p.hy, (wid.y + 1u) * p.chunk);
+    var r = row_at(wid.y * p.chunk);
     for (var g = wid.y * p.chunk; g < rows_end; g = g + 1u) {
-        let xrow = w4_x_row(g, c, ky, kx0);
-        let g0 = w4_gy_row(m0, g);
-        let g1 = w4_gy_row(m0 + 1u, g);
-        let g2 = w4_gy_row(m0 + 2u, g);
-        let g3 = w4_gy_row(m0 + 3u, g);
+        let xrow = w4_x_row(r, c, ky, kx0);
+        let g0 = w4_gy_row(m0, r);
+        let g1 = w4_gy_row(m0 + 1u, r);
+        let g2 = w4_gy_row(m0 + 2u, r);
+        let g3 = w4_gy_row(m0 + 3u, r);
         var xa = w4_x[xrow];
         for (var q = 0u; q < q_end; q = q + 1u) {
             let xb = w4_x[xrow + q + 1u];
@@ -909,6 +927,7 @@ fn wgrad_reg_s1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             a3 = fma(vec4<f32>(v3.z), x2, a3); a3 = fma(vec4<f32>(v3.w), x3, a3);
             xa = xb;
         }
+        row_next(&r);
     }
     let k0 = (c * p.kh + ky) * p.kw + kx0;
     let end = k0 - kx0 + p.kw;
@@ -934,12 +953,13 @@ fn wgrad_reg_s1_t8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
     var b0 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0);
     let rows_end = min(p.n * p.hy, (wid.y + 1u) * p.chunk);
+    var r = row_at(wid.y * p.chunk);
     for (var g = wid.y * p.chunk; g < rows_end; g = g + 1u) {
-        let xrow = w4_x_row(g, c, ky, kx0);
-        let g0 = w4_gy_row(m0, g);
-        let g1 = w4_gy_row(m0 + 1u, g);
-        let g2 = w4_gy_row(m0 + 2u, g);
-        let g3 = w4_gy_row(m0 + 3u, g);
+        let xrow = w4_x_row(r, c, ky, kx0);
+        let g0 = w4_gy_row(m0, r);
+        let g1 = w4_gy_row(m0 + 1u, r);
+        let g2 = w4_gy_row(m0 + 2u, r);
+        let g3 = w4_gy_row(m0 + 3u, r);
         var xa = w4_x[xrow];
         var xb = w4_x[xrow + 1u];
         for (var q = 0u; q < q_end; q = q + 1u) {
@@ -966,6 +986,7 @@ fn wgrad_reg_s1_t8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
             xa = xb;
             xb = xc;
         }
+        row_next(&r);
     }
     let k0 = (c * p.kh + ky) * p.kw + kx0;
     let end = k0 - kx0 + p.kw;
@@ -993,12 +1014,13 @@ fn wgrad_reg_s1_t5(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
     var tap4 = vec4<f32>(0.0); // tap 4 of channels m0..m0+3
     let rows_end = min(p.n * p.hy, (wid.y + 1u) * p.chunk);
+    var r = row_at(wid.y * p.chunk);
     for (var g = wid.y * p.chunk; g < rows_end; g = g + 1u) {
-        let xrow = w4_x_row(g, c, ky, 0u);
-        let g0 = w4_gy_row(m0, g);
-        let g1 = w4_gy_row(m0 + 1u, g);
-        let g2 = w4_gy_row(m0 + 2u, g);
-        let g3 = w4_gy_row(m0 + 3u, g);
+        let xrow = w4_x_row(r, c, ky, 0u);
+        let g0 = w4_gy_row(m0, r);
+        let g1 = w4_gy_row(m0 + 1u, r);
+        let g2 = w4_gy_row(m0 + 2u, r);
+        let g3 = w4_gy_row(m0 + 3u, r);
         var xa = w4_x[xrow];
         for (var q = 0u; q < q_end; q = q + 1u) {
             let xb = w4_x[xrow + q + 1u];
@@ -1016,6 +1038,7 @@ fn wgrad_reg_s1_t5(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
             tap4 = tap4 + vec4<f32>(dot(v0, xb), dot(v1, xb), dot(v2, xb), dot(v3, xb));
             xa = xb;
         }
+        row_next(&r);
     }
     let k0 = (c * p.kh + ky) * 5u;
     let end = k0 + 5u;
@@ -1042,14 +1065,15 @@ fn wgrad_reg_k1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let s3 = select(0u, 3u * plane, c0 + 3u < p.cx);
     var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
     let rows_end = min(p.n * p.hy, (wid.y + 1u) * p.chunk);
+    var r = row_at(wid.y * p.chunk);
     for (var g = wid.y * p.chunk; g < rows_end; g = g + 1u) {
-        let n = g / p.hy;
-        let oh = g % p.hy;
+        let n = r.n;
+        let oh = r.oh;
         let xrow = ((n * p.cx + c0) * p.hx + oh * p.sh) * (p.wx / 4u);
-        let g0 = w4_gy_row(m0, g);
-        let g1 = w4_gy_row(m0 + 1u, g);
-        let g2 = w4_gy_row(m0 + 2u, g);
-        let g3 = w4_gy_row(m0 + 3u, g);
+        let g0 = w4_gy_row(m0, r);
+        let g1 = w4_gy_row(m0 + 1u, r);
+        let g2 = w4_gy_row(m0 + 2u, r);
+        let g3 = w4_gy_row(m0 + 3u, r);
         for (var q = 0u; q < q_end; q = q + 1u) {
             let x0 = w4_x[xrow + q];
             let x1 = w4_x[xrow + s1 + q];
@@ -1064,6 +1088,7 @@ fn wgrad_reg_k1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             a2 = a2 + vec4<f32>(dot(v2, x0), dot(v2, x1), dot(v2, x2), dot(v2, x3));
             a3 = a3 + vec4<f32>(dot(v3, x0), dot(v3, x1), dot(v3, x2), dot(v3, x3));
         }
+        row_next(&r);
     }
     w4_store(wid.y, m0, c0, p.cx, a0);
     w4_store(wid.y, m0 + 1u, c0, p.cx, a1);
