@@ -43,6 +43,8 @@ const WGRAD_REG_S1_T8: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s1_t8", source: SRC, entry: "wgrad_reg_s1_t8", bindings: &[R, R, RW] };
 const WGRAD_REG_S1_T5: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s1_t5", source: SRC, entry: "wgrad_reg_s1_t5", bindings: &[R, R, RW] };
+const WGRAD_REG_S1_K5: KernelSpec =
+    KernelSpec { id: "conv2d.wgrad_reg_s1_k5", source: SRC, entry: "wgrad_reg_s1_k5", bindings: &[R, R, RW] };
 const WGRAD_REG_K1: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_k1", source: SRC, entry: "wgrad_reg_k1", bindings: &[R, R, RW] };
 const GEMM_TILED: KernelSpec =
@@ -592,7 +594,14 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
             } else {
                 (&WGRAD_REG_S1, g.cx * g.k[0] * tap_blocks)
             };
-            let grid = [blocks.div_ceil(64) as u32, splits as u32, m_blocks];
+            // 5x5 with enough (input channel, output block) pairs to fill workgroups: one
+            // invocation per pair takes all 25 taps (wgrad_reg_s1_k5).
+            let pairs = g.cx * m_blocks as usize;
+            let (spec, grid) = if g.k == [5, 5] && pairs >= 256 {
+                (&WGRAD_REG_S1_K5, [pairs.div_ceil(64) as u32, splits as u32, 1])
+            } else {
+                (spec, [blocks.div_ceil(64) as u32, splits as u32, m_blocks])
+            };
             ctx.dispatch(spec, &params, &[xp.binding(), gyp.binding(), part.binding()], grid)?;
         } else {
             let max_col = (g.wy - 1) * g.s[1] + (g.k[1] - 1) * g.d[1];
@@ -894,6 +903,10 @@ mod tests {
             ([3, 8, 5, 7], 6, [1, 1], [1, 1], [0, 0], [1, 1], true),
             ([2, 4, 3, 3], 12, [1, 1], [1, 1], [0, 0], [1, 1], false),
             ([2, 8, 4, 5], 4, [1, 1], [1, 1], [0, 0], [1, 1], true),
+            // 5x5 with 64 input channels x 4 output blocks: the all-taps weight gradient
+            // (wgrad_reg_s1_k5), a partial block of 4 output channels, then row stride and dilation
+            ([2, 64, 7, 6], 15, [5, 5], [1, 1], [2, 2], [1, 1], true),
+            ([2, 64, 9, 5], 13, [5, 5], [2, 1], [2, 2], [2, 1], false),
             // row dilation with unit width stride (wgrad_reg_s1 steps rows by dh)
             ([2, 3, 9, 10], 5, [3, 3], [1, 1], [2, 1], [2, 1], true),
         ]
