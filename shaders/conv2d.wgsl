@@ -1163,6 +1163,71 @@ fn wgrad_reg_s1_k5(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     w4_store(wid.y, m0 + 3u, k4, k4 + 5u, a43); w4_store(wid.y, m0 + 3u, k4 + 4u, k4 + 5u, vec4<f32>(t4.w, 0.0, 0.0, 0.0));
 }
 
+// wgrad_reg_s1_k5 for 3x3 kernels (the MLSAD detectors' layers): all 9 taps of one (input channel,
+// 4-output-channel block) pair per invocation, 16 gy and 12 x components loaded per 4-column block
+// for 144 multiply-adds (a 4-tap row kernel: 20 for 64). Taps 0..2 of row r and channel m in
+// a{r}{m}.xyz (.w, a fourth tap past the kernel, is dropped when stored).
+@compute @workgroup_size(64)
+fn wgrad_reg_s1_k3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let mblocks = (p.cy + 3u) / 4u;
+    let t = wid.x * 64u + lid;
+    if (t >= p.cx * mblocks) { return; }
+    let c = t % p.cx;
+    let m0 = (t / p.cx) * 4u;
+    let q_end = p.wy / 4u;
+    var a00 = vec4<f32>(0.0); var a01 = vec4<f32>(0.0); var a02 = vec4<f32>(0.0); var a03 = vec4<f32>(0.0);
+    var a10 = vec4<f32>(0.0); var a11 = vec4<f32>(0.0); var a12 = vec4<f32>(0.0); var a13 = vec4<f32>(0.0);
+    var a20 = vec4<f32>(0.0); var a21 = vec4<f32>(0.0); var a22 = vec4<f32>(0.0); var a23 = vec4<f32>(0.0);
+    let rows_end = min(p.n * p.hy, (wid.y + 1u) * p.chunk);
+    var r = row_at(wid.y * p.chunk);
+    for (var g = wid.y * p.chunk; g < rows_end; g = g + 1u) {
+        let g0 = w4_gy_row(m0, r);
+        let g1 = w4_gy_row(m0 + 1u, r);
+        let g2 = w4_gy_row(m0 + 2u, r);
+        let g3 = w4_gy_row(m0 + 3u, r);
+        let x0row = w4_x_row(r, c, 0u, 0u);
+        let x1row = w4_x_row(r, c, 1u, 0u);
+        let x2row = w4_x_row(r, c, 2u, 0u);
+        var x0a = w4_x[x0row];
+        var x1a = w4_x[x1row];
+        var x2a = w4_x[x2row];
+        for (var q = 0u; q < q_end; q = q + 1u) {
+            let v0 = w4_gy[g0 + q];
+            let v1 = w4_gy[g1 + q];
+            let v2 = w4_gy[g2 + q];
+            let v3 = w4_gy[g3 + q];
+            let x0b = w4_x[x0row + q + 1u];
+            let x01 = vec4<f32>(x0a.yzw, x0b.x); let x02 = vec4<f32>(x0a.zw, x0b.xy); let x03 = vec4<f32>(x0a.w, x0b.xyz);
+            a00 = fma(vec4<f32>(v0.x), x0a, a00); a00 = fma(vec4<f32>(v0.y), x01, a00); a00 = fma(vec4<f32>(v0.z), x02, a00); a00 = fma(vec4<f32>(v0.w), x03, a00);
+            a01 = fma(vec4<f32>(v1.x), x0a, a01); a01 = fma(vec4<f32>(v1.y), x01, a01); a01 = fma(vec4<f32>(v1.z), x02, a01); a01 = fma(vec4<f32>(v1.w), x03, a01);
+            a02 = fma(vec4<f32>(v2.x), x0a, a02); a02 = fma(vec4<f32>(v2.y), x01, a02); a02 = fma(vec4<f32>(v2.z), x02, a02); a02 = fma(vec4<f32>(v2.w), x03, a02);
+            a03 = fma(vec4<f32>(v3.x), x0a, a03); a03 = fma(vec4<f32>(v3.y), x01, a03); a03 = fma(vec4<f32>(v3.z), x02, a03); a03 = fma(vec4<f32>(v3.w), x03, a03);
+            x0a = x0b;
+            let x1b = w4_x[x1row + q + 1u];
+            let x11 = vec4<f32>(x1a.yzw, x1b.x); let x12 = vec4<f32>(x1a.zw, x1b.xy); let x13 = vec4<f32>(x1a.w, x1b.xyz);
+            a10 = fma(vec4<f32>(v0.x), x1a, a10); a10 = fma(vec4<f32>(v0.y), x11, a10); a10 = fma(vec4<f32>(v0.z), x12, a10); a10 = fma(vec4<f32>(v0.w), x13, a10);
+            a11 = fma(vec4<f32>(v1.x), x1a, a11); a11 = fma(vec4<f32>(v1.y), x11, a11); a11 = fma(vec4<f32>(v1.z), x12, a11); a11 = fma(vec4<f32>(v1.w), x13, a11);
+            a12 = fma(vec4<f32>(v2.x), x1a, a12); a12 = fma(vec4<f32>(v2.y), x11, a12); a12 = fma(vec4<f32>(v2.z), x12, a12); a12 = fma(vec4<f32>(v2.w), x13, a12);
+            a13 = fma(vec4<f32>(v3.x), x1a, a13); a13 = fma(vec4<f32>(v3.y), x11, a13); a13 = fma(vec4<f32>(v3.z), x12, a13); a13 = fma(vec4<f32>(v3.w), x13, a13);
+            x1a = x1b;
+            let x2b = w4_x[x2row + q + 1u];
+            let x21 = vec4<f32>(x2a.yzw, x2b.x); let x22 = vec4<f32>(x2a.zw, x2b.xy); let x23 = vec4<f32>(x2a.w, x2b.xyz);
+            a20 = fma(vec4<f32>(v0.x), x2a, a20); a20 = fma(vec4<f32>(v0.y), x21, a20); a20 = fma(vec4<f32>(v0.z), x22, a20); a20 = fma(vec4<f32>(v0.w), x23, a20);
+            a21 = fma(vec4<f32>(v1.x), x2a, a21); a21 = fma(vec4<f32>(v1.y), x21, a21); a21 = fma(vec4<f32>(v1.z), x22, a21); a21 = fma(vec4<f32>(v1.w), x23, a21);
+            a22 = fma(vec4<f32>(v2.x), x2a, a22); a22 = fma(vec4<f32>(v2.y), x21, a22); a22 = fma(vec4<f32>(v2.z), x22, a22); a22 = fma(vec4<f32>(v2.w), x23, a22);
+            a23 = fma(vec4<f32>(v3.x), x2a, a23); a23 = fma(vec4<f32>(v3.y), x21, a23); a23 = fma(vec4<f32>(v3.z), x22, a23); a23 = fma(vec4<f32>(v3.w), x23, a23);
+            x2a = x2b;
+        }
+        row_next(&r);
+    }
+    let k0 = (c * 3u + 0u) * 3u;
+    w4_store(wid.y, m0, k0, k0 + 3u, a00); w4_store(wid.y, m0 + 1u, k0, k0 + 3u, a01); w4_store(wid.y, m0 + 2u, k0, k0 + 3u, a02); w4_store(wid.y, m0 + 3u, k0, k0 + 3u, a03);
+    let k1 = (c * 3u + 1u) * 3u;
+    w4_store(wid.y, m0, k1, k1 + 3u, a10); w4_store(wid.y, m0 + 1u, k1, k1 + 3u, a11); w4_store(wid.y, m0 + 2u, k1, k1 + 3u, a12); w4_store(wid.y, m0 + 3u, k1, k1 + 3u, a13);
+    let k2 = (c * 3u + 2u) * 3u;
+    w4_store(wid.y, m0, k2, k2 + 3u, a20); w4_store(wid.y, m0 + 1u, k2, k2 + 3u, a21); w4_store(wid.y, m0 + 2u, k2, k2 + 3u, a22); w4_store(wid.y, m0 + 3u, k2, k2 + 3u, a23);
+}
+
 @compute @workgroup_size(64)
 fn wgrad_reg_k1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let c0 = (wid.x * 64u + lid) * 4u;

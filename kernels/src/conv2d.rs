@@ -45,6 +45,8 @@ const WGRAD_REG_S1_T5: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s1_t5", source: SRC, entry: "wgrad_reg_s1_t5", bindings: &[R, R, RW] };
 const WGRAD_REG_S1_K5: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s1_k5", source: SRC, entry: "wgrad_reg_s1_k5", bindings: &[R, R, RW] };
+const WGRAD_REG_S1_K3: KernelSpec =
+    KernelSpec { id: "conv2d.wgrad_reg_s1_k3", source: SRC, entry: "wgrad_reg_s1_k3", bindings: &[R, R, RW] };
 const WGRAD_REG_K1: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_k1", source: SRC, entry: "wgrad_reg_k1", bindings: &[R, R, RW] };
 const GEMM_TILED: KernelSpec =
@@ -529,6 +531,10 @@ fn tiled_grid(g: &Geom) -> [u32; 3] {
     [col_tiles.div_ceil(z) as u32, g.cy.div_ceil(tile.rows()) as u32, z as u32]
 }
 
+/// (input channel, 4-output-channel block) pairs from which the all-taps weight-gradient kernels
+/// take over: below it their one-invocation-per-pair grid leaves most lanes of a workgroup idle.
+const ALL_TAPS_MIN_PAIRS: usize = 256;
+
 /// Weight gradient of the direct map: gw [cy, cx, kh, kw] = sum over n and destination pixels of
 /// gy [n, cy, hy, wy] times x [n, cx, hx, wx] at the tap. Split over the reduction, then summed.
 pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Result<Tensor> {
@@ -594,11 +600,16 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
             } else {
                 (&WGRAD_REG_S1, g.cx * g.k[0] * tap_blocks)
             };
-            // 5x5 with enough (input channel, output block) pairs to fill workgroups: one
-            // invocation per pair takes all 25 taps (wgrad_reg_s1_k5).
+            // 3x3 and 5x5 with enough (input channel, output block) pairs to fill workgroups:
+            // one invocation per pair takes all taps (wgrad_reg_s1_k3 / _k5).
             let pairs = g.cx * m_blocks as usize;
-            let (spec, grid) = if g.k == [5, 5] && pairs >= 256 {
-                (&WGRAD_REG_S1_K5, [pairs.div_ceil(64) as u32, splits as u32, 1])
+            let all_taps = match g.k {
+                [3, 3] => Some(&WGRAD_REG_S1_K3),
+                [5, 5] => Some(&WGRAD_REG_S1_K5),
+                _ => None,
+            };
+            let (spec, grid) = if let Some(spec) = all_taps.filter(|_| pairs >= ALL_TAPS_MIN_PAIRS) {
+                (spec, [pairs.div_ceil(64) as u32, splits as u32, 1])
             } else {
                 (spec, [blocks.div_ceil(64) as u32, splits as u32, m_blocks])
             };
@@ -907,6 +918,9 @@ mod tests {
             // (wgrad_reg_s1_k5), a partial block of 4 output channels, then row stride and dilation
             ([2, 64, 7, 6], 15, [5, 5], [1, 1], [2, 2], [1, 1], true),
             ([2, 64, 9, 5], 13, [5, 5], [2, 1], [2, 2], [2, 1], false),
+            // 3x3 the same way (wgrad_reg_s1_k3): 37 input channels x 7 output blocks, 7-wide rows
+            ([2, 37, 6, 7], 26, [3, 3], [1, 1], [1, 1], [1, 1], true),
+            ([1, 40, 9, 6], 27, [3, 3], [2, 1], [1, 1], [2, 1], false),
             // row dilation with unit width stride (wgrad_reg_s1 steps rows by dh)
             ([2, 3, 9, 10], 5, [3, 3], [1, 1], [2, 1], [2, 1], true),
         ]
