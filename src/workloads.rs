@@ -268,6 +268,9 @@ pub struct Timing {
     pub batch: usize,
     /// One entry per timed step, in run order.
     pub samples_ms: Vec<f64>,
+    /// The host's part of each step: recording the step and submitting it, before waiting for
+    /// the GPU. On a fast GPU a step cannot take less; on a software adapter the two overlap little.
+    pub host_ms: Vec<f64>,
 }
 
 impl Timing {
@@ -281,6 +284,11 @@ impl Timing {
 
     pub fn max_ms(&self) -> f64 {
         self.samples_ms.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    }
+
+    /// Median of the host's part of a step (see [`Timing::host_ms`]).
+    pub fn median_host_ms(&self) -> f64 {
+        median(&self.host_ms)
     }
 
     /// Images per second at the median step time.
@@ -304,7 +312,7 @@ pub fn median(xs: &[f64]) -> f64 {
 }
 
 /// Runs `warmup` untimed steps, then `steps` steps each timed from its start until the GPU has
-/// finished it (`Context::wait`).
+/// finished it (`Context::wait`), and until it is recorded and submitted (`Context::flush`).
 pub fn time_steps(ctx: &Context, step: &mut dyn TrainStep, batch: usize, warmup: usize, steps: usize) -> Result<Timing> {
     if steps == 0 {
         return Err(Error::InvalidArgument("timing needs at least one step (--steps 0 given)".into()));
@@ -314,13 +322,16 @@ pub fn time_steps(ctx: &Context, step: &mut dyn TrainStep, batch: usize, warmup:
         ctx.wait()?;
     }
     let mut samples_ms = Vec::with_capacity(steps);
+    let mut host_ms = Vec::with_capacity(steps);
     for _ in 0..steps {
         let t = Instant::now();
         step.step()?;
+        ctx.flush();
+        host_ms.push(t.elapsed().as_secs_f64() * 1e3);
         ctx.wait()?;
         samples_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    Ok(Timing { batch, samples_ms })
+    Ok(Timing { batch, samples_ms, host_ms })
 }
 
 #[cfg(test)]

@@ -51,14 +51,16 @@ def load(path):
 
 
 def ratio_table(oddity, torch):
-    """Rows (workload, batch, oddity ms, torch ms, ratio) for the workloads both ran."""
+    """Rows (workload, batch, oddity ms, torch ms, ratio, oddity host ms) for the workloads both ran."""
     theirs = {(r["workload"], r["batch"]): r for r in torch["results"]}
     rows = []
     for r in oddity["results"]:
         t = theirs.get((r["workload"], r["batch"]))
         if t is None:
             continue
-        rows.append((r["workload"], r["batch"], r["median_ms"], t["median_ms"], r["median_ms"] / t["median_ms"]))
+        # host_median_ms: oddity's recording + submit per step (absent from older reports).
+        host = r.get("host_median_ms")
+        rows.append((r["workload"], r["batch"], r["median_ms"], t["median_ms"], r["median_ms"] / t["median_ms"], host))
     return rows
 
 
@@ -71,11 +73,12 @@ def print_table(oddity, torch, rows, note):
         if n:
             print(f"note: {n}")
             break
-    print(f"{'workload':<22} {'batch':>6} {'oddity ms':>12} {'torch ms':>12} {'oddity/torch':>13}")
-    for w, b, o, t, q in rows:
-        print(f"{w:<22} {b:>6} {o:>12.3f} {t:>12.3f} {q:>12.2f}x")
+    print(f"{'workload':<22} {'batch':>6} {'oddity ms':>12} {'torch ms':>12} {'oddity/torch':>13} {'oddity host ms':>15}")
+    for w, b, o, t, q, h in rows:
+        host = f"{h:>15.3f}" if h is not None else f"{'-':>15}"
+        print(f"{w:<22} {b:>6} {o:>12.3f} {t:>12.3f} {q:>12.2f}x {host}")
     if rows:
-        geo = math.exp(sum(math.log(q) for *_, q in rows) / len(rows))
+        geo = math.exp(sum(math.log(q) for _, _, _, _, q, _ in rows) / len(rows))
         print(f"{'geometric mean':<22} {'':>6} {'':>12} {'':>12} {geo:>12.2f}x")
     missing = {(r["workload"], r["batch"]) for r in oddity["results"]} ^ {(r["workload"], r["batch"]) for r in torch["results"]}
     if missing:
@@ -116,7 +119,7 @@ def main():
     with open(os.path.join(out, "ratios.json"), "w") as f:
         json.dump({
             "oddity_device": oddity["device"], "torch_device": torch["device"], "note": args.note,
-            "rows": [{"workload": w, "batch": b, "oddity_ms": o, "torch_ms": t, "ratio": q} for w, b, o, t, q in rows],
+            "rows": [{"workload": w, "batch": b, "oddity_ms": o, "torch_ms": t, "ratio": q, "oddity_host_ms": h} for w, b, o, t, q, h in rows],
         }, f, indent=2)
     print(f"results in {out}")
 

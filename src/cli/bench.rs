@@ -51,6 +51,8 @@ struct Row {
     max_ms: f64,
     images_per_s: f64,
     samples_ms: Vec<f64>,
+    /// Median time to record and submit a step, before waiting for the GPU.
+    host_median_ms: f64,
     /// (kernel, dispatches, total ms) of one profiled step, slowest first.
     #[serde(skip_serializing_if = "Option::is_none")]
     profile: Option<Vec<(String, usize, f64)>>,
@@ -85,13 +87,22 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
     if let Some(note) = &args.note {
         writeln!(out, "note: {note}").map_err(io)?;
     }
-    writeln!(out, "{:<22} {:>6} {:>16} {:>12}", "workload", "batch", "median ms/step", "images/s").map_err(io)?;
+    writeln!(out, "{:<22} {:>6} {:>16} {:>12} {:>12}", "workload", "batch", "median ms/step", "images/s", "host ms").map_err(io)?;
     let mut rows = Vec::new();
     let mut clock_used = None;
     for w in &chosen {
         let mut step = w.prepare(&ctx, args.seed)?;
         let timing: Timing = workloads::time_steps(&ctx, step.as_mut(), w.batch, args.warmup, args.steps)?;
-        writeln!(out, "{:<22} {:>6} {:>16.3} {:>12.1}", w.name, w.batch, timing.median_ms(), timing.images_per_s()).map_err(io)?;
+        writeln!(
+            out,
+            "{:<22} {:>6} {:>16.3} {:>12.1} {:>12.3}",
+            w.name,
+            w.batch,
+            timing.median_ms(),
+            timing.images_per_s(),
+            timing.median_host_ms()
+        )
+        .map_err(io)?;
         let profile = if args.profile {
             let clock = ctx.begin_profile()?;
             step.step()?;
@@ -112,6 +123,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
             max_ms: timing.max_ms(),
             images_per_s: timing.images_per_s(),
             samples_ms: timing.samples_ms.clone(),
+            host_median_ms: timing.median_host_ms(),
             profile,
         });
         // Free this workload's buffers before the next one is built.
