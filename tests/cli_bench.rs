@@ -1,0 +1,67 @@
+//! `oddity bench`: the table, the JSON report `benches/torch/compare.py` reads (step samples, the
+//! host's part of a step, the seed), the per-kernel profile, and named errors for bad arguments.
+
+mod common;
+
+use serde_json::Value;
+use std::process::{Command, Output};
+
+fn oddity(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_oddity")).args(args).output().expect("running oddity")
+}
+
+#[test]
+fn bench_reports_steps_host_time_and_profile() {
+    let dir = common::scratch_dir("cli_bench");
+    let json = dir.join("bench.json");
+    let out = oddity(&[
+        "bench",
+        "--workload",
+        "fmnist_lenet_svdd/128",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--seed",
+        "7",
+        "--profile",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("oddity bench on adapter: "), "{stdout}");
+    assert!(stdout.contains("host ms"), "{stdout}");
+    assert!(stdout.contains("conv2d."), "the profile names conv kernels: {stdout}");
+
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["framework"], "oddity");
+    assert_eq!(report["seed"], 7);
+    let rows = report["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(row["workload"], "fmnist_lenet_svdd");
+    assert_eq!(row["batch"], 128);
+    let samples: Vec<f64> = row["samples_ms"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(samples.len(), 3);
+    assert!(samples.iter().all(|&s| s > 0.0), "{samples:?}");
+    let (median, host) = (row["median_ms"].as_f64().unwrap(), row["host_median_ms"].as_f64().unwrap());
+    // Each step's host part ends before its wait does, so the medians keep that order.
+    assert!(host > 0.0 && host <= median, "host {host} ms, step {median} ms");
+    let profile = row["profile"].as_array().unwrap();
+    assert!(profile.iter().any(|k| k[0].as_str().unwrap().starts_with("conv2d.")), "{profile:?}");
+    assert!(profile.iter().all(|k| k[1].as_u64().unwrap() >= 1 && k[2].as_f64().unwrap() >= 0.0), "{profile:?}");
+}
+
+#[test]
+fn bench_names_bad_arguments() {
+    let out = oddity(&["bench", "--workload", "fmnist_lenet_svdd/128", "--steps", "0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--steps"), "{err}");
+
+    let out = oddity(&["bench", "--workload", "no_such_workload", "--steps", "1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no_such_workload"), "{err}");
+}
