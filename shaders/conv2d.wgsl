@@ -1052,28 +1052,31 @@ fn wgrad_reg_s1_t5(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     w4_store(wid.y, m0 + 3u, k0 + 4u, end, vec4<f32>(tap4.w, 0.0, 0.0, 0.0));
 }
 
-// 5x5 kernels at unit width stride (the LeNets' layers), for layers with many (input channel,
-// 4-output-channel block) pairs: one invocation per pair accumulates all 25 taps. Lavapipe loads
+// 5x5 kernels at unit width stride (the LeNets' layers): one invocation per (input channel,
+// 4-output-channel block, split of the rows) accumulates all 25 taps; the splits fill the
+// workgroups where a layer has few pairs (LeNet conv1: 1 input channel). Lavapipe loads
 // storage lane by lane and component by component, so loaded components per multiply-add set the
 // speed: per 4-column block this loads 16 gy and 20 x components for 400 multiply-adds, where a
 // one-row kernel (wgrad_reg_s1_t5) loads 20 for 80. Taps 0..3 of row r and channel m accumulate
 // in a vec4 (a{r}{m}); tap 4 of row r in t{r} over the 4 channels, as a dot product per block.
 @compute @workgroup_size(64)
-fn wgrad_reg_s1_k5(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let mblocks = (p.cy + 3u) / 4u;
-    let t = wid.x * 64u + lid;
-    if (t >= p.cx * mblocks) { return; }
+fn wgrad_reg_s1_k5(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let pairs = p.cx * ((p.cy + 3u) / 4u);
+    let t = flat(wid, nwg, lid);
+    if (t >= pairs * p.splits) { return; }
+    let split = t / pairs;
     let c = t % p.cx;
-    let m0 = (t / p.cx) * 4u;
+    let m0 = ((t % pairs) / p.cx) * 4u;
     let q_end = p.wy / 4u;
     var a00 = vec4<f32>(0.0); var a01 = vec4<f32>(0.0); var a02 = vec4<f32>(0.0); var a03 = vec4<f32>(0.0); var t0 = vec4<f32>(0.0);
     var a10 = vec4<f32>(0.0); var a11 = vec4<f32>(0.0); var a12 = vec4<f32>(0.0); var a13 = vec4<f32>(0.0); var t1 = vec4<f32>(0.0);
     var a20 = vec4<f32>(0.0); var a21 = vec4<f32>(0.0); var a22 = vec4<f32>(0.0); var a23 = vec4<f32>(0.0); var t2 = vec4<f32>(0.0);
     var a30 = vec4<f32>(0.0); var a31 = vec4<f32>(0.0); var a32 = vec4<f32>(0.0); var a33 = vec4<f32>(0.0); var t3 = vec4<f32>(0.0);
     var a40 = vec4<f32>(0.0); var a41 = vec4<f32>(0.0); var a42 = vec4<f32>(0.0); var a43 = vec4<f32>(0.0); var t4 = vec4<f32>(0.0);
-    let rows_end = min(p.n * p.hy, (wid.y + 1u) * p.chunk);
-    var r = row_at(wid.y * p.chunk);
-    for (var g = wid.y * p.chunk; g < rows_end; g = g + 1u) {
+    let rows_end = min(p.n * p.hy, (split + 1u) * p.chunk);
+    var r = row_at(split * p.chunk);
+    for (var g = split * p.chunk; g < rows_end; g = g + 1u) {
         let g0 = w4_gy_row(m0, r);
         let g1 = w4_gy_row(m0 + 1u, r);
         let g2 = w4_gy_row(m0 + 2u, r);
@@ -1137,30 +1140,30 @@ fn wgrad_reg_s1_k5(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
         row_next(&r);
     }
     let k0 = (c * 5u + 0u) * 5u;
-    w4_store(wid.y, m0, k0, k0 + 5u, a00); w4_store(wid.y, m0, k0 + 4u, k0 + 5u, vec4<f32>(t0.x, 0.0, 0.0, 0.0));
-    w4_store(wid.y, m0 + 1u, k0, k0 + 5u, a01); w4_store(wid.y, m0 + 1u, k0 + 4u, k0 + 5u, vec4<f32>(t0.y, 0.0, 0.0, 0.0));
-    w4_store(wid.y, m0 + 2u, k0, k0 + 5u, a02); w4_store(wid.y, m0 + 2u, k0 + 4u, k0 + 5u, vec4<f32>(t0.z, 0.0, 0.0, 0.0));
-    w4_store(wid.y, m0 + 3u, k0, k0 + 5u, a03); w4_store(wid.y, m0 + 3u, k0 + 4u, k0 + 5u, vec4<f32>(t0.w, 0.0, 0.0, 0.0));
+    w4_store(split, m0, k0, k0 + 5u, a00); w4_store(split, m0, k0 + 4u, k0 + 5u, vec4<f32>(t0.x, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 1u, k0, k0 + 5u, a01); w4_store(split, m0 + 1u, k0 + 4u, k0 + 5u, vec4<f32>(t0.y, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 2u, k0, k0 + 5u, a02); w4_store(split, m0 + 2u, k0 + 4u, k0 + 5u, vec4<f32>(t0.z, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 3u, k0, k0 + 5u, a03); w4_store(split, m0 + 3u, k0 + 4u, k0 + 5u, vec4<f32>(t0.w, 0.0, 0.0, 0.0));
     let k1 = (c * 5u + 1u) * 5u;
-    w4_store(wid.y, m0, k1, k1 + 5u, a10); w4_store(wid.y, m0, k1 + 4u, k1 + 5u, vec4<f32>(t1.x, 0.0, 0.0, 0.0));
-    w4_store(wid.y, m0 + 1u, k1, k1 + 5u, a11); w4_store(wid.y, m0 + 1u, k1 + 4u, k1 + 5u, vec4<f32>(t1.y, 0.0, 0.0, 0.0));
-    w4_store(wid.y, m0 + 2u, k1, k1 + 5u, a12); w4_store(wid.y, m0 + 2u, k1 + 4u, k1 + 5u, vec4<f32>(t1.z, 0.0, 0.0, 0.0));
-    w4_store(wid.y, m0 + 3u, k1, k1 + 5u, a13); w4_store(wid.y, m0 + 3u, k1 + 4u, k1 + 5u, vec4<f32>(t1.w, 0.0, 0.0, 0.0));
+    w4_store(split, m0, k1, k1 + 5u, a10); w4_store(split, m0, k1 + 4u, k1 + 5u, vec4<f32>(t1.x, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 1u, k1, k1 + 5u, a11); w4_store(split, m0 + 1u, k1 + 4u, k1 + 5u, vec4<f32>(t1.y, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 2u, k1, k1 + 5u, a12); w4_store(split, m0 + 2u, k1 + 4u, k1 + 5u, vec4<f32>(t1.z, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 3u, k1, k1 + 5u, a13); w4_store(split, m0 + 3u, k1 + 4u, k1 + 5u, vec4<f32>(t1.w, 0.0, 0.0, 0.0));
     let k2 = (c * 5u + 2u) * 5u;
-    w4_store(wid.y, m0, k2, k2 + 5u, a20); w4_store(wid.y, m0, k2 + 4u, k2 + 5u, vec4<f32>(t2.x, 0.0, 0.0, 0.0));
-    w4_store(wid.y, m0 + 1u, k2, k2 + 5u, a21); w4_store(wid.y, m0 + 1u, k2 + 4u, k2 + 5u, vec4<f32>(t2.y, 0.0, 0.0, 0.0));
-    w4_store(wid.y, m0 + 2u, k2, k2 + 5u, a22); w4_store(wid.y, m0 + 2u, k2 + 4u, k2 + 5u, vec4<f32>(t2.z, 0.0, 0.0, 0.0));
-    w4_store(wid.y, m0 + 3u, k2, k2 + 5u, a23); w4_store(wid.y, m0 + 3u, k2 + 4u, k2 + 5u, vec4<f32>(t2.w, 0.0, 0.0, 0.0));
+    w4_store(split, m0, k2, k2 + 5u, a20); w4_store(split, m0, k2 + 4u, k2 + 5u, vec4<f32>(t2.x, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 1u, k2, k2 + 5u, a21); w4_store(split, m0 + 1u, k2 + 4u, k2 + 5u, vec4<f32>(t2.y, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 2u, k2, k2 + 5u, a22); w4_store(split, m0 + 2u, k2 + 4u, k2 + 5u, vec4<f32>(t2.z, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 3u, k2, k2 + 5u, a23); w4_store(split, m0 + 3u, k2 + 4u, k2 + 5u, vec4<f32>(t2.w, 0.0, 0.0, 0.0));
     let k3 = (c * 5u + 3u) * 5u;
-    w4_store(wid.y, m0, k3, k3 + 5u, a30); w4_store(wid.y, m0, k3 + 4u, k3 + 5u, vec4<f32>(t3.x, 0.0, 0.0, 0.0));
-    w4_store(wid.y, m0 + 1u, k3, k3 + 5u, a31); w4_store(wid.y, m0 + 1u, k3 + 4u, k3 + 5u, vec4<f32>(t3.y, 0.0, 0.0, 0.0));
-    w4_store(wid.y, m0 + 2u, k3, k3 + 5u, a32); w4_store(wid.y, m0 + 2u, k3 + 4u, k3 + 5u, vec4<f32>(t3.z, 0.0, 0.0, 0.0));
-    w4_store(wid.y, m0 + 3u, k3, k3 + 5u, a33); w4_store(wid.y, m0 + 3u, k3 + 4u, k3 + 5u, vec4<f32>(t3.w, 0.0, 0.0, 0.0));
+    w4_store(split, m0, k3, k3 + 5u, a30); w4_store(split, m0, k3 + 4u, k3 + 5u, vec4<f32>(t3.x, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 1u, k3, k3 + 5u, a31); w4_store(split, m0 + 1u, k3 + 4u, k3 + 5u, vec4<f32>(t3.y, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 2u, k3, k3 + 5u, a32); w4_store(split, m0 + 2u, k3 + 4u, k3 + 5u, vec4<f32>(t3.z, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 3u, k3, k3 + 5u, a33); w4_store(split, m0 + 3u, k3 + 4u, k3 + 5u, vec4<f32>(t3.w, 0.0, 0.0, 0.0));
     let k4 = (c * 5u + 4u) * 5u;
-    w4_store(wid.y, m0, k4, k4 + 5u, a40); w4_store(wid.y, m0, k4 + 4u, k4 + 5u, vec4<f32>(t4.x, 0.0, 0.0, 0.0));
-    w4_store(wid.y, m0 + 1u, k4, k4 + 5u, a41); w4_store(wid.y, m0 + 1u, k4 + 4u, k4 + 5u, vec4<f32>(t4.y, 0.0, 0.0, 0.0));
-    w4_store(wid.y, m0 + 2u, k4, k4 + 5u, a42); w4_store(wid.y, m0 + 2u, k4 + 4u, k4 + 5u, vec4<f32>(t4.z, 0.0, 0.0, 0.0));
-    w4_store(wid.y, m0 + 3u, k4, k4 + 5u, a43); w4_store(wid.y, m0 + 3u, k4 + 4u, k4 + 5u, vec4<f32>(t4.w, 0.0, 0.0, 0.0));
+    w4_store(split, m0, k4, k4 + 5u, a40); w4_store(split, m0, k4 + 4u, k4 + 5u, vec4<f32>(t4.x, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 1u, k4, k4 + 5u, a41); w4_store(split, m0 + 1u, k4 + 4u, k4 + 5u, vec4<f32>(t4.y, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 2u, k4, k4 + 5u, a42); w4_store(split, m0 + 2u, k4 + 4u, k4 + 5u, vec4<f32>(t4.z, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 3u, k4, k4 + 5u, a43); w4_store(split, m0 + 3u, k4 + 4u, k4 + 5u, vec4<f32>(t4.w, 0.0, 0.0, 0.0));
 }
 
 // wgrad_reg_s1_k5 for 3x3 kernels (the MLSAD detectors' layers): all 9 taps of one (input channel,
@@ -1168,19 +1171,21 @@ fn wgrad_reg_s1_k5(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
 // for 144 multiply-adds (a 4-tap row kernel: 20 for 64). Taps 0..2 of row r and channel m in
 // a{r}{m}.xyz (.w, a fourth tap past the kernel, is dropped when stored).
 @compute @workgroup_size(64)
-fn wgrad_reg_s1_k3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let mblocks = (p.cy + 3u) / 4u;
-    let t = wid.x * 64u + lid;
-    if (t >= p.cx * mblocks) { return; }
+fn wgrad_reg_s1_k3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let pairs = p.cx * ((p.cy + 3u) / 4u);
+    let t = flat(wid, nwg, lid);
+    if (t >= pairs * p.splits) { return; }
+    let split = t / pairs;
     let c = t % p.cx;
-    let m0 = (t / p.cx) * 4u;
+    let m0 = ((t % pairs) / p.cx) * 4u;
     let q_end = p.wy / 4u;
     var a00 = vec4<f32>(0.0); var a01 = vec4<f32>(0.0); var a02 = vec4<f32>(0.0); var a03 = vec4<f32>(0.0);
     var a10 = vec4<f32>(0.0); var a11 = vec4<f32>(0.0); var a12 = vec4<f32>(0.0); var a13 = vec4<f32>(0.0);
     var a20 = vec4<f32>(0.0); var a21 = vec4<f32>(0.0); var a22 = vec4<f32>(0.0); var a23 = vec4<f32>(0.0);
-    let rows_end = min(p.n * p.hy, (wid.y + 1u) * p.chunk);
-    var r = row_at(wid.y * p.chunk);
-    for (var g = wid.y * p.chunk; g < rows_end; g = g + 1u) {
+    let rows_end = min(p.n * p.hy, (split + 1u) * p.chunk);
+    var r = row_at(split * p.chunk);
+    for (var g = split * p.chunk; g < rows_end; g = g + 1u) {
         let g0 = w4_gy_row(m0, r);
         let g1 = w4_gy_row(m0 + 1u, r);
         let g2 = w4_gy_row(m0 + 2u, r);
@@ -1221,11 +1226,129 @@ fn wgrad_reg_s1_k3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
         row_next(&r);
     }
     let k0 = (c * 3u + 0u) * 3u;
-    w4_store(wid.y, m0, k0, k0 + 3u, a00); w4_store(wid.y, m0 + 1u, k0, k0 + 3u, a01); w4_store(wid.y, m0 + 2u, k0, k0 + 3u, a02); w4_store(wid.y, m0 + 3u, k0, k0 + 3u, a03);
+    w4_store(split, m0, k0, k0 + 3u, a00); w4_store(split, m0 + 1u, k0, k0 + 3u, a01); w4_store(split, m0 + 2u, k0, k0 + 3u, a02); w4_store(split, m0 + 3u, k0, k0 + 3u, a03);
     let k1 = (c * 3u + 1u) * 3u;
-    w4_store(wid.y, m0, k1, k1 + 3u, a10); w4_store(wid.y, m0 + 1u, k1, k1 + 3u, a11); w4_store(wid.y, m0 + 2u, k1, k1 + 3u, a12); w4_store(wid.y, m0 + 3u, k1, k1 + 3u, a13);
+    w4_store(split, m0, k1, k1 + 3u, a10); w4_store(split, m0 + 1u, k1, k1 + 3u, a11); w4_store(split, m0 + 2u, k1, k1 + 3u, a12); w4_store(split, m0 + 3u, k1, k1 + 3u, a13);
     let k2 = (c * 3u + 2u) * 3u;
-    w4_store(wid.y, m0, k2, k2 + 3u, a20); w4_store(wid.y, m0 + 1u, k2, k2 + 3u, a21); w4_store(wid.y, m0 + 2u, k2, k2 + 3u, a22); w4_store(wid.y, m0 + 3u, k2, k2 + 3u, a23);
+    w4_store(split, m0, k2, k2 + 3u, a20); w4_store(split, m0 + 1u, k2, k2 + 3u, a21); w4_store(split, m0 + 2u, k2, k2 + 3u, a22); w4_store(split, m0 + 3u, k2, k2 + 3u, a23);
+}
+
+// Weight gradient of 4x4 stride-2 convs (the SSIM autoencoder's encoder, and its decoder's
+// transposed convs through their direct map): one invocation per (input channel, 8-output-channel
+// block) pair takes all 16 taps. Over 4 destination columns ow0..ow0+3, tap (ky, kx) reads source
+// columns 2 ow + kx of row 2 oh + ky, so a row's window of 12 columns (three vec4s, two new per
+// block) serves all 4 of its taps: for channel m, a{m}{ky} (over kx) += v.x * w[0..4] + v.y *
+// w[2..6] + v.z * w[4..8] + v.w * w[6..10]. 32 x and 32 gy components per 512 multiply-adds,
+// where wgrad_reg loads 12 per 32. x: padded, rows a multiple of 4 wide; gy: padded to wy4 columns.
+@compute @workgroup_size(64)
+fn wgrad_reg_s2_k4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let pairs = p.cx * ((p.cy + 7u) / 8u);
+    let t = flat(wid, nwg, lid);
+    if (t >= pairs * p.splits) { return; }
+    let split = t / pairs;
+    let c = t % p.cx;
+    let m0 = ((t % pairs) / p.cx) * 8u;
+    let q_end = p.wy / 4u;
+    var a00 = vec4<f32>(0.0); var a01 = vec4<f32>(0.0); var a02 = vec4<f32>(0.0); var a03 = vec4<f32>(0.0);
+    var a10 = vec4<f32>(0.0); var a11 = vec4<f32>(0.0); var a12 = vec4<f32>(0.0); var a13 = vec4<f32>(0.0);
+    var a20 = vec4<f32>(0.0); var a21 = vec4<f32>(0.0); var a22 = vec4<f32>(0.0); var a23 = vec4<f32>(0.0);
+    var a30 = vec4<f32>(0.0); var a31 = vec4<f32>(0.0); var a32 = vec4<f32>(0.0); var a33 = vec4<f32>(0.0);
+    var a40 = vec4<f32>(0.0); var a41 = vec4<f32>(0.0); var a42 = vec4<f32>(0.0); var a43 = vec4<f32>(0.0);
+    var a50 = vec4<f32>(0.0); var a51 = vec4<f32>(0.0); var a52 = vec4<f32>(0.0); var a53 = vec4<f32>(0.0);
+    var a60 = vec4<f32>(0.0); var a61 = vec4<f32>(0.0); var a62 = vec4<f32>(0.0); var a63 = vec4<f32>(0.0);
+    var a70 = vec4<f32>(0.0); var a71 = vec4<f32>(0.0); var a72 = vec4<f32>(0.0); var a73 = vec4<f32>(0.0);
+    let rows_end = min(p.n * p.hy, (split + 1u) * p.chunk);
+    var r = row_at(split * p.chunk);
+    for (var g = split * p.chunk; g < rows_end; g = g + 1u) {
+        let g0 = w4_gy_row(m0, r);
+        let g1 = w4_gy_row(m0 + 1u, r);
+        let g2 = w4_gy_row(m0 + 2u, r);
+        let g3 = w4_gy_row(m0 + 3u, r);
+        let g4 = w4_gy_row(m0 + 4u, r);
+        let g5 = w4_gy_row(m0 + 5u, r);
+        let g6 = w4_gy_row(m0 + 6u, r);
+        let g7 = w4_gy_row(m0 + 7u, r);
+        let x0row = w4_x_row(r, c, 0u, 0u);
+        let x1row = w4_x_row(r, c, 1u, 0u);
+        let x2row = w4_x_row(r, c, 2u, 0u);
+        let x3row = w4_x_row(r, c, 3u, 0u);
+        var x0p = w4_x[x0row];
+        var x1p = w4_x[x1row];
+        var x2p = w4_x[x2row];
+        var x3p = w4_x[x3row];
+        for (var q = 0u; q < q_end; q = q + 1u) {
+            let v0 = w4_gy[g0 + q];
+            let v1 = w4_gy[g1 + q];
+            let v2 = w4_gy[g2 + q];
+            let v3 = w4_gy[g3 + q];
+            let v4 = w4_gy[g4 + q];
+            let v5 = w4_gy[g5 + q];
+            let v6 = w4_gy[g6 + q];
+            let v7 = w4_gy[g7 + q];
+            let x0a = w4_x[x0row + 2u * q + 1u];
+            let x0b = w4_x[x0row + 2u * q + 2u];
+            let x0s1 = vec4<f32>(x0p.zw, x0a.xy); let x0s3 = vec4<f32>(x0a.zw, x0b.xy);
+            a00 = fma(vec4<f32>(v0.x), x0p, a00); a00 = fma(vec4<f32>(v0.y), x0s1, a00); a00 = fma(vec4<f32>(v0.z), x0a, a00); a00 = fma(vec4<f32>(v0.w), x0s3, a00);
+            a10 = fma(vec4<f32>(v1.x), x0p, a10); a10 = fma(vec4<f32>(v1.y), x0s1, a10); a10 = fma(vec4<f32>(v1.z), x0a, a10); a10 = fma(vec4<f32>(v1.w), x0s3, a10);
+            a20 = fma(vec4<f32>(v2.x), x0p, a20); a20 = fma(vec4<f32>(v2.y), x0s1, a20); a20 = fma(vec4<f32>(v2.z), x0a, a20); a20 = fma(vec4<f32>(v2.w), x0s3, a20);
+            a30 = fma(vec4<f32>(v3.x), x0p, a30); a30 = fma(vec4<f32>(v3.y), x0s1, a30); a30 = fma(vec4<f32>(v3.z), x0a, a30); a30 = fma(vec4<f32>(v3.w), x0s3, a30);
+            a40 = fma(vec4<f32>(v4.x), x0p, a40); a40 = fma(vec4<f32>(v4.y), x0s1, a40); a40 = fma(vec4<f32>(v4.z), x0a, a40); a40 = fma(vec4<f32>(v4.w), x0s3, a40);
+            a50 = fma(vec4<f32>(v5.x), x0p, a50); a50 = fma(vec4<f32>(v5.y), x0s1, a50); a50 = fma(vec4<f32>(v5.z), x0a, a50); a50 = fma(vec4<f32>(v5.w), x0s3, a50);
+            a60 = fma(vec4<f32>(v6.x), x0p, a60); a60 = fma(vec4<f32>(v6.y), x0s1, a60); a60 = fma(vec4<f32>(v6.z), x0a, a60); a60 = fma(vec4<f32>(v6.w), x0s3, a60);
+            a70 = fma(vec4<f32>(v7.x), x0p, a70); a70 = fma(vec4<f32>(v7.y), x0s1, a70); a70 = fma(vec4<f32>(v7.z), x0a, a70); a70 = fma(vec4<f32>(v7.w), x0s3, a70);
+            x0p = x0b;
+            let x1a = w4_x[x1row + 2u * q + 1u];
+            let x1b = w4_x[x1row + 2u * q + 2u];
+            let x1s1 = vec4<f32>(x1p.zw, x1a.xy); let x1s3 = vec4<f32>(x1a.zw, x1b.xy);
+            a01 = fma(vec4<f32>(v0.x), x1p, a01); a01 = fma(vec4<f32>(v0.y), x1s1, a01); a01 = fma(vec4<f32>(v0.z), x1a, a01); a01 = fma(vec4<f32>(v0.w), x1s3, a01);
+            a11 = fma(vec4<f32>(v1.x), x1p, a11); a11 = fma(vec4<f32>(v1.y), x1s1, a11); a11 = fma(vec4<f32>(v1.z), x1a, a11); a11 = fma(vec4<f32>(v1.w), x1s3, a11);
+            a21 = fma(vec4<f32>(v2.x), x1p, a21); a21 = fma(vec4<f32>(v2.y), x1s1, a21); a21 = fma(vec4<f32>(v2.z), x1a, a21); a21 = fma(vec4<f32>(v2.w), x1s3, a21);
+            a31 = fma(vec4<f32>(v3.x), x1p, a31); a31 = fma(vec4<f32>(v3.y), x1s1, a31); a31 = fma(vec4<f32>(v3.z), x1a, a31); a31 = fma(vec4<f32>(v3.w), x1s3, a31);
+            a41 = fma(vec4<f32>(v4.x), x1p, a41); a41 = fma(vec4<f32>(v4.y), x1s1, a41); a41 = fma(vec4<f32>(v4.z), x1a, a41); a41 = fma(vec4<f32>(v4.w), x1s3, a41);
+            a51 = fma(vec4<f32>(v5.x), x1p, a51); a51 = fma(vec4<f32>(v5.y), x1s1, a51); a51 = fma(vec4<f32>(v5.z), x1a, a51); a51 = fma(vec4<f32>(v5.w), x1s3, a51);
+            a61 = fma(vec4<f32>(v6.x), x1p, a61); a61 = fma(vec4<f32>(v6.y), x1s1, a61); a61 = fma(vec4<f32>(v6.z), x1a, a61); a61 = fma(vec4<f32>(v6.w), x1s3, a61);
+            a71 = fma(vec4<f32>(v7.x), x1p, a71); a71 = fma(vec4<f32>(v7.y), x1s1, a71); a71 = fma(vec4<f32>(v7.z), x1a, a71); a71 = fma(vec4<f32>(v7.w), x1s3, a71);
+            x1p = x1b;
+            let x2a = w4_x[x2row + 2u * q + 1u];
+            let x2b = w4_x[x2row + 2u * q + 2u];
+            let x2s1 = vec4<f32>(x2p.zw, x2a.xy); let x2s3 = vec4<f32>(x2a.zw, x2b.xy);
+            a02 = fma(vec4<f32>(v0.x), x2p, a02); a02 = fma(vec4<f32>(v0.y), x2s1, a02); a02 = fma(vec4<f32>(v0.z), x2a, a02); a02 = fma(vec4<f32>(v0.w), x2s3, a02);
+            a12 = fma(vec4<f32>(v1.x), x2p, a12); a12 = fma(vec4<f32>(v1.y), x2s1, a12); a12 = fma(vec4<f32>(v1.z), x2a, a12); a12 = fma(vec4<f32>(v1.w), x2s3, a12);
+            a22 = fma(vec4<f32>(v2.x), x2p, a22); a22 = fma(vec4<f32>(v2.y), x2s1, a22); a22 = fma(vec4<f32>(v2.z), x2a, a22); a22 = fma(vec4<f32>(v2.w), x2s3, a22);
+            a32 = fma(vec4<f32>(v3.x), x2p, a32); a32 = fma(vec4<f32>(v3.y), x2s1, a32); a32 = fma(vec4<f32>(v3.z), x2a, a32); a32 = fma(vec4<f32>(v3.w), x2s3, a32);
+            a42 = fma(vec4<f32>(v4.x), x2p, a42); a42 = fma(vec4<f32>(v4.y), x2s1, a42); a42 = fma(vec4<f32>(v4.z), x2a, a42); a42 = fma(vec4<f32>(v4.w), x2s3, a42);
+            a52 = fma(vec4<f32>(v5.x), x2p, a52); a52 = fma(vec4<f32>(v5.y), x2s1, a52); a52 = fma(vec4<f32>(v5.z), x2a, a52); a52 = fma(vec4<f32>(v5.w), x2s3, a52);
+            a62 = fma(vec4<f32>(v6.x), x2p, a62); a62 = fma(vec4<f32>(v6.y), x2s1, a62); a62 = fma(vec4<f32>(v6.z), x2a, a62); a62 = fma(vec4<f32>(v6.w), x2s3, a62);
+            a72 = fma(vec4<f32>(v7.x), x2p, a72); a72 = fma(vec4<f32>(v7.y), x2s1, a72); a72 = fma(vec4<f32>(v7.z), x2a, a72); a72 = fma(vec4<f32>(v7.w), x2s3, a72);
+            x2p = x2b;
+            let x3a = w4_x[x3row + 2u * q + 1u];
+            let x3b = w4_x[x3row + 2u * q + 2u];
+            let x3s1 = vec4<f32>(x3p.zw, x3a.xy); let x3s3 = vec4<f32>(x3a.zw, x3b.xy);
+            a03 = fma(vec4<f32>(v0.x), x3p, a03); a03 = fma(vec4<f32>(v0.y), x3s1, a03); a03 = fma(vec4<f32>(v0.z), x3a, a03); a03 = fma(vec4<f32>(v0.w), x3s3, a03);
+            a13 = fma(vec4<f32>(v1.x), x3p, a13); a13 = fma(vec4<f32>(v1.y), x3s1, a13); a13 = fma(vec4<f32>(v1.z), x3a, a13); a13 = fma(vec4<f32>(v1.w), x3s3, a13);
+            a23 = fma(vec4<f32>(v2.x), x3p, a23); a23 = fma(vec4<f32>(v2.y), x3s1, a23); a23 = fma(vec4<f32>(v2.z), x3a, a23); a23 = fma(vec4<f32>(v2.w), x3s3, a23);
+            a33 = fma(vec4<f32>(v3.x), x3p, a33); a33 = fma(vec4<f32>(v3.y), x3s1, a33); a33 = fma(vec4<f32>(v3.z), x3a, a33); a33 = fma(vec4<f32>(v3.w), x3s3, a33);
+            a43 = fma(vec4<f32>(v4.x), x3p, a43); a43 = fma(vec4<f32>(v4.y), x3s1, a43); a43 = fma(vec4<f32>(v4.z), x3a, a43); a43 = fma(vec4<f32>(v4.w), x3s3, a43);
+            a53 = fma(vec4<f32>(v5.x), x3p, a53); a53 = fma(vec4<f32>(v5.y), x3s1, a53); a53 = fma(vec4<f32>(v5.z), x3a, a53); a53 = fma(vec4<f32>(v5.w), x3s3, a53);
+            a63 = fma(vec4<f32>(v6.x), x3p, a63); a63 = fma(vec4<f32>(v6.y), x3s1, a63); a63 = fma(vec4<f32>(v6.z), x3a, a63); a63 = fma(vec4<f32>(v6.w), x3s3, a63);
+            a73 = fma(vec4<f32>(v7.x), x3p, a73); a73 = fma(vec4<f32>(v7.y), x3s1, a73); a73 = fma(vec4<f32>(v7.z), x3a, a73); a73 = fma(vec4<f32>(v7.w), x3s3, a73);
+            x3p = x3b;
+        }
+        row_next(&r);
+    }
+    let k0 = (c * 4u + 0u) * 4u;
+    let k1 = (c * 4u + 1u) * 4u;
+    let k2 = (c * 4u + 2u) * 4u;
+    let k3 = (c * 4u + 3u) * 4u;
+    w4_store(split, m0, k0, k0 + 4u, a00); w4_store(split, m0, k1, k1 + 4u, a01); w4_store(split, m0, k2, k2 + 4u, a02); w4_store(split, m0, k3, k3 + 4u, a03);
+    w4_store(split, m0 + 1u, k0, k0 + 4u, a10); w4_store(split, m0 + 1u, k1, k1 + 4u, a11); w4_store(split, m0 + 1u, k2, k2 + 4u, a12); w4_store(split, m0 + 1u, k3, k3 + 4u, a13);
+    w4_store(split, m0 + 2u, k0, k0 + 4u, a20); w4_store(split, m0 + 2u, k1, k1 + 4u, a21); w4_store(split, m0 + 2u, k2, k2 + 4u, a22); w4_store(split, m0 + 2u, k3, k3 + 4u, a23);
+    w4_store(split, m0 + 3u, k0, k0 + 4u, a30); w4_store(split, m0 + 3u, k1, k1 + 4u, a31); w4_store(split, m0 + 3u, k2, k2 + 4u, a32); w4_store(split, m0 + 3u, k3, k3 + 4u, a33);
+    w4_store(split, m0 + 4u, k0, k0 + 4u, a40); w4_store(split, m0 + 4u, k1, k1 + 4u, a41); w4_store(split, m0 + 4u, k2, k2 + 4u, a42); w4_store(split, m0 + 4u, k3, k3 + 4u, a43);
+    w4_store(split, m0 + 5u, k0, k0 + 4u, a50); w4_store(split, m0 + 5u, k1, k1 + 4u, a51); w4_store(split, m0 + 5u, k2, k2 + 4u, a52); w4_store(split, m0 + 5u, k3, k3 + 4u, a53);
+    w4_store(split, m0 + 6u, k0, k0 + 4u, a60); w4_store(split, m0 + 6u, k1, k1 + 4u, a61); w4_store(split, m0 + 6u, k2, k2 + 4u, a62); w4_store(split, m0 + 6u, k3, k3 + 4u, a63);
+    w4_store(split, m0 + 7u, k0, k0 + 4u, a70); w4_store(split, m0 + 7u, k1, k1 + 4u, a71); w4_store(split, m0 + 7u, k2, k2 + 4u, a72); w4_store(split, m0 + 7u, k3, k3 + 4u, a73);
 }
 
 @compute @workgroup_size(64)

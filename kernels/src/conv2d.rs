@@ -47,6 +47,8 @@ const WGRAD_REG_S1_K5: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s1_k5", source: SRC, entry: "wgrad_reg_s1_k5", bindings: &[R, R, RW] };
 const WGRAD_REG_S1_K3: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s1_k3", source: SRC, entry: "wgrad_reg_s1_k3", bindings: &[R, R, RW] };
+const WGRAD_REG_S2_K4: KernelSpec =
+    KernelSpec { id: "conv2d.wgrad_reg_s2_k4", source: SRC, entry: "wgrad_reg_s2_k4", bindings: &[R, R, RW] };
 const WGRAD_REG_K1: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_k1", source: SRC, entry: "wgrad_reg_k1", bindings: &[R, R, RW] };
 const GEMM_TILED: KernelSpec =
@@ -531,10 +533,6 @@ fn tiled_grid(g: &Geom) -> [u32; 3] {
     [col_tiles.div_ceil(z) as u32, g.cy.div_ceil(tile.rows()) as u32, z as u32]
 }
 
-/// (input channel, 4-output-channel block) pairs from which the all-taps weight-gradient kernels
-/// take over: below it their one-invocation-per-pair grid leaves most lanes of a workgroup idle.
-const ALL_TAPS_MIN_PAIRS: usize = 256;
-
 /// Weight gradient of the direct map: gw [cy, cx, kh, kw] = sum over n and destination pixels of
 /// gy [n, cy, hy, wy] times x [n, cx, hx, wx] at the tap. Split over the reduction, then summed.
 pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Result<Tensor> {
@@ -600,20 +598,30 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
             } else {
                 (&WGRAD_REG_S1, g.cx * g.k[0] * tap_blocks)
             };
-            // 3x3 and 5x5 with enough (input channel, output block) pairs to fill workgroups:
-            // one invocation per pair takes all taps (wgrad_reg_s1_k3 / _k5).
-            let pairs = g.cx * m_blocks as usize;
+            // 3x3 and 5x5: one invocation per (input channel, output block, split) takes all
+            // taps (wgrad_reg_s1_k3 / _k5).
             let all_taps = match g.k {
                 [3, 3] => Some(&WGRAD_REG_S1_K3),
                 [5, 5] => Some(&WGRAD_REG_S1_K5),
                 _ => None,
             };
-            let (spec, grid) = if let Some(spec) = all_taps.filter(|_| pairs >= ALL_TAPS_MIN_PAIRS) {
-                (spec, [pairs.div_ceil(64) as u32, splits as u32, 1])
-            } else {
-                (spec, [blocks.div_ceil(64) as u32, splits as u32, m_blocks])
+            let (spec, grid) = match all_taps {
+                Some(spec) => (spec, grid_1d(g.cx * m_blocks as usize * splits, WG_1D)),
+                None => (spec, [blocks.div_ceil(64) as u32, splits as u32, m_blocks]),
             };
             ctx.dispatch(spec, &params, &[xp.binding(), gyp.binding(), part.binding()], grid)?;
+        } else if g.k == [4, 4] && g.s == [2, 2] && g.d == [1, 1] {
+            // 4x4 stride 2, all 16 taps per (input channel, 8-output-channel block, split):
+            // gy padded to whole vec4s (zero columns add nothing), x rows wide enough for the
+            // last block's 12-column window and a multiple of 4.
+            let wy4 = g.wy.next_multiple_of(4);
+            let gyp = padded(gy, 0, 0, g.hy, wy4)?;
+            let wp = (g.wx + g.p[1]).max(2 * wy4 + 4).next_multiple_of(4);
+            let xp = padded(x, g.p[0], g.p[1], hp, wp)?;
+            params.wx = wp as u32;
+            params.wy = wy4 as u32;
+            let grid = grid_1d(g.cx * g.cy.div_ceil(8) * splits, WG_1D);
+            ctx.dispatch(&WGRAD_REG_S2_K4, &params, &[xp.binding(), gyp.binding(), part.binding()], grid)?;
         } else {
             let max_col = (g.wy - 1) * g.s[1] + (g.k[1] - 1) * g.d[1];
             let wp = (g.wx + g.p[1]).max(max_col + 1);
@@ -921,6 +929,10 @@ mod tests {
             // 3x3 the same way (wgrad_reg_s1_k3): 37 input channels x 7 output blocks, 7-wide rows
             ([2, 37, 6, 7], 26, [3, 3], [1, 1], [1, 1], [1, 1], true),
             ([1, 40, 9, 6], 27, [3, 3], [2, 1], [1, 1], [2, 1], false),
+            // 4x4 stride 2 with 33 input channels x 8 output blocks of 8: the all-taps weight
+            // gradient (wgrad_reg_s2_k4), odd sizes (output 6 wide, padded to 8; 61 channels)
+            ([2, 33, 13, 12], 61, [4, 4], [2, 2], [1, 1], [1, 1], true),
+            ([1, 64, 9, 15], 29, [4, 4], [2, 2], [2, 0], [1, 1], false),
             // row dilation with unit width stride (wgrad_reg_s1 steps rows by dh)
             ([2, 3, 9, 10], 5, [3, 3], [1, 1], [2, 1], [2, 1], true),
         ]
