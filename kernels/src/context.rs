@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     device_type: Option<wgpu::DeviceType>,
     /// What the adapter offers (a superset of what the device enabled).
     adapter_features: wgpu::Features,
+    /// The fewest lanes a subgroup can have, when the device enabled subgroup operations.
+    subgroup_min_lanes: Option<u32>,
     params_align: u64,
     pub(crate) max_binding: u64,
     pub(crate) state: Mutex<State>,
@@ -190,11 +192,13 @@ impl Context {
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("oddity"),
-            required_features: if timestamps {
-                adapter.features() & wgpu::Features::TIMESTAMP_QUERY
-            } else {
-                wgpu::Features::empty()
-            },
+            // Subgroups where offered: CPU-tuned kernels share loads across a SIMD register's lanes.
+            required_features: adapter.features()
+                & if timestamps {
+                    wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP
+                } else {
+                    wgpu::Features::SUBGROUP
+                },
             required_limits,
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -224,6 +228,8 @@ impl Context {
         adapter_features: wgpu::Features,
     ) -> Context {
         let limits = device.limits();
+        let subgroup_min_lanes =
+            device.features().contains(wgpu::Features::SUBGROUP).then(|| device.adapter_info().subgroup_min_size);
         let params_buffer = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("oddity params arena"),
             size: PARAMS_ARENA_BYTES,
@@ -238,6 +244,7 @@ impl Context {
                 adapter,
                 device_type,
                 adapter_features,
+                subgroup_min_lanes,
                 params_align: limits.min_uniform_buffer_offset_alignment as u64,
                 max_binding,
                 state: Mutex::new(State {
@@ -309,6 +316,11 @@ impl Context {
     /// Features the adapter offers (for a host's device: those it enabled).
     pub fn adapter_features(&self) -> wgpu::Features {
         self.inner.adapter_features
+    }
+
+    /// The fewest lanes a subgroup can have, or `None` when the device has no subgroup operations.
+    pub fn subgroup_min_lanes(&self) -> Option<u32> {
+        self.inner.subgroup_min_lanes
     }
 
     /// True on software rasterisers (lavapipe, WARP, llvmpipe GL): kernels with a CPU-tuned variant use it.

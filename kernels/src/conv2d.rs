@@ -422,7 +422,7 @@ fn pointwise_gemm(x: &Tensor, w: &Tensor, b: &Tensor, params: &Params, g: &Geom,
     let hw4 = g.wx.next_multiple_of(4);
     let xp = padded(x, 0, 0, 1, hw4)?;
     let w2 = w.reshape(&[g.cy, g.cx])?;
-    let y4 = matmul_with(&w2, &xp.reshape(&[g.n, g.cx, hw4])?, false, false, MatmulVariant::Registers)?;
+    let y4 = matmul_with(&w2, &xp.reshape(&[g.n, g.cx, hw4])?, false, false, MatmulVariant::Subgroup)?;
     let crop = Params {
         len: y.numel() as u32,
         wx: hw4 as u32,
@@ -550,7 +550,7 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
         let hw4 = g.wx.next_multiple_of(4);
         let xp = padded(x, 0, 0, 1, hw4)?.reshape(&[g.n, g.cx, hw4])?;
         let gyp = padded(gy, 0, 0, 1, hw4)?.reshape(&[g.n, g.cy, hw4])?;
-        let part = matmul_with(&gyp, &xp, false, true, MatmulVariant::Registers)?;
+        let part = matmul_with(&gyp, &xp, false, true, MatmulVariant::Subgroup)?;
         let gw = Tensor::uninit(ctx, &[g.cy, g.cx, 1, 1], DType::F32)?;
         let sum = Params { len: len as u32, splits: g.n as u32, ..Default::default() };
         ctx.dispatch(&SUM_SPLITS, &sum, &[part.binding(), gw.binding()], grid_1d(len, WG_1D))?;

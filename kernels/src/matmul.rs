@@ -1,10 +1,11 @@
 //! Matrix multiply with transposed-operand variants and an optional batch, forward and backward:
 //! `C[b] = op(A[b]) @ op(B[b])`, op = identity or transpose.
-//! WGSL: `shaders/matmul.wgsl`. CPU reference: [`cpu`].
+//! WGSL: `shaders/matmul.wgsl` (and `shaders/matmul_subgroup.wgsl`). CPU reference: [`cpu`].
 //!
-//! Two kernel families, each tested against the same reference: workgroup-memory tiles for real
-//! GPUs, and a register-blocked kernel without workgroup memory for software drivers (lavapipe),
-//! where barriers are expensive and every invocation is one lane of a CPU SIMD register.
+//! Three kernel families, each tested against the same reference: workgroup-memory tiles for
+//! real GPUs; a register-blocked kernel without workgroup memory for software drivers (lavapipe),
+//! where barriers are expensive and every invocation is one lane of a CPU SIMD register; and, on
+//! such drivers with subgroups, a register-blocked kernel whose lanes share A's loads.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -18,6 +19,12 @@ const TILED: KernelSpec = KernelSpec { id: "matmul.tiled", source: SRC, entry: "
 const REG_VEC4: KernelSpec = KernelSpec { id: "matmul.reg_vec4", source: SRC, entry: "reg_vec4", bindings: &[R, R, RW] };
 const REG_SCALAR: KernelSpec =
     KernelSpec { id: "matmul.reg_scalar", source: SRC, entry: "reg_scalar", bindings: &[R, R, RW] };
+const REG_SUBGROUP: KernelSpec = KernelSpec {
+    id: "matmul.reg_subgroup",
+    source: include_str!("../../shaders/matmul_subgroup.wgsl"),
+    entry: "reg_subgroup",
+    bindings: &[R, R, RW],
+};
 
 /// Side of the square C tile one `tiled` workgroup computes.
 const TILE: usize = 64;
@@ -27,11 +34,16 @@ const VEC4_COLS: usize = 64;
 /// C rows and columns one `reg_scalar` workgroup computes (8 x 8 threads of 4 x 8 outputs).
 const SCALAR_ROWS: usize = 32;
 const SCALAR_COLS: usize = 64;
+/// C rows and columns one `reg_subgroup` workgroup computes (64 lanes of 16 x 8 outputs).
+const SUBGROUP_ROWS: usize = 16;
+const SUBGROUP_COLS: usize = 512;
+/// Lanes of A's block that `reg_subgroup` spreads over a subgroup.
+pub(crate) const SUBGROUP_LANES: u32 = 8;
 
 /// Which kernel family computes the product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulVariant {
-    /// `Registers` on software adapters (`Context::is_cpu_adapter`), `Tiled` elsewhere.
+    /// `Subgroup` on software adapters (`Context::is_cpu_adapter`), `Tiled` elsewhere.
     Auto,
     /// 64x64 tiles staged in workgroup memory, 4x4 outputs per thread: real GPUs.
     Tiled,
@@ -39,6 +51,10 @@ pub enum MatmulVariant {
     /// contiguous dimensions are multiples of 4 (4 x 8 with scalar loads otherwise), no
     /// workgroup memory: lavapipe and other CPU adapters.
     Registers,
+    /// 16 x 8 outputs per thread, the 16 rows of A shared by a workgroup and loaded once per
+    /// subgroup (`subgroupBroadcast` hands them round), for devices with subgroups of 8 or more
+    /// lanes when the `vec4` alignment of `Registers` holds and M > 8; `Registers` otherwise.
+    Subgroup,
 }
 
 #[repr(C)]
@@ -141,7 +157,7 @@ pub fn matmul_with(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool, variant
         b_batch: if d.b_batched { (d.k * d.n) as u32 } else { 0 },
     };
     let variant = match variant {
-        MatmulVariant::Auto if ctx.is_cpu_adapter() => MatmulVariant::Registers,
+        MatmulVariant::Auto if ctx.is_cpu_adapter() => MatmulVariant::Subgroup,
         MatmulVariant::Auto => MatmulVariant::Tiled,
         v => v,
     };
@@ -152,7 +168,10 @@ pub fn matmul_with(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool, variant
             let a_contig = if trans_a { d.m } else { d.k };
             let b_contig = if trans_b { d.k } else { d.n };
             let aligned = d.k % 4 == 0 && a_contig % 4 == 0 && b_contig % 4 == 0;
-            if aligned {
+            let subgroups = ctx.subgroup_min_lanes().is_some_and(|l| l >= SUBGROUP_LANES);
+            if aligned && variant == MatmulVariant::Subgroup && subgroups && d.m > 8 {
+                (&REG_SUBGROUP, [d.n.div_ceil(SUBGROUP_COLS), d.m.div_ceil(SUBGROUP_ROWS)])
+            } else if aligned {
                 (&REG_VEC4, [d.n.div_ceil(VEC4_COLS), d.m.div_ceil(VEC4_ROWS)])
             } else {
                 (&REG_SCALAR, [d.n.div_ceil(SCALAR_COLS), d.m.div_ceil(SCALAR_ROWS)])
@@ -326,7 +345,7 @@ mod tests {
     /// (M, N, K) with edges in every direction: single rows/columns, sizes just past a register
     /// block (8 x 8 vec4, 4 x 8 scalar), a workgroup (64 x 64, 32 x 64) and a tile (64); M and N
     /// that are multiples of 4 but not 8 (half-used vec4 blocks); K both aligned (vec4 path) and not.
-    const SIZES: [(usize, usize, usize); 10] = [
+    const SIZES: [(usize, usize, usize); 11] = [
         (1, 1, 1),
         (7, 33, 65),
         (33, 7, 1),
@@ -337,6 +356,7 @@ mod tests {
         (64, 128, 64),
         (65, 20, 128),
         (68, 132, 16),
+        (20, 604, 8),
     ];
 
     // Tolerance: sums of up to 128 products of values in [-1, 1] in f32 have rounding error below
@@ -371,6 +391,20 @@ mod tests {
     }
 
     #[test]
+    fn subgroup_variant_matches_cpu_on_odd_shapes_and_transposes() {
+        check_forward(MatmulVariant::Subgroup, &[(None, None)]);
+    }
+
+    /// lavapipe offers subgroups of 8 lanes: the CPU path must take `reg_subgroup` there.
+    #[test]
+    fn cpu_adapters_with_subgroups_get_the_subgroup_kernel() {
+        let ctx = gpu_or_skip!();
+        if ctx.is_cpu_adapter() && ctx.adapter_features().contains(wgpu::Features::SUBGROUP) {
+            assert!(ctx.subgroup_min_lanes().is_some_and(|l| l >= SUBGROUP_LANES), "{:?}", ctx.subgroup_min_lanes());
+        }
+    }
+
+    #[test]
     fn tiled_variant_matches_cpu_on_odd_shapes_and_transposes() {
         check_forward(MatmulVariant::Tiled, &[(None, None)]);
     }
@@ -379,7 +413,7 @@ mod tests {
     fn check_batched(variant: MatmulVariant) {
         let ctx = gpu_or_skip!();
         let mut rng = TestRng::new(12);
-        for &(m, n, k) in &[(7, 33, 65), (4, 8, 4), (33, 20, 12), (1, 9, 3)] {
+        for &(m, n, k) in &[(7, 33, 65), (4, 8, 4), (33, 20, 12), (1, 9, 3), (36, 24, 8)] {
             for (ba, bb) in [(Some(3), Some(3)), (Some(3), None), (None, Some(3))] {
                 for (ta, tb) in [(false, false), (true, true), (false, true), (true, false)] {
                     let (sa, sb) = (stored(ba, m, k, ta), stored(bb, k, n, tb));
@@ -399,6 +433,11 @@ mod tests {
     #[test]
     fn registers_variant_matches_cpu_batched_and_broadcast() {
         check_batched(MatmulVariant::Registers);
+    }
+
+    #[test]
+    fn subgroup_variant_matches_cpu_batched_and_broadcast() {
+        check_batched(MatmulVariant::Subgroup);
     }
 
     #[test]
@@ -472,6 +511,11 @@ mod tests {
     #[test]
     fn gpu_backward_matches_cpu_registers_variant() {
         check_backward(MatmulVariant::Registers);
+    }
+
+    #[test]
+    fn gpu_backward_matches_cpu_subgroup_variant() {
+        check_backward(MatmulVariant::Subgroup);
     }
 
     #[test]

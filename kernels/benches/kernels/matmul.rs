@@ -19,6 +19,8 @@ pub fn benches(c: &mut Criterion, ctx: &Context) {
         ("auto", MatmulVariant::Auto, false, false),
         ("registers", MatmulVariant::Registers, false, false),
         ("registers_AT_BT", MatmulVariant::Registers, true, true),
+        ("subgroup", MatmulVariant::Subgroup, false, false),
+        ("subgroup_AT_BT", MatmulVariant::Subgroup, true, true),
         ("tiled", MatmulVariant::Tiled, false, false),
     ];
     for (name, variant, ta, tb) in cases {

@@ -1,0 +1,151 @@
+// Matrix multiply C[b] = op(A[b]) @ op(B[b]) for software drivers with subgroups of 8 or more
+// lanes (lavapipe: one subgroup = one CPU SIMD register of 8 invocations). Same product, params
+// and clamping rules as `reg_vec4` in matmul.wgsl; a separate module because naga rejects a
+// module that uses subgroup operations on a device without the SUBGROUP feature.
+// CPU reference: kernels/src/matmul.rs (`cpu`).
+//
+// Why subgroups: lavapipe issues a storage load lane by lane, so loads, not multiply-adds, set the
+// pace (a vec4 load costs about 20 vec4 broadcasts, measured on llvmpipe, 2 cores). Every lane of
+// a workgroup here shares the same 16 rows of A, so each lane loads 1/8 of A's 16 x 4 block of a
+// k-step and subgroupBroadcast hands the rest over: per k-step a lane loads 2 vec4s of A and 8 of
+// B for 512 multiply-adds, where reg_vec4 loads 16 vec4s for 256.
+//
+// Workgroup: 64 lanes, each 16 rows x 8 consecutive columns of C; wid.x = block of 512 columns,
+// wid.y = block of 16 rows, wid.z = batch. Lanes past the last column keep running (their loads
+// are clamped) so that their subgroup's broadcasts stay defined; whole subgroups past the end
+// leave at once.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    trans_a: u32,
+    trans_b: u32,
+    a_batch: u32,   // elements between batches of A (0: broadcast)
+    b_batch: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> g_a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> g_b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> g_c: array<f32>;
+
+// B stored [K, N] (N % 4 == 0): q is row k at columns j..j+4, s = N / 4; column kk = B[k+kk, j..j+4].
+fn gb_rows(q: u32, s: u32) -> mat4x4<f32> {
+    return mat4x4<f32>(g_b[q], g_b[q + s], g_b[q + 2u * s], g_b[q + 3u * s]);
+}
+
+// B stored [N, K]: o holds columns j..j+4 (clamped); column kk = B[k+kk, j..j+4].
+fn gb_cols(o: vec4<u32>, kq: u32) -> mat4x4<f32> {
+    return transpose(mat4x4<f32>(g_b[o.x + kq], g_b[o.y + kq], g_b[o.z + kq], g_b[o.w + kq]));
+}
+
+// Offsets (vec4 units) of lines i..i+4 of a [lines, line_len] matrix, clamped to the last line.
+fn g_lines(base: u32, i: u32, lines: u32, line_len: u32) -> vec4<u32> {
+    let last = lines - 1u;
+    let s = line_len / 4u;
+    let b = base / 4u;
+    return vec4<u32>(b + min(i, last) * s, b + min(i + 1u, last) * s,
+                     b + min(i + 2u, last) * s, b + min(i + 3u, last) * s);
+}
+
+// A 4 x 4 block of A whose column r is A[i0 + r, k..k+4], from the lanes' loads: A stored [M, K]
+// (lane l holds row l's vec4 along k), rows `first`..`first`+4 of the lanes.
+fn rows_from(v: vec4<f32>, first: u32) -> mat4x4<f32> {
+    if (first == 0u) {
+        return mat4x4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u),
+                           subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u));
+    }
+    return mat4x4<f32>(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u),
+                       subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
+}
+
+// A stored [K, M]: lane l holds row k + l % 4 of the storage at the 4 columns of quad `first`/4 + l / 4;
+// column r of the result is A[i + r, k..k+4] for that quad's rows i.
+fn cols_from(v: vec4<f32>, first: u32) -> mat4x4<f32> {
+    if (first == 0u) {
+        return transpose(mat4x4<f32>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u),
+                                     subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u)));
+    }
+    return transpose(mat4x4<f32>(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u),
+                                 subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u)));
+}
+
+fn g_store(cbase: u32, i0: u32, j0: u32, lo: mat4x4<f32>, hi: mat4x4<f32>) {
+    for (var r = 0u; r < 4u; r = r + 1u) {
+        let i = i0 + r;
+        if (i >= p.m) { return; }
+        let row = cbase + i * p.n;
+        for (var c = 0u; c < 4u; c = c + 1u) {
+            if (j0 + c < p.n) { g_c[row + j0 + c] = lo[r][c]; }
+            if (j0 + 4u + c < p.n) { g_c[row + j0 + 4u + c] = hi[r][c]; }
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn reg_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+                @builtin(subgroup_invocation_id) sid: u32) {
+    let j0 = (wid.x * 64u + lid) * 8u;
+    if (subgroupAll(j0 >= p.n)) { return; }
+    let i0 = wid.y * 16u;
+    let b = wid.z;
+    let abase = b * p.a_batch;
+    let bbase = b * p.b_batch;
+    let steps = p.k / 4u;
+    let sn = p.n / 4u;
+    let l = sid % 8u;
+    // This lane's share of A, in vec4 units: two rows (stored [M, K]) or two column quads of one
+    // storage row (stored [K, M]), clamped inside the matrix.
+    var a_lo: u32; var a_hi: u32; var a_step: u32;
+    if (p.trans_a == 0u) {
+        let s = p.k / 4u;
+        a_lo = abase / 4u + min(i0 + l, p.m - 1u) * s;
+        a_hi = abase / 4u + min(i0 + 8u + l, p.m - 1u) * s;
+        a_step = 1u;
+    } else {
+        let sm = p.m / 4u;
+        let quad = i0 / 4u + l / 4u;
+        a_lo = abase / 4u + (l % 4u) * sm + min(quad, sm - 1u);
+        a_hi = abase / 4u + (l % 4u) * sm + min(quad + 2u, sm - 1u);
+        a_step = 4u * sm;
+    }
+    let bq0 = bbase / 4u + min(j0, p.n - 1u) / 4u;
+    let bq1 = bbase / 4u + min(j0 + 4u, p.n - 1u) / 4u;
+    let bo0 = g_lines(bbase, j0, p.n, p.k);
+    let bo1 = g_lines(bbase, j0 + 4u, p.n, p.k);
+    var c00 = mat4x4<f32>(); var c01 = mat4x4<f32>();
+    var c10 = mat4x4<f32>(); var c11 = mat4x4<f32>();
+    var c20 = mat4x4<f32>(); var c21 = mat4x4<f32>();
+    var c30 = mat4x4<f32>(); var c31 = mat4x4<f32>();
+    for (var kq = 0u; kq < steps; kq = kq + 1u) {
+        let va = g_a[a_lo + kq * a_step];
+        let vb = g_a[a_hi + kq * a_step];
+        var a0: mat4x4<f32>; var a1: mat4x4<f32>; var a2: mat4x4<f32>; var a3: mat4x4<f32>;
+        if (p.trans_a == 0u) {
+            a0 = rows_from(va, 0u); a1 = rows_from(va, 4u); a2 = rows_from(vb, 0u); a3 = rows_from(vb, 4u);
+        } else {
+            a0 = cols_from(va, 0u); a1 = cols_from(va, 4u); a2 = cols_from(vb, 0u); a3 = cols_from(vb, 4u);
+        }
+        var b0: mat4x4<f32>; var b1: mat4x4<f32>;
+        if (p.trans_b == 0u) {
+            let q = 4u * kq * sn;
+            b0 = gb_rows(bq0 + q, sn);
+            b1 = gb_rows(bq1 + q, sn);
+        } else {
+            b0 = gb_cols(bo0, kq);
+            b1 = gb_cols(bo1, kq);
+        }
+        c00 = c00 + b0 * a0; c01 = c01 + b1 * a0;
+        c10 = c10 + b0 * a1; c11 = c11 + b1 * a1;
+        c20 = c20 + b0 * a2; c21 = c21 + b1 * a2;
+        c30 = c30 + b0 * a3; c31 = c31 + b1 * a3;
+    }
+    if (j0 >= p.n) { return; }
+    let cbase = b * p.m * p.n;
+    g_store(cbase, i0, j0, c00, c01);
+    g_store(cbase, i0 + 4u, j0, c10, c11);
+    g_store(cbase, i0 + 8u, j0, c20, c21);
+    g_store(cbase, i0 + 12u, j0, c30, c31);
+}
