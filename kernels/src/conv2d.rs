@@ -13,7 +13,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::error::{Error, Result};
 use crate::kernel::{grid_1d, KernelSpec, R, RW, WG_1D};
 use crate::tensor::{DType, Tensor};
-use crate::matmul::{matmul_with, MatmulVariant};
+use crate::matmul::{matmul_with, MatmulVariant, SUBGROUP_LANES};
 
 const SRC: &str = include_str!("../../shaders/conv2d.wgsl");
 const PAD: KernelSpec = KernelSpec { id: "conv2d.pad", source: SRC, entry: "pad", bindings: &[R, RW] };
@@ -30,6 +30,14 @@ const DIRECT_REG_S2: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s2", source: SRC, entry: "direct_reg_s2", bindings: &[R, R, R, RW] };
 const DIRECT_REG_S1_R8: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s1_r8", source: SRC, entry: "direct_reg_s1_r8", bindings: &[R, R, R, RW] };
+/// conv2d.wgsl with the subgroup kernels appended: built only on devices with SUBGROUP.
+const SRC_SUBGROUP: &str = concat!(include_str!("../../shaders/conv2d.wgsl"), include_str!("../../shaders/conv2d_subgroup.wgsl"));
+const DIRECT_REG_S1_R8_SG: KernelSpec = KernelSpec {
+    id: "conv2d.direct_reg_s1_r8_sg",
+    source: SRC_SUBGROUP,
+    entry: "direct_reg_s1_r8_sg",
+    bindings: &[R, R, R, RW],
+};
 const DIRECT_REG_S2_R8: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s2_r8", source: SRC, entry: "direct_reg_s2_r8", bindings: &[R, R, R, RW] };
 const DIRECT_REG_S1: KernelSpec =
@@ -102,8 +110,11 @@ impl Tile {
 pub enum Variant {
     #[default]
     Auto,
-    /// Register blocks, no workgroup memory (fast on lavapipe).
+    /// Register blocks, no workgroup memory (fast on lavapipe), never subgroup operations.
     Registers,
+    /// `Registers`, with the kernels whose lanes share loads through subgroup operations where
+    /// the device has subgroups of 8 or more lanes (what `Auto` picks on CPU adapters).
+    Subgroup,
     /// Workgroup-memory tiles (fast on GPUs).
     Tiled,
 }
@@ -112,9 +123,21 @@ impl Variant {
     fn registers(self, t: &Tensor) -> bool {
         match self {
             Variant::Auto => t.context().is_cpu_adapter(),
-            Variant::Registers => true,
+            Variant::Registers | Variant::Subgroup => true,
             Variant::Tiled => false,
         }
+    }
+
+    /// Register kernels that share loads across a subgroup may run.
+    fn subgroups(self, t: &Tensor) -> bool {
+        self != Variant::Registers
+            && self.registers(t)
+            && t.context().subgroup_min_lanes().is_some_and(|l| l >= SUBGROUP_LANES)
+    }
+
+    /// The matmul family the register path's GEMMs use.
+    fn matmul(self) -> MatmulVariant {
+        if self == Variant::Registers { MatmulVariant::Registers } else { MatmulVariant::Subgroup }
     }
 }
 
@@ -348,12 +371,12 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epilogu
     params.has_bias = bias.is_some() as u32;
     epi.set(&mut params);
     if v.registers(x) && g.k == [1, 1] && g.s == [1, 1] && g.p == [0, 0] && g.hx == 1 && g.cx % 4 == 0 {
-        pointwise_gemm(x, w, &b, &params, g, &y)?;
+        pointwise_gemm(x, w, &b, &params, g, &y, v)?;
         return Ok(y);
     }
     if v.registers(x) {
         let tiles_w = g.wy.div_ceil(DIRECT_COLS);
-        if direct_flat_planes(x, w, &b, g, params, tiles_w, &y)? {
+        if direct_flat_planes(x, w, &b, g, params, tiles_w, &y, v)? {
             return Ok(y);
         }
         // Rows read: oh*s - p + ky*d.
@@ -388,7 +411,7 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epilogu
         // 8 output channels per invocation where there are more than 4 (fewer x loads per FMA).
         let r8 = g.cy > REG_ROWS;
         let spec = match (s1, r8) {
-            (true, true) => &DIRECT_REG_S1_R8,
+            (true, true) => direct_s1_r8(x, g, v),
             (true, false) => &DIRECT_REG_S1,
             (false, true) => &DIRECT_REG_S2_R8,
             (false, false) => &DIRECT_REG_S2,
@@ -418,11 +441,11 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epilogu
 /// twice as fast as the row kernels (llvmpipe, 2 cores, `cargo bench --bench kernels`: the
 /// 8x512x25x25 -> 256 forward 149 ms; the same product as a matmul 69 ms). Rows are padded to a
 /// multiple of 4 for its vec4 loads (cx must be one too); the crop adds bias and activation.
-fn pointwise_gemm(x: &Tensor, w: &Tensor, b: &Tensor, params: &Params, g: &Geom, y: &Tensor) -> Result<()> {
+fn pointwise_gemm(x: &Tensor, w: &Tensor, b: &Tensor, params: &Params, g: &Geom, y: &Tensor, v: Variant) -> Result<()> {
     let hw4 = g.wx.next_multiple_of(4);
     let xp = padded(x, 0, 0, 1, hw4)?;
     let w2 = w.reshape(&[g.cy, g.cx])?;
-    let y4 = matmul_with(&w2, &xp.reshape(&[g.n, g.cx, hw4])?, false, false, MatmulVariant::Subgroup)?;
+    let y4 = matmul_with(&w2, &xp.reshape(&[g.n, g.cx, hw4])?, false, false, v.matmul())?;
     let crop = Params {
         len: y.numel() as u32,
         wx: hw4 as u32,
@@ -439,12 +462,27 @@ fn pointwise_gemm(x: &Tensor, w: &Tensor, b: &Tensor, params: &Params, g: &Geom,
     Ok(())
 }
 
+/// The unit-stride 8-channel register kernel: weights shared across a subgroup where allowed and
+/// a row of taps fits one subgroup's 8 lanes.
+fn direct_s1_r8(x: &Tensor, g: &Geom, v: Variant) -> &'static KernelSpec {
+    if v.subgroups(x) && g.k[1] <= SUBGROUP_LANES as usize { &DIRECT_REG_S1_R8_SG } else { &DIRECT_REG_S1_R8 }
+}
+
 /// The register kernels at unit stride on narrow rows, where a 16-column block per output row
 /// would mostly compute padding (8-wide rows: half). With zero padding on both sides, a plane's
 /// output rows form one flat row of hy * wp values, wp - wy of them junk per row (cropped after):
 /// output q reads x[q + ky*dh*wp + kx], which the kernels' unchecked row-major reads give as is.
 /// Writes y and returns true, or returns false where this would not save column blocks.
-fn direct_flat_planes(x: &Tensor, w: &Tensor, b: &Tensor, g: &Geom, mut params: Params, tiles_w: usize, y: &Tensor) -> Result<bool> {
+fn direct_flat_planes(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    g: &Geom,
+    mut params: Params,
+    tiles_w: usize,
+    y: &Tensor,
+    v: Variant,
+) -> Result<bool> {
     if g.s != [1, 1] || g.d[1] != 1 || g.hy < 2 {
         return Ok(false);
     }
@@ -466,7 +504,7 @@ fn direct_flat_planes(x: &Tensor, w: &Tensor, b: &Tensor, g: &Geom, mut params: 
     params.wy = cols as u32;
     let r8 = g.cy > REG_ROWS;
     let (spec, grid) = if r8 {
-        (&DIRECT_REG_S1_R8, grid_z(g.n * tiles, g.cy.div_ceil(2 * REG_ROWS)))
+        (direct_s1_r8(x, g, v), grid_z(g.n * tiles, g.cy.div_ceil(2 * REG_ROWS)))
     } else {
         (&DIRECT_REG_S1, grid_z(g.n * tiles, g.cy.div_ceil(REG_ROWS)))
     };
@@ -550,7 +588,7 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
         let hw4 = g.wx.next_multiple_of(4);
         let xp = padded(x, 0, 0, 1, hw4)?.reshape(&[g.n, g.cx, hw4])?;
         let gyp = padded(gy, 0, 0, 1, hw4)?.reshape(&[g.n, g.cy, hw4])?;
-        let part = matmul_with(&gyp, &xp, false, true, MatmulVariant::Subgroup)?;
+        let part = matmul_with(&gyp, &xp, false, true, v.matmul())?;
         let gw = Tensor::uninit(ctx, &[g.cy, g.cx, 1, 1], DType::F32)?;
         let sum = Params { len: len as u32, splits: g.n as u32, ..Default::default() };
         ctx.dispatch(&SUM_SPLITS, &sum, &[part.binding(), gw.binding()], grid_1d(len, WG_1D))?;
@@ -977,7 +1015,7 @@ mod tests {
             let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
             let w = Tensor::from_slice(&ctx, &d.ws, &to_f32(&d.w)).unwrap();
             let b = Tensor::from_slice(&ctx, &[c.1], &to_f32(&d.b)).unwrap();
-            for v in [Variant::Registers, Variant::Tiled] {
+            for v in [Variant::Registers, Variant::Subgroup, Variant::Tiled] {
                 let y = conv2d(&x, &w, c.6.then_some(&b), &d.p.with_variant(v)).unwrap();
                 assert_eq!(y.shape(), &d.ys);
                 assert_close(&format!("conv2d {c:?} {v:?}"), &y.to_vec().unwrap(), &want, ATOL, RTOL);
@@ -998,7 +1036,7 @@ mod tests {
             let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
             let w = Tensor::from_slice(&ctx, &d.ws, &to_f32(&d.w)).unwrap();
             let b = Tensor::from_slice(&ctx, &[c.1], &to_f32(&d.b)).unwrap();
-            for v in [Variant::Registers, Variant::Tiled] {
+            for v in [Variant::Registers, Variant::Subgroup, Variant::Tiled] {
                 let y = conv2d_fused(&x, &w, c.6.then_some(&b), epi, &d.p.with_variant(v)).unwrap();
                 assert_close(&format!("conv2d {c:?} {epi:?} {v:?}"), &y.to_vec().unwrap(), &want, ATOL, RTOL);
             }
@@ -1020,7 +1058,7 @@ mod tests {
             let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
             let w = Tensor::from_slice(&ctx, &d.ws, &to_f32(&d.w)).unwrap();
             let gy = Tensor::from_slice(&ctx, &d.ys, &to_f32(&d.gy)).unwrap();
-            for v in [Variant::Registers, Variant::Tiled] {
+            for v in [Variant::Registers, Variant::Subgroup, Variant::Tiled] {
                 let p = d.p.with_variant(v);
                 let gx = conv2d_backward_data(&gy, &w, &c.0, &p).unwrap();
                 assert_close(&format!("conv2d gx {c:?} {v:?}"), &gx.to_vec().unwrap(), &gx_ref, ATOL, RTOL);
@@ -1057,7 +1095,7 @@ mod tests {
         let (_, gw_ref, _) = cpu::conv2d_backward(&d.x, c.0, &d.w, d.ws, &d.gy, &d.p);
         let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
         let gy = Tensor::from_slice(&ctx, &d.ys, &to_f32(&d.gy)).unwrap();
-        for v in [Variant::Registers, Variant::Tiled] {
+        for v in [Variant::Registers, Variant::Subgroup, Variant::Tiled] {
             let gw = conv2d_backward_weight(&x, &gy, &d.ws, &d.p.with_variant(v)).unwrap();
             // ~1200 terms per sum: atol scaled up from ATOL accordingly.
             assert_close(&format!("gw {v:?}"), &gw.to_vec().unwrap(), &gw_ref, 5e-4, RTOL);
@@ -1074,7 +1112,7 @@ mod tests {
         let (_, gw_ref, _) = cpu::conv2d_backward(&d.x, c.0, &d.w, d.ws, &d.gy, &d.p);
         let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
         let gy = Tensor::from_slice(&ctx, &d.ys, &to_f32(&d.gy)).unwrap();
-        for v in [Variant::Registers, Variant::Tiled] {
+        for v in [Variant::Registers, Variant::Subgroup, Variant::Tiled] {
             let gw = conv2d_backward_weight(&x, &gy, &d.ws, &d.p.with_variant(v)).unwrap();
             // ~250 terms per sum: the same tolerance as the long reductions above.
             assert_close(&format!("gw {v:?}"), &gw.to_vec().unwrap(), &gw_ref, 5e-4, RTOL);
