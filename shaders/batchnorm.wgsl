@@ -36,10 +36,11 @@ fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 // channel of the first is decoded once and then stepped (lavapipe divides lane by lane).
 const RUN: u32 = 8u;
 
-// Steps (position in the plane, channel) to the next flat index; true when the channel changed.
-fn next_value(pos: ptr<function, u32>, c: ptr<function, u32>) -> bool {
+// Steps (position in the plane of `plane` entries, channel) to the next flat index; true when
+// the channel changed.
+fn next_value(pos: ptr<function, u32>, c: ptr<function, u32>, plane: u32) -> bool {
     *pos = *pos + 1u;
-    if (*pos == p.spatial) {
+    if (*pos == plane) {
         *pos = 0u;
         *c = *c + 1u;
         if (*c == p.channels) { *c = 0u; }
@@ -53,21 +54,23 @@ fn next_value(pos: ptr<function, u32>, c: ptr<function, u32>) -> bool {
 // dividing per value, which lavapipe runs lane by lane. Every invocation works for any plane size.
 struct Walk { b: u32, j: u32 }
 
-// The walk at the channel's j-th value (j = sample * spatial + position).
-fn walk_start(j: u32) -> Walk {
-    return Walk(j / p.spatial, j % p.spatial);
+// Walks count in entries of the storage array: values, or vec4s in the *4 kernels, so a plane
+// has `plane` = spatial or spatial / 4 entries.
+// The walk at the channel's j-th entry (j = sample * plane + position).
+fn walk_start(j: u32, plane: u32) -> Walk {
+    return Walk(j / plane, j % plane);
 }
 
-// Flat index of the walk's value in channel c.
-fn walk_at(w: Walk, c: u32) -> u32 {
-    return (w.b * p.channels + c) * p.spatial + w.j;
+// Flat index of the walk's entry in channel c.
+fn walk_at(w: Walk, c: u32, plane: u32) -> u32 {
+    return (w.b * p.channels + c) * plane + w.j;
 }
 
-fn walk_next(w: ptr<function, Walk>) {
-    (*w).b = (*w).b + RWG / p.spatial;
-    (*w).j = (*w).j + RWG % p.spatial;
-    if ((*w).j >= p.spatial) {
-        (*w).j = (*w).j - p.spatial;
+fn walk_next(w: ptr<function, Walk>, plane: u32) {
+    (*w).b = (*w).b + RWG / plane;
+    (*w).j = (*w).j + RWG % plane;
+    if ((*w).j >= plane) {
+        (*w).j = (*w).j - plane;
         (*w).b = (*w).b + 1u;
     }
 }
@@ -123,33 +126,71 @@ fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let ch = chunk_of(wid, nwg);
     if (ch.c >= p.channels) { return; }
     var acc = 0.0;
-    var w = walk_start(ch.j0 + lid);
+    var w = walk_start(ch.j0 + lid, p.spatial);
     for (var j = ch.j0 + lid; j < ch.j1; j = j + RWG) {
-        acc = acc + st_x[walk_at(w, ch.c)];
-        walk_next(&w);
+        acc = acc + st_x[walk_at(w, ch.c, p.spatial)];
+        walk_next(&w, p.spatial);
     }
     let mean = tree_sum(lid, vec2<f32>(acc, 0.0)).x / f32(ch.j1 - ch.j0);
     var dev = 0.0;
-    w = walk_start(ch.j0 + lid);
+    w = walk_start(ch.j0 + lid, p.spatial);
     for (var j = ch.j0 + lid; j < ch.j1; j = j + RWG) {
-        let d = st_x[walk_at(w, ch.c)] - mean;
+        let d = st_x[walk_at(w, ch.c, p.spatial)] - mean;
         dev = dev + d * d;
-        walk_next(&w);
+        walk_next(&w, p.spatial);
     }
     let ss = tree_sum(lid, vec2<f32>(dev, 0.0)).x;
     if (lid == 0u) {
-        if (p.splits == 1u) {
-            st_mean[ch.c] = mean;
-            st_invstd[ch.c] = invstd_of(ss);
-            if ((p.flags & 1u) != 0u) {
-                let r = running_update(vec2<f32>(st_rmean[ch.c], st_rvar[ch.c]), mean, ss);
-                st_rmean[ch.c] = r.x;
-                st_rvar[ch.c] = r.y;
-            }
-        } else {
-            st_mean[ch.g] = mean;
-            st_invstd[ch.g] = ss;
+        stats_store(ch, mean, ss);
+    }
+}
+
+// A chunk's statistics: the channel's own (one chunk), or the chunk's partials.
+fn stats_store(ch: Chunk, mean: f32, ss: f32) {
+    if (p.splits == 1u) {
+        st_mean[ch.c] = mean;
+        st_invstd[ch.c] = invstd_of(ss);
+        if ((p.flags & 1u) != 0u) {
+            let r = running_update(vec2<f32>(st_rmean[ch.c], st_rvar[ch.c]), mean, ss);
+            st_rmean[ch.c] = r.x;
+            st_rvar[ch.c] = r.y;
         }
+    } else {
+        st_mean[ch.g] = mean;
+        st_invstd[ch.g] = ss;
+    }
+}
+
+// stats over vec4s (planes and chunks a multiple of 4 values, so no vec4 straddles a channel or a
+// chunk): lavapipe loads storage lane by lane, and a vec4 load shares that loop's cost over 4 values.
+@group(0) @binding(1) var<storage, read> st4_x: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn stats4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let ch = chunk_of(wid, nwg);
+    if (ch.c >= p.channels) { return; }
+    let plane = p.spatial / 4u;
+    let j0 = ch.j0 / 4u + lid;
+    let j1 = ch.j1 / 4u;
+    var acc = 0.0;
+    var w = walk_start(j0, plane);
+    for (var j = j0; j < j1; j = j + RWG) {
+        let v = st4_x[walk_at(w, ch.c, plane)];
+        acc = acc + ((v.x + v.y) + (v.z + v.w));
+        walk_next(&w, plane);
+    }
+    let mean = tree_sum(lid, vec2<f32>(acc, 0.0)).x / f32(ch.j1 - ch.j0);
+    var dev = 0.0;
+    w = walk_start(j0, plane);
+    for (var j = j0; j < j1; j = j + RWG) {
+        let d = st4_x[walk_at(w, ch.c, plane)] - vec4<f32>(mean);
+        dev = dev + dot(d, d);
+        walk_next(&w, plane);
+    }
+    let ss = tree_sum(lid, vec2<f32>(dev, 0.0)).x;
+    if (lid == 0u) {
+        stats_store(ch, mean, ss);
     }
 }
 
@@ -246,7 +287,43 @@ fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
             v = v * p.slope;
         }
         nm_y[i] = v;
-        if (next_value(&pos, &c)) {
+        if (next_value(&pos, &c, p.spatial)) {
+            mean = nm_mean[c];
+            invstd = nm_invstd[c];
+            if (affine) { gamma = nm_gamma[c]; beta = nm_beta[c]; }
+        }
+    }
+}
+
+// normalize over vec4s (planes a multiple of 4 values): RUN / 4 vec4s per thread.
+@group(0) @binding(1) var<storage, read> nm4_x: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> nm4_y: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn normalize4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let plane = p.spatial / 4u;
+    let total = p.total / 4u;
+    let i0 = flat(wid, nwg, lid) * (RUN / 4u);
+    if (i0 >= total) { return; }
+    var pos = i0 % plane;
+    var c = (i0 / plane) % p.channels;
+    let affine = (p.flags & 1u) != 0u;
+    var mean = nm_mean[c];
+    var invstd = nm_invstd[c];
+    var gamma = 1.0;
+    var beta = 0.0;
+    if (affine) { gamma = nm_gamma[c]; beta = nm_beta[c]; }
+    for (var i = i0; i < min(i0 + RUN / 4u, total); i = i + 1u) {
+        var v = (nm4_x[i] - vec4<f32>(mean)) * invstd;
+        if (affine) {
+            v = v * gamma + vec4<f32>(beta);
+        }
+        if ((p.flags & 4u) != 0u) {
+            v = select(v * p.slope, v, v > vec4<f32>(0.0));
+        }
+        nm4_y[i] = v;
+        if (next_value(&pos, &c, plane)) {
             mean = nm_mean[c];
             invstd = nm_invstd[c];
             if (affine) { gamma = nm_gamma[c]; beta = nm_beta[c]; }
@@ -285,10 +362,48 @@ fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let mean = br_mean[ch.c];
     let invstd = br_invstd[ch.c];
     var acc = vec2<f32>(0.0, 0.0);
-    var w = walk_start(ch.j0 + lid);
+    var w = walk_start(ch.j0 + lid, p.spatial);
     for (var j = ch.j0 + lid; j < ch.j1; j = j + RWG) {
-        acc = acc + br_term(walk_at(w, ch.c), mean, invstd);
-        walk_next(&w);
+        acc = acc + br_term(walk_at(w, ch.c, p.spatial), mean, invstd);
+        walk_next(&w, p.spatial);
+    }
+    let s = tree_sum(lid, acc);
+    if (lid == 0u) {
+        br_gbeta[ch.g] = s.x;
+        br_ggamma[ch.g] = s.y;
+    }
+}
+
+// backward_reduce over vec4s (planes and chunks a multiple of 4 values). The stand-ins for y and
+// gz must hold a vec4.
+@group(0) @binding(1) var<storage, read> br4_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> br4_gy: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> br4_y: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> br4_gz: array<vec4<f32>>;
+
+fn br4_term(k: u32, mean: f32, invstd: f32) -> vec2<f32> {
+    var g = br4_gy[k];
+    if ((p.flags & 4u) != 0u) {
+        g = select(g * p.slope, g, br4_y[k] > vec4<f32>(0.0));
+        br4_gz[k] = g;
+    }
+    let xhat = (br4_x[k] - vec4<f32>(mean)) * invstd;
+    return vec2<f32>((g.x + g.y) + (g.z + g.w), dot(g, xhat));
+}
+
+@compute @workgroup_size(256)
+fn backward_reduce4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let ch = chunk_of(wid, nwg);
+    if (ch.c >= p.channels) { return; }
+    let plane = p.spatial / 4u;
+    let mean = br_mean[ch.c];
+    let invstd = br_invstd[ch.c];
+    var acc = vec2<f32>(0.0, 0.0);
+    var w = walk_start(ch.j0 / 4u + lid, plane);
+    for (var j = ch.j0 / 4u + lid; j < ch.j1 / 4u; j = j + RWG) {
+        acc = acc + br4_term(walk_at(w, ch.c, plane), mean, invstd);
+        walk_next(&w, plane);
     }
     let s = tree_sum(lid, acc);
     if (lid == 0u) {
@@ -348,7 +463,39 @@ fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         } else {
             bd_gx[i] = k.x * bd_gy[i];
         }
-        if (next_value(&pos, &c)) {
+        if (next_value(&pos, &c, p.spatial)) {
+            k = bd_channel(c, m);
+            gg = bd_ggamma[c] / m;
+        }
+    }
+}
+
+// backward_dx over vec4s (planes a multiple of 4 values): RUN / 4 vec4s per thread.
+@group(0) @binding(1) var<storage, read> bd4_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bd4_gy: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> bd4_gx: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn backward_dx4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let plane = p.spatial / 4u;
+    let total = p.total / 4u;
+    let i0 = flat(wid, nwg, lid) * (RUN / 4u);
+    if (i0 >= total) { return; }
+    var pos = i0 % plane;
+    var c = (i0 / plane) % p.channels;
+    let m = f32(p.batch * p.spatial);
+    let training = (p.flags & 2u) != 0u;
+    var k = bd_channel(c, m);
+    var gg = bd_ggamma[c] / m;
+    for (var i = i0; i < min(i0 + RUN / 4u, total); i = i + 1u) {
+        if (training) {
+            let xhat = (bd4_x[i] - vec4<f32>(k.y)) * k.z;
+            bd4_gx[i] = k.x * (bd4_gy[i] - vec4<f32>(k.w) - xhat * gg);
+        } else {
+            bd4_gx[i] = k.x * bd4_gy[i];
+        }
+        if (next_value(&pos, &c, plane)) {
             k = bd_channel(c, m);
             gg = bd_ggamma[c] / m;
         }

@@ -41,6 +41,47 @@ const BACKWARD_DX: KernelSpec = KernelSpec {
     bindings: &[R, R, R, R, R, R, R, RW],
 };
 
+// The same four passes over vec4s, for planes a multiple of 4 values wide (see `Width`).
+const STATS4: KernelSpec = KernelSpec { id: "batchnorm.stats4", source: SRC, entry: "stats4", bindings: &[R, RW, RW, RW, RW] };
+const NORMALIZE4: KernelSpec =
+    KernelSpec { id: "batchnorm.normalize4", source: SRC, entry: "normalize4", bindings: &[R, R, R, R, R, RW] };
+const BACKWARD_REDUCE4: KernelSpec = KernelSpec {
+    id: "batchnorm.backward_reduce4",
+    source: SRC,
+    entry: "backward_reduce4",
+    bindings: &[R, R, R, R, RW, RW, R, RW],
+};
+const BACKWARD_DX4: KernelSpec = KernelSpec {
+    id: "batchnorm.backward_dx4",
+    source: SRC,
+    entry: "backward_dx4",
+    bindings: &[R, R, R, R, R, R, R, RW],
+};
+
+/// Whether the passes over x read values or vec4s. vec4s need planes (and so the reductions'
+/// chunks) a multiple of 4 values, so that no vec4 straddles two channels or two chunks; on
+/// lavapipe, which loads storage lane by lane, they take a quarter of the load loops.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Width {
+    Scalar,
+    Vec4,
+}
+
+impl Width {
+    fn of(spatial: usize) -> Width {
+        if spatial % 4 == 0 { Width::Vec4 } else { Width::Scalar }
+    }
+
+    /// Values per storage entry: the reductions' chunks are a multiple of it.
+    fn values(self) -> usize {
+        if self == Width::Vec4 { 4 } else { 1 }
+    }
+
+    fn pick(self, scalar: &'static KernelSpec, vec4: &'static KernelSpec) -> &'static KernelSpec {
+        if self == Width::Vec4 { vec4 } else { scalar }
+    }
+}
+
 /// Values one `normalize` or `backward_dx` invocation handles (the shader's RUN).
 const RUN: usize = 8;
 
@@ -67,12 +108,13 @@ const RWG: usize = 256;
 /// (every chunk non-empty). `forced` is for tests; otherwise one workgroup per channel is plenty
 /// on a CPU adapter (a few per core), while a GPU wants thousands of workgroups in flight, each
 /// still long enough (16 values per thread) that the combine pass stays small.
-fn chunking(cpu: bool, channels: usize, m: usize, forced: Option<usize>) -> (usize, usize) {
+/// Chunks are a multiple of `align` values (m is one too: whole planes of a multiple of it).
+fn chunking(cpu: bool, channels: usize, m: usize, forced: Option<usize>, align: usize) -> (usize, usize) {
     let want = forced.unwrap_or_else(|| {
         let (workgroups, min_chunk): (usize, usize) = if cpu { (8, RWG * 64) } else { (2048, RWG * 16) };
         workgroups.div_ceil(channels.max(1)).min(m.div_ceil(min_chunk))
     });
-    let chunk = m.div_ceil(want.clamp(1, m.max(1)));
+    let chunk = m.div_ceil(want.clamp(1, m.max(1))).next_multiple_of(align);
     (m.div_ceil(chunk.max(1)).max(1), chunk.max(1))
 }
 
@@ -161,6 +203,7 @@ pub(crate) fn batch_norm_split(x: &Tensor, args: &BatchNormArgs, splits: Option<
     }
     args.epilogue.check(op)?;
     let ctx = x.context();
+    let width = Width::of(s);
     let mean = Tensor::uninit(ctx, &[c], DType::F32)?;
     let invstd = Tensor::uninit(ctx, &[c], DType::F32)?;
     let mut params = Params {
@@ -193,12 +236,13 @@ pub(crate) fn batch_norm_split(x: &Tensor, args: &BatchNormArgs, splits: Option<
                 (&dummies.0, &dummies.1)
             }
         };
-        let (splits, chunk) = chunking(ctx.is_cpu_adapter(), c, n * s, splits);
+        let (splits, chunk) = chunking(ctx.is_cpu_adapter(), c, n * s, splits, width.values());
         params.splits = splits as u32;
         params.chunk = chunk as u32;
+        let stats = width.pick(&STATS, &STATS4);
         if splits == 1 {
             ctx.dispatch(
-                &STATS,
+                stats,
                 &params,
                 &[x.binding(), mean.binding(), invstd.binding(), rm.binding(), rv.binding()],
                 grid_1d(c, 1),
@@ -207,7 +251,7 @@ pub(crate) fn batch_norm_split(x: &Tensor, args: &BatchNormArgs, splits: Option<
             let pmean = Tensor::uninit(ctx, &[c * splits], DType::F32)?;
             let pss = Tensor::uninit(ctx, &[c * splits], DType::F32)?;
             ctx.dispatch(
-                &STATS,
+                stats,
                 &params,
                 &[x.binding(), pmean.binding(), pss.binding(), rm.binding(), rv.binding()],
                 grid_1d(c * splits, 1),
@@ -246,7 +290,7 @@ pub(crate) fn batch_norm_split(x: &Tensor, args: &BatchNormArgs, splits: Option<
         Epilogue::Identity => None,
     };
     ctx.dispatch(
-        &NORMALIZE,
+        width.pick(&NORMALIZE, &NORMALIZE4),
         &norm_params,
         &[x.binding(), mean.binding(), invstd.binding(), g.binding(), b.binding(), y.binding()],
         grid_1d(x.numel().div_ceil(RUN), WG_1D),
@@ -298,7 +342,8 @@ pub(crate) fn batch_norm_backward_split(
         slope: 0.0,
         ..Default::default()
     };
-    let (splits, chunk) = chunking(ctx.is_cpu_adapter(), c, n * s, splits);
+    let width = Width::of(s);
+    let (splits, chunk) = chunking(ctx.is_cpu_adapter(), c, n * s, splits, width.values());
     params.splits = splits as u32;
     params.chunk = chunk as u32;
     let gbeta = Tensor::uninit(ctx, &[c], DType::F32)?;
@@ -314,7 +359,7 @@ pub(crate) fn batch_norm_backward_split(
             params.slope = *slope;
             (y.clone(), Tensor::uninit(ctx, x.shape(), DType::F32)?)
         }
-        None => (x.clone(), Tensor::uninit(ctx, &[1], DType::F32)?),
+        None => (x.clone(), Tensor::uninit(ctx, &[4], DType::F32)?),
     };
     // Split: chunk sums go to [channels * splits] partials, summed into gbeta / ggamma after.
     let partials = if splits == 1 {
@@ -324,7 +369,7 @@ pub(crate) fn batch_norm_backward_split(
     };
     let (sum_beta, sum_gamma) = partials.as_ref().map_or((&gbeta, &ggamma), |(b, g)| (b, g));
     ctx.dispatch(
-        &BACKWARD_REDUCE,
+        width.pick(&BACKWARD_REDUCE, &BACKWARD_REDUCE4),
         &params,
         &[
             x.binding(),
@@ -350,7 +395,7 @@ pub(crate) fn batch_norm_backward_split(
     let gx = Tensor::uninit(ctx, x.shape(), DType::F32)?;
     let g = gamma.unwrap_or(&saved.mean);
     ctx.dispatch(
-        &BACKWARD_DX,
+        width.pick(&BACKWARD_DX, &BACKWARD_DX4),
         &params,
         &[
             x.binding(),
@@ -477,17 +522,41 @@ mod tests {
     #[test]
     fn reductions_split_to_fill_a_gpu_and_cover_every_value_once() {
         // LeNet conv1 at batch 1024 on a GPU: 8 channels must not mean 8 workgroups.
-        let (splits, chunk) = chunking(false, 8, 1024 * 24 * 24, None);
+        let (splits, chunk) = chunking(false, 8, 1024 * 24 * 24, None, 1);
         assert!(8 * splits >= 1024 && chunk >= RWG * 16, "{splits} splits of {chunk}");
-        assert_eq!(chunking(true, 8, 1024 * 24 * 24, None).0, 1, "a CPU adapter keeps one workgroup per channel");
-        for (cpu, c, m, forced) in [(false, 1, 1, None), (false, 3, 5, Some(64)), (true, 1, 1_000_003, None), (false, 512, 7, None), (false, 2, 4097, Some(4))] {
-            let (splits, chunk) = chunking(cpu, c, m, forced);
+        assert_eq!(chunking(true, 8, 1024 * 24 * 24, None, 4).0, 1, "a CPU adapter keeps one workgroup per channel");
+        for (cpu, c, m, forced, align) in [
+            (false, 1, 1, None, 1),
+            (false, 3, 5, Some(64), 1),
+            (true, 1, 1_000_003, None, 1),
+            (false, 512, 7, None, 1),
+            (false, 2, 4097, Some(4), 1),
+            (false, 3, 28, Some(64), 4),
+            (false, 2, 4100, Some(3), 4),
+            (false, 8, 1024 * 28 * 28, None, 4),
+        ] {
+            let (splits, chunk) = chunking(cpu, c, m, forced, align);
             assert!(splits >= 1 && (splits - 1) * chunk < m && splits * chunk >= m, "{m} values: {splits} x {chunk}");
+            assert_eq!(chunk % align, 0, "{m} values: chunk {chunk} not a multiple of {align}");
         }
     }
 
     fn shapes() -> Vec<Vec<usize>> {
-        vec![vec![5, 3], vec![37, 2], vec![3, 5, 7, 9], vec![2, 3, 13, 11], vec![4, 1, 1, 1], vec![2, 3, 17, 19]]
+        vec![
+            vec![5, 3],
+            vec![37, 2],
+            vec![3, 5, 7, 9],
+            vec![2, 3, 13, 11],
+            vec![4, 1, 1, 1],
+            vec![2, 3, 17, 19],
+            // Planes a multiple of 4 wide (the vec4 kernels): 7 vec4s, 80 (past the 256-thread
+            // stride in values, not in vec4s), 288 (past it in vec4s) and 1 (every vec4 its own
+            // channel).
+            vec![3, 5, 4, 7],
+            vec![2, 3, 20, 16],
+            vec![2, 2, 36, 32],
+            vec![9, 2, 2, 2],
+        ]
     }
 
     fn dims_of(shape: &[usize]) -> (usize, usize, usize) {
