@@ -217,3 +217,73 @@ fn binary_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     }
     bb_g[t] = acc;
 }
+
+// ---------------------------------------------------------------------------------------------
+// vec4 variants for operands of one contiguous shape with a multiple of 4 elements (p.n counts
+// vec4s): lavapipe loads and stores storage lane by lane, and a vec4 shares that loop over 4
+// values.
+
+fn unary_f4(v: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(unary_f(v.x), unary_f(v.y), unary_f(v.z), unary_f(v.w));
+}
+
+fn unary_d4(v: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(unary_d(v.x), unary_d(v.y), unary_d(v.z), unary_d(v.w));
+}
+
+fn binary_f4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(binary_f(a.x, b.x), binary_f(a.y, b.y), binary_f(a.z, b.z), binary_f(a.w, b.w));
+}
+
+fn binary_d4(a: vec4<f32>, b: vec4<f32>, which: u32) -> vec4<f32> {
+    return vec4<f32>(binary_d(a.x, b.x, which), binary_d(a.y, b.y, which),
+                     binary_d(a.z, b.z, which), binary_d(a.w, b.w, which));
+}
+
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y4: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn unary4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    y4[i] = unary_f4(x4[i]);
+}
+
+@group(0) @binding(1) var<storage, read> ub4_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> ub4_gy: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> ub4_gx: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn unary_backward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    ub4_gx[i] = ub4_gy[i] * unary_d4(ub4_x[i]);
+}
+
+@group(0) @binding(1) var<storage, read> bf4_a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bf4_b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> bf4_y: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn binary4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    bf4_y[i] = binary_f4(bf4_a[i], bf4_b[i]);
+}
+
+@group(0) @binding(1) var<storage, read> bb4_a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bb4_b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bb4_gy: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> bb4_g: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn binary_backward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let t = flat(wid, nwg, lid);
+    if (t >= p.n) { return; }
+    bb4_g[t] = bb4_gy[t] * binary_d4(bb4_a[t], bb4_b[t], u32(p.beta));
+}

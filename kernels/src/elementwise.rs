@@ -14,6 +14,19 @@ const UNARY_BACKWARD: KernelSpec =
 const BINARY: KernelSpec = KernelSpec { id: "elementwise.binary", source: SRC, entry: "binary", bindings: &[R, R, RW] };
 const BINARY_BACKWARD: KernelSpec =
     KernelSpec { id: "elementwise.binary_backward", source: SRC, entry: "binary_backward", bindings: &[R, R, R, RW] };
+// vec4 variants: operands of one contiguous shape with a multiple of 4 elements (`Params::n`
+// then counts vec4s); lavapipe loads storage lane by lane, and a vec4 load shares that loop.
+const UNARY4: KernelSpec = KernelSpec { id: "elementwise.unary4", source: SRC, entry: "unary4", bindings: &[R, RW] };
+const UNARY_BACKWARD4: KernelSpec =
+    KernelSpec { id: "elementwise.unary_backward4", source: SRC, entry: "unary_backward4", bindings: &[R, R, RW] };
+const BINARY4: KernelSpec = KernelSpec { id: "elementwise.binary4", source: SRC, entry: "binary4", bindings: &[R, R, RW] };
+const BINARY_BACKWARD4: KernelSpec =
+    KernelSpec { id: "elementwise.binary_backward4", source: SRC, entry: "binary_backward4", bindings: &[R, R, R, RW] };
+
+/// (kernel, threads, `Params::n`) for `n` contiguous elements: the vec4 kernel where n % 4 == 0.
+fn contiguous(n: usize, scalar: &'static KernelSpec, vec4: &'static KernelSpec) -> (&'static KernelSpec, usize) {
+    if n % 4 == 0 { (vec4, n / 4) } else { (scalar, n) }
+}
 
 /// One-input functions. Parameters travel in the params struct's `alpha` and `beta`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -150,8 +163,9 @@ pub fn unary(x: &Tensor, op: Unary) -> Result<Tensor> {
     expect_f32(x, "unary")?;
     let y = Tensor::uninit(x.context(), x.shape(), DType::F32)?;
     let (code, alpha, beta) = op.code();
-    let params = Params { n: x.numel() as u32, op: code, alpha, beta, ..Default::default() };
-    x.context().dispatch(&UNARY, &params, &[x.binding(), y.binding()], grid_1d(x.numel(), WG_1D))?;
+    let (spec, threads) = contiguous(x.numel(), &UNARY, &UNARY4);
+    let params = Params { n: threads as u32, op: code, alpha, beta, ..Default::default() };
+    x.context().dispatch(spec, &params, &[x.binding(), y.binding()], grid_1d(threads, WG_1D))?;
     Ok(y)
 }
 
@@ -162,8 +176,9 @@ pub fn unary_backward(x: &Tensor, gy: &Tensor, op: Unary) -> Result<Tensor> {
     }
     let gx = Tensor::uninit(x.context(), x.shape(), DType::F32)?;
     let (code, alpha, beta) = op.code();
-    let params = Params { n: x.numel() as u32, op: code, alpha, beta, ..Default::default() };
-    x.context().dispatch(&UNARY_BACKWARD, &params, &[x.binding(), gy.binding(), gx.binding()], grid_1d(x.numel(), WG_1D))?;
+    let (spec, threads) = contiguous(x.numel(), &UNARY_BACKWARD, &UNARY_BACKWARD4);
+    let params = Params { n: threads as u32, op: code, alpha, beta, ..Default::default() };
+    x.context().dispatch(spec, &params, &[x.binding(), gy.binding(), gx.binding()], grid_1d(threads, WG_1D))?;
     Ok(gx)
 }
 
@@ -188,9 +203,12 @@ fn binary_params(a: &Tensor, b: &Tensor, op: Binary) -> Result<(Params, Vec<usiz
 
 /// y = op(a, b), broadcast.
 pub fn binary(a: &Tensor, b: &Tensor, op: Binary) -> Result<Tensor> {
-    let (params, out) = binary_params(a, b, op)?;
+    let (mut params, out) = binary_params(a, b, op)?;
     let y = Tensor::uninit(a.context(), &out, DType::F32)?;
-    a.context().dispatch(&BINARY, &params, &[a.binding(), b.binding(), y.binding()], grid_1d(y.numel(), WG_1D))?;
+    let (spec, threads) =
+        if params.flags & 1 != 0 { contiguous(y.numel(), &BINARY, &BINARY4) } else { (&BINARY, y.numel()) };
+    params.n = threads as u32;
+    a.context().dispatch(spec, &params, &[a.binding(), b.binding(), y.binding()], grid_1d(threads, WG_1D))?;
     Ok(y)
 }
 
@@ -231,12 +249,13 @@ pub fn binary_backward_needed(a: &Tensor, b: &Tensor, gy: &Tensor, op: Binary, n
             ..base
         };
         let g = Tensor::uninit(a.context(), t.shape(), DType::F32)?;
-        a.context().dispatch(
-            &BINARY_BACKWARD,
-            &params,
-            &[a.binding(), b.binding(), gy.binding(), g.binding()],
-            grid_1d(t.numel(), WG_1D),
-        )?;
+        let (spec, threads) = if base.flags & 1 != 0 {
+            contiguous(t.numel(), &BINARY_BACKWARD, &BINARY_BACKWARD4)
+        } else {
+            (&BINARY_BACKWARD, t.numel())
+        };
+        let params = Params { n: threads as u32, ..params };
+        a.context().dispatch(spec, &params, &[a.binding(), b.binding(), gy.binding(), g.binding()], grid_1d(threads, WG_1D))?;
         grads[which] = Some(g);
     }
     let [ga, gb] = grads;
@@ -478,7 +497,9 @@ mod tests {
     fn unary_forward_and_backward_match_cpu() {
         let ctx = gpu_or_skip!();
         let mut rng = TestRng::new(1);
-        let shape = [3, 5, 7, 11]; // 1155 elements: not a multiple of the workgroup
+        // 1155 elements: not a multiple of the workgroup (nor of 4: the scalar kernels); 420: the
+        // vec4 kernels.
+        for shape in [[3, 5, 7, 11], [3, 4, 7, 5]] {
         let n: usize = shape.iter().product();
         for (op, lo, hi) in unary_cases() {
             let mut x = rng.vec(n, lo, hi);
@@ -487,9 +508,10 @@ mod tests {
             let xt = Tensor::from_slice(&ctx, &shape, &to_f32(&x)).unwrap();
             let gyt = Tensor::from_slice(&ctx, &shape, &to_f32(&gy)).unwrap();
             let y = unary(&xt, op).unwrap().to_vec().unwrap();
-            assert_close(&format!("{op:?} forward"), &y, &cpu::unary(&x, op), ATOL, RTOL);
+            assert_close(&format!("{op:?} {shape:?} forward"), &y, &cpu::unary(&x, op), ATOL, RTOL);
             let gx = unary_backward(&xt, &gyt, op).unwrap().to_vec().unwrap();
-            assert_close(&format!("{op:?} backward"), &gx, &cpu::unary_backward(&x, &gy, op), ATOL, RTOL);
+            assert_close(&format!("{op:?} {shape:?} backward"), &gx, &cpu::unary_backward(&x, &gy, op), ATOL, RTOL);
+        }
         }
     }
 
@@ -518,10 +540,12 @@ mod tests {
         ]
     }
 
-    /// Broadcast pairs: equal shapes, a scalar, a per-channel vector, both sides broadcasting.
+    /// Broadcast pairs: equal shapes (odd, and a multiple of 4 elements: the vec4 kernels), a
+    /// scalar, a per-channel vector, both sides broadcasting.
     fn shape_pairs() -> Vec<(Vec<usize>, Vec<usize>)> {
         vec![
             (vec![3, 5, 7], vec![3, 5, 7]),
+            (vec![2, 3, 4, 5], vec![2, 3, 4, 5]),
             (vec![2, 3, 5, 7], vec![]),
             (vec![2, 3, 5, 7], vec![3, 1, 1]),
             (vec![5, 1, 7], vec![3, 1]),
