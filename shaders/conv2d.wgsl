@@ -87,6 +87,45 @@ fn pad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
 }
 
+// pad for a destination row a multiple of 4 wide: PAD_RUN / 4 vec4 stores per invocation instead
+// of PAD_RUN scalar ones (lavapipe stores lane by lane, as it loads); the source is read value by
+// value, since its rows need not be aligned (the pointwise GEMM pads 25 x 25 planes to 628).
+@group(0) @binding(2) var<storage, read_write> pd4_dst: array<vec4<f32>>;
+
+// Source value (r, c) of plane `plane`, 0 outside it.
+fn pd_at(plane: u32, r: i32, c: i32) -> f32 {
+    let inside = r >= 0 && r < i32(p.src_h) && c >= 0 && c < i32(p.src_w);
+    let j = select(0u, (plane * p.src_h + u32(r)) * p.src_w + u32(c), inside);
+    return select(0.0, pd_src[j], inside);
+}
+
+@compute @workgroup_size(64)
+fn pad4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let w4 = p.wx / 4u;
+    let len4 = p.len / 4u;
+    let i0 = flat(wid, nwg, lid) * (PAD_RUN / 4u);
+    if (i0 >= len4) { return; }
+    var col = (i0 % w4) * 4u;
+    let rows = i0 / w4;
+    var row = rows % p.hx;
+    var plane = rows / p.hx;
+    for (var i = i0; i < min(i0 + PAD_RUN / 4u, len4); i = i + 1u) {
+        let r = i32(row) - i32(p.pad_top);
+        let c = i32(col) - i32(p.pad_left);
+        pd4_dst[i] = vec4<f32>(pd_at(plane, r, c), pd_at(plane, r, c + 1), pd_at(plane, r, c + 2), pd_at(plane, r, c + 3));
+        col = col + 4u;
+        if (col == p.wx) {
+            col = 0u;
+            row = row + 1u;
+            if (row == p.hx) {
+                row = 0u;
+                plane = plane + 1u;
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Crop: dst[r, col] = src[r, col] for rows r of width wy taken from rows of width wx >= wy.
 

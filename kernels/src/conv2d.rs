@@ -17,6 +17,8 @@ use crate::matmul::{matmul_with, MatmulVariant, SUBGROUP_LANES};
 
 const SRC: &str = include_str!("../../shaders/conv2d.wgsl");
 const PAD: KernelSpec = KernelSpec { id: "conv2d.pad", source: SRC, entry: "pad", bindings: &[R, RW] };
+/// `pad` with vec4 stores, for destination rows a multiple of 4 wide.
+const PAD4: KernelSpec = KernelSpec { id: "conv2d.pad4", source: SRC, entry: "pad4", bindings: &[R, RW] };
 const CROP: KernelSpec = KernelSpec { id: "conv2d.crop", source: SRC, entry: "crop", bindings: &[R, RW] };
 const CROP_EPILOGUE: KernelSpec =
     KernelSpec { id: "conv2d.crop_epilogue", source: SRC, entry: "crop_epilogue", bindings: &[R, R, RW] };
@@ -319,7 +321,8 @@ fn padded(x: &Tensor, top: usize, left: usize, hp: usize, wp: usize) -> Result<T
         src_w: w as u32,
         ..Default::default()
     };
-    x.context().dispatch(&PAD, &params, &[x.binding(), out.binding()], grid_1d(out.numel().div_ceil(PAD_RUN), WG_1D))?;
+    let spec = if wp % 4 == 0 { &PAD4 } else { &PAD };
+    x.context().dispatch(spec, &params, &[x.binding(), out.binding()], grid_1d(out.numel().div_ceil(PAD_RUN), WG_1D))?;
     Ok(out)
 }
 
@@ -922,6 +925,29 @@ mod tests {
     use super::*;
     use crate::gpu_or_skip;
     use crate::testing::{assert_close, assert_close_f64, numeric_vjp, to_f32, TestRng};
+
+    /// The zero-padded copy, by value (`pad`, odd widths) and by vec4 (`pad4`, widths a multiple
+    /// of 4), against a plain loop: exact, it only moves values.
+    #[test]
+    fn padded_copies_match_cpu() {
+        let ctx = gpu_or_skip!();
+        let mut rng = TestRng::new(31);
+        let (n, c, h, w) = (2, 3, 5, 7);
+        let x = to_f32(&rng.vec(n * c * h * w, -1.0, 1.0));
+        let xt = Tensor::from_slice(&ctx, &[n, c, h, w], &x).unwrap();
+        for (top, left, hp, wp) in [(1, 2, 8, 11), (1, 2, 8, 12), (0, 0, 5, 8), (2, 1, 9, 9), (0, 3, 6, 20)] {
+            let got = padded(&xt, top, left, hp, wp).unwrap().to_vec().unwrap();
+            let mut want = vec![0.0f32; n * c * hp * wp];
+            for p in 0..n * c {
+                for r in 0..h {
+                    for col in 0..w {
+                        want[(p * hp + r + top) * wp + col + left] = x[(p * h + r) * w + col];
+                    }
+                }
+            }
+            assert_eq!(got, want, "top {top} left {left} to {hp} x {wp}");
+        }
+    }
 
     /// (x shape, out channels, kernel, stride, padding, dilation, bias): odd channel counts and
     /// sizes, batches and widths that do not fill a block, strides 2 and 3, dilation 2, and more
