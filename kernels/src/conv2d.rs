@@ -40,6 +40,12 @@ const DIRECT_REG_S1_R8_SG: KernelSpec = KernelSpec {
     entry: "direct_reg_s1_r8_sg",
     bindings: &[R, R, R, RW],
 };
+const TRANSPOSED_REG_SG: KernelSpec = KernelSpec {
+    id: "conv2d.transposed_reg_sg",
+    source: SRC_SUBGROUP,
+    entry: "transposed_reg_sg",
+    bindings: &[R, R, R, RW],
+};
 const DIRECT_REG_S2_R8: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s2_r8", source: SRC, entry: "direct_reg_s2_r8", bindings: &[R, R, R, RW] };
 const DIRECT_REG_S1: KernelSpec =
@@ -556,8 +562,10 @@ pub(crate) fn transposed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epi
         params.wx = wp as u32;
         params.pad_top = top as u32;
         params.pad_left = left as u32;
-        let grid = grid_z(g.n * rows * tiles_w, g.s[0] * g.s[1] * g.cy.div_ceil(REG_ROWS));
-        ctx.dispatch(&TRANSPOSED_REG, &params, &[xp.binding(), w.binding(), b.binding(), y.binding()], grid)?;
+        // With subgroups, 8 output channels per invocation (weights shared across the subgroup).
+        let (spec, block) = if v.subgroups(x) { (&TRANSPOSED_REG_SG, 2 * REG_ROWS) } else { (&TRANSPOSED_REG, REG_ROWS) };
+        let grid = grid_z(g.n * rows * tiles_w, g.s[0] * g.s[1] * g.cy.div_ceil(block));
+        ctx.dispatch(spec, &params, &[xp.binding(), w.binding(), b.binding(), y.binding()], grid)?;
     } else {
         params.mode = 1;
         Tile::for_rows(g.cy).set(&mut params);
