@@ -1,7 +1,8 @@
 // Matrix multiply C[b] = op(A[b]) @ op(B[b]) for software drivers with subgroups of 8 or more
 // lanes (lavapipe: one subgroup = one CPU SIMD register of 8 invocations). Same product, params
-// and clamping rules as `reg_vec4` in matmul.wgsl; a separate module because naga rejects a
-// module that uses subgroup operations on a device without the SUBGROUP feature.
+// and clamping rules as `reg_vec4`; appended to matmul.wgsl (its Params and `p`) as a module of
+// its own, because naga rejects a module that uses subgroup operations on a device without the
+// SUBGROUP feature.
 // CPU reference: kernels/src/matmul.rs (`cpu`).
 //
 // Why subgroups: lavapipe issues a storage load lane by lane, so loads, not multiply-adds, set the
@@ -15,18 +16,6 @@
 // are clamped) so that their subgroup's broadcasts stay defined; whole subgroups past the end
 // leave at once.
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    trans_a: u32,
-    trans_b: u32,
-    a_batch: u32,   // elements between batches of A (0: broadcast)
-    b_batch: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> g_a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> g_b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> g_c: array<f32>;

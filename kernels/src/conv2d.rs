@@ -40,6 +40,18 @@ const DIRECT_REG_S1_R8_SG: KernelSpec = KernelSpec {
     entry: "direct_reg_s1_r8_sg",
     bindings: &[R, R, R, RW],
 };
+const DIRECT_REG_S2_R8_SG: KernelSpec = KernelSpec {
+    id: "conv2d.direct_reg_s2_r8_sg",
+    source: SRC_SUBGROUP,
+    entry: "direct_reg_s2_r8_sg",
+    bindings: &[R, R, R, RW],
+};
+const WGRAD_REG_S1_K3_SG: KernelSpec =
+    KernelSpec { id: "conv2d.wgrad_reg_s1_k3_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s1_k3_sg", bindings: &[R, R, RW] };
+const WGRAD_REG_S1_K5_SG: KernelSpec =
+    KernelSpec { id: "conv2d.wgrad_reg_s1_k5_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s1_k5_sg", bindings: &[R, R, RW] };
+const WGRAD_REG_S2_K4_SG: KernelSpec =
+    KernelSpec { id: "conv2d.wgrad_reg_s2_k4_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s2_k4_sg", bindings: &[R, R, RW] };
 const TRANSPOSED_REG_SG: KernelSpec = KernelSpec {
     id: "conv2d.transposed_reg_sg",
     source: SRC_SUBGROUP,
@@ -422,6 +434,7 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epilogu
         let spec = match (s1, r8) {
             (true, true) => direct_s1_r8(x, g, v),
             (true, false) => &DIRECT_REG_S1,
+            (false, true) if v.subgroups(x) && g.k[1] <= SUBGROUP_LANES as usize => &DIRECT_REG_S2_R8_SG,
             (false, true) => &DIRECT_REG_S2_R8,
             (false, false) => &DIRECT_REG_S2,
         };
@@ -649,9 +662,10 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
             };
             // 3x3 and 5x5: one invocation per (input channel, output block, split) takes all
             // taps (wgrad_reg_s1_k3 / _k5).
+            let sg = v.subgroups(x);
             let all_taps = match g.k {
-                [3, 3] => Some(&WGRAD_REG_S1_K3),
-                [5, 5] => Some(&WGRAD_REG_S1_K5),
+                [3, 3] => Some(if sg { &WGRAD_REG_S1_K3_SG } else { &WGRAD_REG_S1_K3 }),
+                [5, 5] => Some(if sg { &WGRAD_REG_S1_K5_SG } else { &WGRAD_REG_S1_K5 }),
                 _ => None,
             };
             let (spec, grid) = match all_taps {
@@ -670,7 +684,8 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
             params.wx = wp as u32;
             params.wy = wy4 as u32;
             let grid = grid_1d(g.cx * g.cy.div_ceil(8) * splits, WG_1D);
-            ctx.dispatch(&WGRAD_REG_S2_K4, &params, &[xp.binding(), gyp.binding(), part.binding()], grid)?;
+            let spec = if v.subgroups(x) { &WGRAD_REG_S2_K4_SG } else { &WGRAD_REG_S2_K4 };
+            ctx.dispatch(spec, &params, &[xp.binding(), gyp.binding(), part.binding()], grid)?;
         } else {
             let max_col = (g.wy - 1) * g.s[1] + (g.k[1] - 1) * g.d[1];
             let wp = (g.wx + g.p[1]).max(max_col + 1);
@@ -977,6 +992,12 @@ mod tests {
             ([2, 2, 5, 41], 5, [3, 7], [1, 2], [1, 3], [1, 1], true),
             // width stride 2 with at most 4 output channels (the 4-channel kernel), output width 7: cropped
             ([1, 3, 6, 14], 2, [3, 4], [1, 2], [1, 1], [1, 1], false),
+            // input channels a multiple of 8 and destination rows of 8+ vec4s: the subgroup
+            // weight-gradient kernels share gy over a subgroup (3x3, 5x5, 4x4 stride 2), with a
+            // partial run of 8 blocks at the row's end
+            ([2, 16, 6, 37], 6, [3, 3], [1, 1], [1, 1], [1, 1], true),
+            ([1, 8, 5, 36], 5, [5, 5], [1, 1], [2, 2], [1, 1], false),
+            ([1, 16, 9, 70], 9, [4, 4], [2, 2], [1, 1], [1, 1], true),
             // 17 to 32 output channels (the tiled variant's 32-row tile), with and without stride
             ([2, 3, 9, 11], 29, [3, 3], [1, 1], [1, 1], [1, 1], true),
             ([3, 4, 12, 10], 20, [3, 3], [2, 2], [1, 1], [1, 1], false),

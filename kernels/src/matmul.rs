@@ -21,7 +21,8 @@ const REG_SCALAR: KernelSpec =
     KernelSpec { id: "matmul.reg_scalar", source: SRC, entry: "reg_scalar", bindings: &[R, R, RW] };
 const REG_SUBGROUP: KernelSpec = KernelSpec {
     id: "matmul.reg_subgroup",
-    source: include_str!("../../shaders/matmul_subgroup.wgsl"),
+    // Appended to matmul.wgsl (Params); built only on devices with SUBGROUP.
+    source: concat!(include_str!("../../shaders/matmul.wgsl"), include_str!("../../shaders/matmul_subgroup.wgsl")),
     entry: "reg_subgroup",
     bindings: &[R, R, RW],
 };

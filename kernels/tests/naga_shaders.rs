@@ -1,6 +1,12 @@
 //! Validates every `shaders/*.wgsl` with naga (no device needed) and translates each compute entry
 //! point to SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) and GLSL ES 3.1 (GL). This is the
 //! portability check for backends this machine has no GPU for.
+//!
+//! `*_subgroup.wgsl` files hold kernels that use subgroup operations, built only on devices with
+//! `wgpu::Features::SUBGROUP`: they validate with naga's subgroup capability and translate to the
+//! backends that have subgroups (not GLSL ES, whose wgpu backend offers none). A subgroup file
+//! whose op file exists (`conv2d_subgroup.wgsl` beside `conv2d.wgsl`) is appended to it, as
+//! `kernels/src/conv2d.rs` builds it.
 
 use std::path::PathBuf;
 
@@ -26,7 +32,14 @@ fn every_shader_validates_and_translates_to_all_backends() {
     let mut entry_points = 0;
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let source = std::fs::read_to_string(path).unwrap();
+        let subgroup = name.ends_with("_subgroup.wgsl");
+        let mut source = std::fs::read_to_string(path).unwrap();
+        if subgroup {
+            let base = path.with_file_name(name.replace("_subgroup.wgsl", ".wgsl"));
+            if base.exists() {
+                source = std::fs::read_to_string(&base).unwrap() + &source;
+            }
+        }
         let module = match naga::front::wgsl::parse_str(&source) {
             Ok(m) => m,
             Err(e) => {
@@ -34,8 +47,9 @@ fn every_shader_validates_and_translates_to_all_backends() {
                 continue;
             }
         };
-        // The WebGPU baseline: no optional capabilities.
-        let info = match Validator::new(ValidationFlags::all(), Capabilities::empty()).validate(&module) {
+        // The WebGPU baseline: no optional capabilities (subgroups for the subgroup files).
+        let caps = if subgroup { Capabilities::SUBGROUP } else { Capabilities::empty() };
+        let info = match Validator::new(ValidationFlags::all(), caps).validate(&module) {
             Ok(i) => i,
             Err(e) => {
                 failures.push(format!("{name}: validate: {}", e.emit_to_string(&source)));
@@ -57,6 +71,9 @@ fn every_shader_validates_and_translates_to_all_backends() {
             let mut hlsl_out = String::new();
             if let Err(e) = hlsl::Writer::new(&mut hlsl_out, &hlsl_options, &hlsl_pipeline).write(&module, &info, None) {
                 failures.push(format!("{name}::{}: HLSL: {e}", ep.name));
+            }
+            if subgroup {
+                continue;
             }
             let glsl_options = glsl::Options {
                 version: glsl::Version::Embedded { version: 310, is_webgl: false },
