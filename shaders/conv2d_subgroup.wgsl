@@ -296,12 +296,13 @@ fn direct_reg_s2_r8_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
     d2_store(m0 + 7u, base + (m0 + 7u) * ohw, valid, a7, b7, c7, d7);
 }
 
-// The all-taps weight-gradient kernels (wgrad_reg_s1_k3, _k5, wgrad_reg_s2_k4) with gy shared
+// The all-taps weight-gradient kernels wgrad_reg_s1_k3 and wgrad_reg_s2_k4 with gy shared
 // across the subgroup: lanes are consecutive input channels, so where a subgroup's lanes all
 // belong to one (split, output block) they read the same gy; lane l then loads the blocks q + l
 // of a run of 8 and subgroupShuffle hands block q to every lane, 1/8 of the gy loads. Subgroups
 // that straddle two pairs load their own, as the plain kernels do. Lanes past the last pair run
-// on it without storing.
+// on it without storing. (wgrad_reg_s1_k5 keeps its own loads: with gy shared it measured slower,
+// the CIFAR LeNet's 5x5 layers 177 -> 196 ms on llvmpipe, 2 cores; 3x3 gained 10%, 4x4 s2 6%.)
 @compute @workgroup_size(64)
 fn wgrad_reg_s1_k3_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                       @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sid: u32) {
@@ -395,145 +396,6 @@ fn wgrad_reg_s1_k3_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
     w4_store(split, m0, k1, k1 + 3u, a10); w4_store(split, m0 + 1u, k1, k1 + 3u, a11); w4_store(split, m0 + 2u, k1, k1 + 3u, a12); w4_store(split, m0 + 3u, k1, k1 + 3u, a13);
     let k2 = (c * 3u + 2u) * 3u;
     w4_store(split, m0, k2, k2 + 3u, a20); w4_store(split, m0 + 1u, k2, k2 + 3u, a21); w4_store(split, m0 + 2u, k2, k2 + 3u, a22); w4_store(split, m0 + 3u, k2, k2 + 3u, a23);
-}
-
-@compute @workgroup_size(64)
-fn wgrad_reg_s1_k5_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                      @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sid: u32) {
-    let pairs = p.cx * ((p.cy + 3u) / 4u);
-    let total = pairs * p.splits;
-    let t_raw = flat(wid, nwg, lid);
-    if (subgroupAll(t_raw >= total)) { return; }
-    let t = min(t_raw, total - 1u);
-    // t / cx names (split, output block): the gy rows. Shared by the whole subgroup when its
-    // lanes are consecutive input channels of one pair (cx a multiple of 8 on lavapipe).
-    let gkey = t / p.cx;
-    let one_pair = subgroupAll(gkey == subgroupBroadcastFirst(gkey));
-    let lane = sid % 8u;
-    let split = t / pairs;
-    let c = t % p.cx;
-    let m0 = ((t % pairs) / p.cx) * 4u;
-    let q_end = p.wy / 4u;
-    var a00 = vec4<f32>(0.0); var a01 = vec4<f32>(0.0); var a02 = vec4<f32>(0.0); var a03 = vec4<f32>(0.0); var t0 = vec4<f32>(0.0);
-    var a10 = vec4<f32>(0.0); var a11 = vec4<f32>(0.0); var a12 = vec4<f32>(0.0); var a13 = vec4<f32>(0.0); var t1 = vec4<f32>(0.0);
-    var a20 = vec4<f32>(0.0); var a21 = vec4<f32>(0.0); var a22 = vec4<f32>(0.0); var a23 = vec4<f32>(0.0); var t2 = vec4<f32>(0.0);
-    var a30 = vec4<f32>(0.0); var a31 = vec4<f32>(0.0); var a32 = vec4<f32>(0.0); var a33 = vec4<f32>(0.0); var t3 = vec4<f32>(0.0);
-    var a40 = vec4<f32>(0.0); var a41 = vec4<f32>(0.0); var a42 = vec4<f32>(0.0); var a43 = vec4<f32>(0.0); var t4 = vec4<f32>(0.0);
-    var s0 = vec4<f32>(0.0);
-    var s1 = vec4<f32>(0.0);
-    var s2 = vec4<f32>(0.0);
-    var s3 = vec4<f32>(0.0);
-    let rows_end = min(p.n * p.hy, (split + 1u) * p.chunk);
-    var r = row_at(split * p.chunk);
-    for (var g = split * p.chunk; g < rows_end; g = g + 1u) {
-        let g0 = w4_gy_row(m0, r);
-        let g1 = w4_gy_row(m0 + 1u, r);
-        let g2 = w4_gy_row(m0 + 2u, r);
-        let g3 = w4_gy_row(m0 + 3u, r);
-        let x0row = w4_x_row(r, c, 0u, 0u);
-        let x1row = w4_x_row(r, c, 1u, 0u);
-        let x2row = w4_x_row(r, c, 2u, 0u);
-        let x3row = w4_x_row(r, c, 3u, 0u);
-        let x4row = w4_x_row(r, c, 4u, 0u);
-        var x0a = w4_x[x0row];
-        var x1a = w4_x[x1row];
-        var x2a = w4_x[x2row];
-        var x3a = w4_x[x3row];
-        var x4a = w4_x[x4row];
-        for (var q = 0u; q < q_end; q = q + 1u) {
-            var v0: vec4<f32>;
-            var v1: vec4<f32>;
-            var v2: vec4<f32>;
-            var v3: vec4<f32>;
-            if (one_pair) {
-                // Lane l holds gy at q + l of the current run of 8 blocks.
-                let j = q % 8u;
-                if (j == 0u) {
-                    let qq = min(q + lane, q_end - 1u);
-                    s0 = w4_gy[g0 + qq];
-                    s1 = w4_gy[g1 + qq];
-                    s2 = w4_gy[g2 + qq];
-                    s3 = w4_gy[g3 + qq];
-                }
-                v0 = subgroupShuffle(s0, j);
-                v1 = subgroupShuffle(s1, j);
-                v2 = subgroupShuffle(s2, j);
-                v3 = subgroupShuffle(s3, j);
-            } else {
-                v0 = w4_gy[g0 + q];
-                v1 = w4_gy[g1 + q];
-                v2 = w4_gy[g2 + q];
-                v3 = w4_gy[g3 + q];
-            }
-            let x0b = w4_x[x0row + q + 1u];
-            let x01 = vec4<f32>(x0a.yzw, x0b.x); let x02 = vec4<f32>(x0a.zw, x0b.xy); let x03 = vec4<f32>(x0a.w, x0b.xyz);
-            a00 = fma(vec4<f32>(v0.x), x0a, a00); a00 = fma(vec4<f32>(v0.y), x01, a00); a00 = fma(vec4<f32>(v0.z), x02, a00); a00 = fma(vec4<f32>(v0.w), x03, a00);
-            a01 = fma(vec4<f32>(v1.x), x0a, a01); a01 = fma(vec4<f32>(v1.y), x01, a01); a01 = fma(vec4<f32>(v1.z), x02, a01); a01 = fma(vec4<f32>(v1.w), x03, a01);
-            a02 = fma(vec4<f32>(v2.x), x0a, a02); a02 = fma(vec4<f32>(v2.y), x01, a02); a02 = fma(vec4<f32>(v2.z), x02, a02); a02 = fma(vec4<f32>(v2.w), x03, a02);
-            a03 = fma(vec4<f32>(v3.x), x0a, a03); a03 = fma(vec4<f32>(v3.y), x01, a03); a03 = fma(vec4<f32>(v3.z), x02, a03); a03 = fma(vec4<f32>(v3.w), x03, a03);
-            t0 = t0 + vec4<f32>(dot(v0, x0b), dot(v1, x0b), dot(v2, x0b), dot(v3, x0b));
-            x0a = x0b;
-            let x1b = w4_x[x1row + q + 1u];
-            let x11 = vec4<f32>(x1a.yzw, x1b.x); let x12 = vec4<f32>(x1a.zw, x1b.xy); let x13 = vec4<f32>(x1a.w, x1b.xyz);
-            a10 = fma(vec4<f32>(v0.x), x1a, a10); a10 = fma(vec4<f32>(v0.y), x11, a10); a10 = fma(vec4<f32>(v0.z), x12, a10); a10 = fma(vec4<f32>(v0.w), x13, a10);
-            a11 = fma(vec4<f32>(v1.x), x1a, a11); a11 = fma(vec4<f32>(v1.y), x11, a11); a11 = fma(vec4<f32>(v1.z), x12, a11); a11 = fma(vec4<f32>(v1.w), x13, a11);
-            a12 = fma(vec4<f32>(v2.x), x1a, a12); a12 = fma(vec4<f32>(v2.y), x11, a12); a12 = fma(vec4<f32>(v2.z), x12, a12); a12 = fma(vec4<f32>(v2.w), x13, a12);
-            a13 = fma(vec4<f32>(v3.x), x1a, a13); a13 = fma(vec4<f32>(v3.y), x11, a13); a13 = fma(vec4<f32>(v3.z), x12, a13); a13 = fma(vec4<f32>(v3.w), x13, a13);
-            t1 = t1 + vec4<f32>(dot(v0, x1b), dot(v1, x1b), dot(v2, x1b), dot(v3, x1b));
-            x1a = x1b;
-            let x2b = w4_x[x2row + q + 1u];
-            let x21 = vec4<f32>(x2a.yzw, x2b.x); let x22 = vec4<f32>(x2a.zw, x2b.xy); let x23 = vec4<f32>(x2a.w, x2b.xyz);
-            a20 = fma(vec4<f32>(v0.x), x2a, a20); a20 = fma(vec4<f32>(v0.y), x21, a20); a20 = fma(vec4<f32>(v0.z), x22, a20); a20 = fma(vec4<f32>(v0.w), x23, a20);
-            a21 = fma(vec4<f32>(v1.x), x2a, a21); a21 = fma(vec4<f32>(v1.y), x21, a21); a21 = fma(vec4<f32>(v1.z), x22, a21); a21 = fma(vec4<f32>(v1.w), x23, a21);
-            a22 = fma(vec4<f32>(v2.x), x2a, a22); a22 = fma(vec4<f32>(v2.y), x21, a22); a22 = fma(vec4<f32>(v2.z), x22, a22); a22 = fma(vec4<f32>(v2.w), x23, a22);
-            a23 = fma(vec4<f32>(v3.x), x2a, a23); a23 = fma(vec4<f32>(v3.y), x21, a23); a23 = fma(vec4<f32>(v3.z), x22, a23); a23 = fma(vec4<f32>(v3.w), x23, a23);
-            t2 = t2 + vec4<f32>(dot(v0, x2b), dot(v1, x2b), dot(v2, x2b), dot(v3, x2b));
-            x2a = x2b;
-            let x3b = w4_x[x3row + q + 1u];
-            let x31 = vec4<f32>(x3a.yzw, x3b.x); let x32 = vec4<f32>(x3a.zw, x3b.xy); let x33 = vec4<f32>(x3a.w, x3b.xyz);
-            a30 = fma(vec4<f32>(v0.x), x3a, a30); a30 = fma(vec4<f32>(v0.y), x31, a30); a30 = fma(vec4<f32>(v0.z), x32, a30); a30 = fma(vec4<f32>(v0.w), x33, a30);
-            a31 = fma(vec4<f32>(v1.x), x3a, a31); a31 = fma(vec4<f32>(v1.y), x31, a31); a31 = fma(vec4<f32>(v1.z), x32, a31); a31 = fma(vec4<f32>(v1.w), x33, a31);
-            a32 = fma(vec4<f32>(v2.x), x3a, a32); a32 = fma(vec4<f32>(v2.y), x31, a32); a32 = fma(vec4<f32>(v2.z), x32, a32); a32 = fma(vec4<f32>(v2.w), x33, a32);
-            a33 = fma(vec4<f32>(v3.x), x3a, a33); a33 = fma(vec4<f32>(v3.y), x31, a33); a33 = fma(vec4<f32>(v3.z), x32, a33); a33 = fma(vec4<f32>(v3.w), x33, a33);
-            t3 = t3 + vec4<f32>(dot(v0, x3b), dot(v1, x3b), dot(v2, x3b), dot(v3, x3b));
-            x3a = x3b;
-            let x4b = w4_x[x4row + q + 1u];
-            let x41 = vec4<f32>(x4a.yzw, x4b.x); let x42 = vec4<f32>(x4a.zw, x4b.xy); let x43 = vec4<f32>(x4a.w, x4b.xyz);
-            a40 = fma(vec4<f32>(v0.x), x4a, a40); a40 = fma(vec4<f32>(v0.y), x41, a40); a40 = fma(vec4<f32>(v0.z), x42, a40); a40 = fma(vec4<f32>(v0.w), x43, a40);
-            a41 = fma(vec4<f32>(v1.x), x4a, a41); a41 = fma(vec4<f32>(v1.y), x41, a41); a41 = fma(vec4<f32>(v1.z), x42, a41); a41 = fma(vec4<f32>(v1.w), x43, a41);
-            a42 = fma(vec4<f32>(v2.x), x4a, a42); a42 = fma(vec4<f32>(v2.y), x41, a42); a42 = fma(vec4<f32>(v2.z), x42, a42); a42 = fma(vec4<f32>(v2.w), x43, a42);
-            a43 = fma(vec4<f32>(v3.x), x4a, a43); a43 = fma(vec4<f32>(v3.y), x41, a43); a43 = fma(vec4<f32>(v3.z), x42, a43); a43 = fma(vec4<f32>(v3.w), x43, a43);
-            t4 = t4 + vec4<f32>(dot(v0, x4b), dot(v1, x4b), dot(v2, x4b), dot(v3, x4b));
-            x4a = x4b;
-        }
-        row_next(&r);
-    }
-    if (t_raw >= total) { return; }
-    let k0 = (c * 5u + 0u) * 5u;
-    w4_store(split, m0, k0, k0 + 5u, a00); w4_store(split, m0, k0 + 4u, k0 + 5u, vec4<f32>(t0.x, 0.0, 0.0, 0.0));
-    w4_store(split, m0 + 1u, k0, k0 + 5u, a01); w4_store(split, m0 + 1u, k0 + 4u, k0 + 5u, vec4<f32>(t0.y, 0.0, 0.0, 0.0));
-    w4_store(split, m0 + 2u, k0, k0 + 5u, a02); w4_store(split, m0 + 2u, k0 + 4u, k0 + 5u, vec4<f32>(t0.z, 0.0, 0.0, 0.0));
-    w4_store(split, m0 + 3u, k0, k0 + 5u, a03); w4_store(split, m0 + 3u, k0 + 4u, k0 + 5u, vec4<f32>(t0.w, 0.0, 0.0, 0.0));
-    let k1 = (c * 5u + 1u) * 5u;
-    w4_store(split, m0, k1, k1 + 5u, a10); w4_store(split, m0, k1 + 4u, k1 + 5u, vec4<f32>(t1.x, 0.0, 0.0, 0.0));
-    w4_store(split, m0 + 1u, k1, k1 + 5u, a11); w4_store(split, m0 + 1u, k1 + 4u, k1 + 5u, vec4<f32>(t1.y, 0.0, 0.0, 0.0));
-    w4_store(split, m0 + 2u, k1, k1 + 5u, a12); w4_store(split, m0 + 2u, k1 + 4u, k1 + 5u, vec4<f32>(t1.z, 0.0, 0.0, 0.0));
-    w4_store(split, m0 + 3u, k1, k1 + 5u, a13); w4_store(split, m0 + 3u, k1 + 4u, k1 + 5u, vec4<f32>(t1.w, 0.0, 0.0, 0.0));
-    let k2 = (c * 5u + 2u) * 5u;
-    w4_store(split, m0, k2, k2 + 5u, a20); w4_store(split, m0, k2 + 4u, k2 + 5u, vec4<f32>(t2.x, 0.0, 0.0, 0.0));
-    w4_store(split, m0 + 1u, k2, k2 + 5u, a21); w4_store(split, m0 + 1u, k2 + 4u, k2 + 5u, vec4<f32>(t2.y, 0.0, 0.0, 0.0));
-    w4_store(split, m0 + 2u, k2, k2 + 5u, a22); w4_store(split, m0 + 2u, k2 + 4u, k2 + 5u, vec4<f32>(t2.z, 0.0, 0.0, 0.0));
-    w4_store(split, m0 + 3u, k2, k2 + 5u, a23); w4_store(split, m0 + 3u, k2 + 4u, k2 + 5u, vec4<f32>(t2.w, 0.0, 0.0, 0.0));
-    let k3 = (c * 5u + 3u) * 5u;
-    w4_store(split, m0, k3, k3 + 5u, a30); w4_store(split, m0, k3 + 4u, k3 + 5u, vec4<f32>(t3.x, 0.0, 0.0, 0.0));
-    w4_store(split, m0 + 1u, k3, k3 + 5u, a31); w4_store(split, m0 + 1u, k3 + 4u, k3 + 5u, vec4<f32>(t3.y, 0.0, 0.0, 0.0));
-    w4_store(split, m0 + 2u, k3, k3 + 5u, a32); w4_store(split, m0 + 2u, k3 + 4u, k3 + 5u, vec4<f32>(t3.z, 0.0, 0.0, 0.0));
-    w4_store(split, m0 + 3u, k3, k3 + 5u, a33); w4_store(split, m0 + 3u, k3 + 4u, k3 + 5u, vec4<f32>(t3.w, 0.0, 0.0, 0.0));
-    let k4 = (c * 5u + 4u) * 5u;
-    w4_store(split, m0, k4, k4 + 5u, a40); w4_store(split, m0, k4 + 4u, k4 + 5u, vec4<f32>(t4.x, 0.0, 0.0, 0.0));
-    w4_store(split, m0 + 1u, k4, k4 + 5u, a41); w4_store(split, m0 + 1u, k4 + 4u, k4 + 5u, vec4<f32>(t4.y, 0.0, 0.0, 0.0));
-    w4_store(split, m0 + 2u, k4, k4 + 5u, a42); w4_store(split, m0 + 2u, k4 + 4u, k4 + 5u, vec4<f32>(t4.z, 0.0, 0.0, 0.0));
-    w4_store(split, m0 + 3u, k4, k4 + 5u, a43); w4_store(split, m0 + 3u, k4 + 4u, k4 + 5u, vec4<f32>(t4.w, 0.0, 0.0, 0.0));
 }
 
 @compute @workgroup_size(64)

@@ -48,8 +48,6 @@ const DIRECT_REG_S2_R8_SG: KernelSpec = KernelSpec {
 };
 const WGRAD_REG_S1_K3_SG: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s1_k3_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s1_k3_sg", bindings: &[R, R, RW] };
-const WGRAD_REG_S1_K5_SG: KernelSpec =
-    KernelSpec { id: "conv2d.wgrad_reg_s1_k5_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s1_k5_sg", bindings: &[R, R, RW] };
 const WGRAD_REG_S2_K4_SG: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s2_k4_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s2_k4_sg", bindings: &[R, R, RW] };
 const TRANSPOSED_REG_SG: KernelSpec = KernelSpec {
@@ -665,7 +663,7 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
             let sg = v.subgroups(x);
             let all_taps = match g.k {
                 [3, 3] => Some(if sg { &WGRAD_REG_S1_K3_SG } else { &WGRAD_REG_S1_K3 }),
-                [5, 5] => Some(if sg { &WGRAD_REG_S1_K5_SG } else { &WGRAD_REG_S1_K5 }),
+                [5, 5] => Some(&WGRAD_REG_S1_K5),
                 _ => None,
             };
             let (spec, grid) = match all_taps {
@@ -993,7 +991,7 @@ mod tests {
             // width stride 2 with at most 4 output channels (the 4-channel kernel), output width 7: cropped
             ([1, 3, 6, 14], 2, [3, 4], [1, 2], [1, 1], [1, 1], false),
             // input channels a multiple of 8 and destination rows of 8+ vec4s: the subgroup
-            // weight-gradient kernels share gy over a subgroup (3x3, 5x5, 4x4 stride 2), with a
+            // weight-gradient kernels share gy over a subgroup (3x3, 4x4 stride 2), with a
             // partial run of 8 blocks at the row's end
             ([2, 16, 6, 37], 6, [3, 3], [1, 1], [1, 1], [1, 1], true),
             ([1, 8, 5, 36], 5, [5, 5], [1, 1], [2, 2], [1, 1], false),
