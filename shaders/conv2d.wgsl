@@ -422,8 +422,11 @@ fn direct_reg_s1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 fn direct_reg_s1_r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
     let tiles_w = (p.wy + 15u) / 16u;
-    let t = flat(wid, nwg, lid);
-    if (t >= p.n * p.hy * tiles_w) { return; }
+    let total = p.n * p.hy * tiles_w;
+    let t_raw = flat(wid, nwg, lid);
+    let lane = load_lane();
+    if (lanes_done(t_raw >= total)) { return; }
+    let t = min(t_raw, total - 1u);
     let ow0 = (t % tiles_w) * 16u;
     let oh = (t / tiles_w) % p.hy;
     let n = t / (tiles_w * p.hy);
@@ -445,6 +448,7 @@ fn direct_reg_s1_r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     for (var c = 0u; c < p.cx; c = c + 1u) {
         var row = xc0;
         for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+            let rw = d1_row_weights(k, lane);
             var xa = d1_x[row];
             var xb = d1_x[row + 1u];
             var xc = d1_x[row + 2u];
@@ -454,8 +458,9 @@ fn direct_reg_s1_r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
             var used = 0u;
             var kx = 0u;
             loop {
-                let wv = d1_w[k];
-                let wu = d1_w[k + ksize];
+                let w = d1_tap_weights(rw, k, kx);
+                let wv = w[0];
+                let wu = w[1];
                 a0 = fma(vec4<f32>(wv.x), xa, a0); b0 = fma(vec4<f32>(wv.x), xb, b0); c0 = fma(vec4<f32>(wv.x), xc, c0); d0 = fma(vec4<f32>(wv.x), xd, d0);
                 a1 = fma(vec4<f32>(wv.y), xa, a1); b1 = fma(vec4<f32>(wv.y), xb, b1); c1 = fma(vec4<f32>(wv.y), xc, c1); d1 = fma(vec4<f32>(wv.y), xd, d1);
                 a2 = fma(vec4<f32>(wv.z), xa, a2); b2 = fma(vec4<f32>(wv.z), xb, b2); c2 = fma(vec4<f32>(wv.z), xc, c2); d2 = fma(vec4<f32>(wv.z), xd, d2);
@@ -464,7 +469,6 @@ fn direct_reg_s1_r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
                 a5 = fma(vec4<f32>(wu.y), xa, a5); b5 = fma(vec4<f32>(wu.y), xb, b5); c5 = fma(vec4<f32>(wu.y), xc, c5); d5 = fma(vec4<f32>(wu.y), xd, d5);
                 a6 = fma(vec4<f32>(wu.z), xa, a6); b6 = fma(vec4<f32>(wu.z), xb, b6); c6 = fma(vec4<f32>(wu.z), xc, c6); d6 = fma(vec4<f32>(wu.z), xd, d6);
                 a7 = fma(vec4<f32>(wu.w), xa, a7); b7 = fma(vec4<f32>(wu.w), xb, b7); c7 = fma(vec4<f32>(wu.w), xc, c7); d7 = fma(vec4<f32>(wu.w), xd, d7);
-                k = k + 1u;
                 kx = kx + 1u;
                 if (kx >= p.kw) { break; }
                 xa = vec4<f32>(xa.yzw, xb.x);
@@ -479,10 +483,12 @@ fn direct_reg_s1_r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
                     used = 0u;
                 }
             }
+            k = k + p.kw;
             row = row + rstep;
         }
         xc0 = xc0 + hw4;
     }
+    if (t_raw >= total) { return; }
     let ohw = p.hy * p.wy;
     let valid = min(16u, p.wy - ow0);
     let base = n * p.cy * ohw + oh * p.wy + ow0;
@@ -605,8 +611,11 @@ fn direct_reg_s2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 fn direct_reg_s2_r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
     let tiles_w = (p.wy + 15u) / 16u;
-    let t = flat(wid, nwg, lid);
-    if (t >= p.n * p.hy * tiles_w) { return; }
+    let total = p.n * p.hy * tiles_w;
+    let t_raw = flat(wid, nwg, lid);
+    let lane = load_lane();
+    if (lanes_done(t_raw >= total)) { return; }
+    let t = min(t_raw, total - 1u);
     let ow0 = (t % tiles_w) * 16u;
     let oh = (t / tiles_w) % p.hy;
     let n = t / (tiles_w * p.hy);
@@ -628,6 +637,7 @@ fn direct_reg_s2_r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     for (var c = 0u; c < p.cx; c = c + 1u) {
         var row = xc0;
         for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+            let rw = d2_row_weights(krow, lane);
             let v0 = d2_x[row];
             let v1 = d2_x[row + 1u];
             let v2 = d2_x[row + 2u];
@@ -649,8 +659,9 @@ fn direct_reg_s2_r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
                 var used = 0u;
                 var kx = q;
                 loop {
-                    let wv = d2_w[krow + kx];
-                    let wu = d2_w[krow + ksize + kx];
+                    let w = d2_tap_weights(rw, krow, kx);
+                    let wv = w[0];
+                    let wu = w[1];
                     a0 = fma(vec4<f32>(wv.x), xa, a0); b0 = fma(vec4<f32>(wv.x), xb, b0); c0 = fma(vec4<f32>(wv.x), xc, c0); d0 = fma(vec4<f32>(wv.x), xd, d0);
                     a1 = fma(vec4<f32>(wv.y), xa, a1); b1 = fma(vec4<f32>(wv.y), xb, b1); c1 = fma(vec4<f32>(wv.y), xc, c1); d1 = fma(vec4<f32>(wv.y), xd, d1);
                     a2 = fma(vec4<f32>(wv.z), xa, a2); b2 = fma(vec4<f32>(wv.z), xb, b2); c2 = fma(vec4<f32>(wv.z), xc, c2); d2 = fma(vec4<f32>(wv.z), xd, d2);
@@ -680,6 +691,7 @@ fn direct_reg_s2_r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
         }
         xc0 = xc0 + hw4;
     }
+    if (t_raw >= total) { return; }
     let ohw = p.hy * p.wy;
     let valid = min(16u, p.wy - ow0);
     let base = n * p.cy * ohw + oh * p.wy + ow0;
@@ -1213,8 +1225,13 @@ fn wgrad_reg_s1_k5(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 fn wgrad_reg_s1_k3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
     let pairs = p.cx * ((p.cy + 3u) / 4u);
-    let t = flat(wid, nwg, lid);
-    if (t >= pairs * p.splits) { return; }
+    let total = pairs * p.splits;
+    let t_raw = flat(wid, nwg, lid);
+    let lane = load_lane();
+    if (lanes_done(t_raw >= total)) { return; }
+    let t = min(t_raw, total - 1u);
+    // t / cx names (split, output block), so the gy rows every lane of a run reads.
+    var gy_run = gy_run_start(t / p.cx);
     let split = t / pairs;
     let c = t % p.cx;
     let m0 = ((t % pairs) / p.cx) * 4u;
@@ -1236,10 +1253,8 @@ fn wgrad_reg_s1_k3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         var x1a = w4_x[x1row];
         var x2a = w4_x[x2row];
         for (var q = 0u; q < q_end; q = q + 1u) {
-            let v0 = w4_gy[g0 + q];
-            let v1 = w4_gy[g1 + q];
-            let v2 = w4_gy[g2 + q];
-            let v3 = w4_gy[g3 + q];
+            let v = gy_blocks(&gy_run, vec4<u32>(g0, g1, g2, g3), q, q_end, lane, 0u);
+            let v0 = v[0]; let v1 = v[1]; let v2 = v[2]; let v3 = v[3];
             let x0b = w4_x[x0row + q + 1u];
             let x01 = vec4<f32>(x0a.yzw, x0b.x); let x02 = vec4<f32>(x0a.zw, x0b.xy); let x03 = vec4<f32>(x0a.w, x0b.xyz);
             a00 = fma(vec4<f32>(v0.x), x0a, a00); a00 = fma(vec4<f32>(v0.y), x01, a00); a00 = fma(vec4<f32>(v0.z), x02, a00); a00 = fma(vec4<f32>(v0.w), x03, a00);
@@ -1264,6 +1279,7 @@ fn wgrad_reg_s1_k3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         }
         row_next(&r);
     }
+    if (t_raw >= total) { return; }
     let k0 = (c * 3u + 0u) * 3u;
     w4_store(split, m0, k0, k0 + 3u, a00); w4_store(split, m0 + 1u, k0, k0 + 3u, a01); w4_store(split, m0 + 2u, k0, k0 + 3u, a02); w4_store(split, m0 + 3u, k0, k0 + 3u, a03);
     let k1 = (c * 3u + 1u) * 3u;
@@ -1283,8 +1299,13 @@ fn wgrad_reg_s1_k3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 fn wgrad_reg_s2_k4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
     let pairs = p.cx * ((p.cy + 7u) / 8u);
-    let t = flat(wid, nwg, lid);
-    if (t >= pairs * p.splits) { return; }
+    let total = pairs * p.splits;
+    let t_raw = flat(wid, nwg, lid);
+    let lane = load_lane();
+    if (lanes_done(t_raw >= total)) { return; }
+    let t = min(t_raw, total - 1u);
+    // t / cx names (split, output block), so the gy rows every lane of a run reads.
+    var gy_run = gy_run_start(t / p.cx);
     let split = t / pairs;
     let c = t % p.cx;
     let m0 = ((t % pairs) / p.cx) * 8u;
@@ -1317,14 +1338,10 @@ fn wgrad_reg_s2_k4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         var x2p = w4_x[x2row];
         var x3p = w4_x[x3row];
         for (var q = 0u; q < q_end; q = q + 1u) {
-            let v0 = w4_gy[g0 + q];
-            let v1 = w4_gy[g1 + q];
-            let v2 = w4_gy[g2 + q];
-            let v3 = w4_gy[g3 + q];
-            let v4 = w4_gy[g4 + q];
-            let v5 = w4_gy[g5 + q];
-            let v6 = w4_gy[g6 + q];
-            let v7 = w4_gy[g7 + q];
+            let v = gy_blocks(&gy_run, vec4<u32>(g0, g1, g2, g3), q, q_end, lane, 0u);
+            let u = gy_blocks(&gy_run, vec4<u32>(g4, g5, g6, g7), q, q_end, lane, 1u);
+            let v0 = v[0]; let v1 = v[1]; let v2 = v[2]; let v3 = v[3];
+            let v4 = u[0]; let v5 = u[1]; let v6 = u[2]; let v7 = u[3];
             let x0a = w4_x[x0row + 2u * q + 1u];
             let x0b = w4_x[x0row + 2u * q + 2u];
             let x0s1 = vec4<f32>(x0p.zw, x0a.xy); let x0s3 = vec4<f32>(x0a.zw, x0b.xy);
@@ -1376,6 +1393,7 @@ fn wgrad_reg_s2_k4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         }
         row_next(&r);
     }
+    if (t_raw >= total) { return; }
     let k0 = (c * 4u + 0u) * 4u;
     let k1 = (c * 4u + 1u) * 4u;
     let k2 = (c * 4u + 2u) * 4u;

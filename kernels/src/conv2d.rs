@@ -15,7 +15,8 @@ use crate::kernel::{grid_1d, KernelSpec, R, RW, WG_1D};
 use crate::tensor::{DType, Tensor};
 use crate::matmul::{matmul_with, MatmulVariant, SUBGROUP_LANES};
 
-const SRC: &str = include_str!("../../shaders/conv2d.wgsl");
+/// conv2d.wgsl with its register kernels' plain loads (conv2d_loads.wgsl).
+const SRC: &str = concat!(include_str!("../../shaders/conv2d.wgsl"), include_str!("../../shaders/conv2d_loads.wgsl"));
 const PAD: KernelSpec = KernelSpec { id: "conv2d.pad", source: SRC, entry: "pad", bindings: &[R, RW] };
 /// `pad` with vec4 stores, for destination rows a multiple of 4 wide.
 const PAD4: KernelSpec = KernelSpec { id: "conv2d.pad4", source: SRC, entry: "pad4", bindings: &[R, RW] };
@@ -32,24 +33,25 @@ const DIRECT_REG_S2: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s2", source: SRC, entry: "direct_reg_s2", bindings: &[R, R, R, RW] };
 const DIRECT_REG_S1_R8: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s1_r8", source: SRC, entry: "direct_reg_s1_r8", bindings: &[R, R, R, RW] };
-/// conv2d.wgsl with the subgroup kernels appended: built only on devices with SUBGROUP.
+/// conv2d.wgsl with loads shared across a subgroup (conv2d_subgroup.wgsl): the same register
+/// kernels (`*_sg` ids, same entry points) and transposed_reg_sg; built only on devices with SUBGROUP.
 const SRC_SUBGROUP: &str = concat!(include_str!("../../shaders/conv2d.wgsl"), include_str!("../../shaders/conv2d_subgroup.wgsl"));
 const DIRECT_REG_S1_R8_SG: KernelSpec = KernelSpec {
     id: "conv2d.direct_reg_s1_r8_sg",
     source: SRC_SUBGROUP,
-    entry: "direct_reg_s1_r8_sg",
+    entry: "direct_reg_s1_r8",
     bindings: &[R, R, R, RW],
 };
 const DIRECT_REG_S2_R8_SG: KernelSpec = KernelSpec {
     id: "conv2d.direct_reg_s2_r8_sg",
     source: SRC_SUBGROUP,
-    entry: "direct_reg_s2_r8_sg",
+    entry: "direct_reg_s2_r8",
     bindings: &[R, R, R, RW],
 };
 const WGRAD_REG_S1_K3_SG: KernelSpec =
-    KernelSpec { id: "conv2d.wgrad_reg_s1_k3_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s1_k3_sg", bindings: &[R, R, RW] };
+    KernelSpec { id: "conv2d.wgrad_reg_s1_k3_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s1_k3", bindings: &[R, R, RW] };
 const WGRAD_REG_S2_K4_SG: KernelSpec =
-    KernelSpec { id: "conv2d.wgrad_reg_s2_k4_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s2_k4_sg", bindings: &[R, R, RW] };
+    KernelSpec { id: "conv2d.wgrad_reg_s2_k4_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s2_k4", bindings: &[R, R, RW] };
 const TRANSPOSED_REG_SG: KernelSpec = KernelSpec {
     id: "conv2d.transposed_reg_sg",
     source: SRC_SUBGROUP,

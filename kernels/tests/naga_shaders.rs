@@ -2,11 +2,10 @@
 //! point to SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) and GLSL ES 3.1 (GL). This is the
 //! portability check for backends this machine has no GPU for.
 //!
-//! `*_subgroup.wgsl` files hold kernels that use subgroup operations, built only on devices with
-//! `wgpu::Features::SUBGROUP`: they validate with naga's subgroup capability and translate to the
-//! backends that have subgroups (not GLSL ES, whose wgpu backend offers none). A subgroup file
-//! whose op file exists (`conv2d_subgroup.wgsl` beside `conv2d.wgsl`) is appended to it, as
-//! `kernels/src/conv2d.rs` builds it.
+//! Modules are built as the kernel modules build them: `X_loads.wgsl` is appended to `X.wgsl`
+//! (the plain module), and `X_subgroup.wgsl` to `X.wgsl` in place of it (the module for devices
+//! with `wgpu::Features::SUBGROUP`, validated with naga's subgroup capability and translated to the
+//! backends that have subgroups: not GLSL ES, whose wgpu backend offers none).
 
 use std::path::PathBuf;
 
@@ -32,14 +31,18 @@ fn every_shader_validates_and_translates_to_all_backends() {
     let mut entry_points = 0;
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let subgroup = name.ends_with("_subgroup.wgsl");
-        let mut source = std::fs::read_to_string(path).unwrap();
-        if subgroup {
-            let base = path.with_file_name(name.replace("_subgroup.wgsl", ".wgsl"));
-            if base.exists() {
-                source = std::fs::read_to_string(&base).unwrap() + &source;
-            }
+        if name.ends_with("_loads.wgsl") {
+            continue; // a part of its op's plain module
         }
+        let subgroup = name.ends_with("_subgroup.wgsl");
+        let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let source = if subgroup {
+            let base = path.with_file_name(name.replace("_subgroup.wgsl", ".wgsl"));
+            if base.exists() { read(&base) + &read(path) } else { read(path) }
+        } else {
+            let loads = path.with_file_name(name.replace(".wgsl", "_loads.wgsl"));
+            if loads.exists() { read(path) + &read(&loads) } else { read(path) }
+        };
         let module = match naga::front::wgsl::parse_str(&source) {
             Ok(m) => m,
             Err(e) => {

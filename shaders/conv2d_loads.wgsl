@@ -1,0 +1,47 @@
+
+// ---------------------------------------------------------------------------------------------
+// How the register kernels' lanes load the values they all need: each its own. Appended to
+// conv2d.wgsl for the plain module; conv2d_subgroup.wgsl defines the same functions with
+// subgroup operations (one load per subgroup, handed round), so one kernel source serves both.
+
+// This lane's index among the lanes that share loads (unused here).
+fn load_lane() -> u32 {
+    return 0u;
+}
+
+// Whether an invocation leaves at once: here each lane past the end leaves by itself.
+fn lanes_done(past_end: bool) -> bool {
+    return past_end;
+}
+
+// direct_reg_s1_r8 / direct_reg_s2_r8: a row of taps' packed weights (nothing is held here) and
+// tap kx's two vec4s of it, loaded where used. k: the row's first tap.
+struct RowWeights { lo: vec4<f32>, hi: vec4<f32> }
+
+fn d1_row_weights(k: u32, lane: u32) -> RowWeights {
+    return RowWeights(vec4<f32>(0.0), vec4<f32>(0.0));
+}
+
+fn d1_tap_weights(r: RowWeights, k: u32, kx: u32) -> array<vec4<f32>, 2> {
+    return array<vec4<f32>, 2>(d1_w[k + kx], d1_w[k + kx + p.cx * p.kh * p.kw]);
+}
+
+fn d2_row_weights(k: u32, lane: u32) -> RowWeights {
+    return RowWeights(vec4<f32>(0.0), vec4<f32>(0.0));
+}
+
+fn d2_tap_weights(r: RowWeights, k: u32, kx: u32) -> array<vec4<f32>, 2> {
+    return array<vec4<f32>, 2>(d2_w[k + kx], d2_w[k + kx + p.cx * p.kh * p.kw]);
+}
+
+// The all-taps weight-gradient kernels: gy blocks q of four output channels' rows g (vec4 units),
+// loaded where used. `key` names the lane's (split, output block).
+struct GyRun { unused: u32 }
+
+fn gy_run_start(key: u32) -> GyRun {
+    return GyRun(0u);
+}
+
+fn gy_blocks(run: ptr<function, GyRun>, g: vec4<u32>, q: u32, q_end: u32, lane: u32, group: u32) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(w4_gy[g.x + q], w4_gy[g.y + q], w4_gy[g.z + q], w4_gy[g.w + q]);
+}
