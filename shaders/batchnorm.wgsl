@@ -335,25 +335,31 @@ fn normalize4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @group(0) @binding(2) var<storage, read> br_gy: array<f32>;
 @group(0) @binding(3) var<storage, read> br_mean: array<f32>;
 @group(0) @binding(4) var<storage, read> br_invstd: array<f32>;
-@group(0) @binding(5) var<storage, read_write> br_gbeta: array<f32>;
-@group(0) @binding(6) var<storage, read_write> br_ggamma: array<f32>;
-@group(0) @binding(7) var<storage, read> br_y: array<f32>;
-@group(0) @binding(8) var<storage, read_write> br_gz: array<f32>;
+// sums: [2, channels * splits]: gbeta's then ggamma's (chunk) sums, so that backward_dx reads both
+// through one binding and has one left for y under the WebGPU baseline's 8.
+@group(0) @binding(5) var<storage, read_write> br_sums: array<f32>;
+@group(0) @binding(6) var<storage, read> br_y: array<f32>;
 
-// (gz, gz * xhat) at flat index k; writes gz when an activation is fused.
+// (gz, gz * xhat) at flat index k.
 fn br_term(k: u32, mean: f32, invstd: f32) -> vec2<f32> {
     var g = br_gy[k];
-    if ((p.flags & 4u) != 0u) {
-        if (!(br_y[k] > 0.0)) { g = g * p.slope; }
-        br_gz[k] = g;
+    if ((p.flags & 4u) != 0u && !(br_y[k] > 0.0)) {
+        g = g * p.slope;
     }
     return vec2<f32>(g, g * (br_x[k] - mean) * invstd);
 }
 
+// A reduction workgroup's (gbeta, ggamma) sums into br_sums.
+fn br_store(ch: Chunk, s: vec2<f32>) {
+    br_sums[ch.g] = s.x;
+    br_sums[p.channels * p.splits + ch.g] = s.y;
+}
+
 // Per channel: gbeta = sum gz, ggamma = sum gz * xhat, where gz is gy, or with a fused leaky
 // ReLU gy times its derivative read off the output y (slope >= 0, so y > 0 exactly where the
-// pre-activation is), written to gz for backward_dx. With splits > 1, br_gbeta / br_ggamma are
-// [channels * splits] chunk sums for backward_combine.
+// pre-activation is). backward_dx reads y again rather than a stored gz: lavapipe stores lane by
+// lane, and a store cost more than the extra load. The sums are chunk sums (one chunk per channel
+// where splits = 1), which backward_combine adds up.
 @compute @workgroup_size(256)
 fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
@@ -369,23 +375,20 @@ fn backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     }
     let s = tree_sum(lid, acc);
     if (lid == 0u) {
-        br_gbeta[ch.g] = s.x;
-        br_ggamma[ch.g] = s.y;
+        br_store(ch, s);
     }
 }
 
-// backward_reduce over vec4s (planes and chunks a multiple of 4 values). The stand-ins for y and
-// gz must hold a vec4.
+// backward_reduce over vec4s (planes and chunks a multiple of 4 values). The stand-in for y must
+// hold a vec4.
 @group(0) @binding(1) var<storage, read> br4_x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> br4_gy: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read> br4_y: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read_write> br4_gz: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> br4_y: array<vec4<f32>>;
 
 fn br4_term(k: u32, mean: f32, invstd: f32) -> vec2<f32> {
     var g = br4_gy[k];
     if ((p.flags & 4u) != 0u) {
         g = select(g * p.slope, g, br4_y[k] > vec4<f32>(0.0));
-        br4_gz[k] = g;
     }
     let xhat = (br4_x[k] - vec4<f32>(mean)) * invstd;
     return vec2<f32>((g.x + g.y) + (g.z + g.w), dot(g, xhat));
@@ -407,26 +410,30 @@ fn backward_reduce4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     }
     let s = tree_sum(lid, acc);
     if (lid == 0u) {
-        br_gbeta[ch.g] = s.x;
-        br_ggamma[ch.g] = s.y;
+        br_store(ch, s);
     }
 }
 
-@group(0) @binding(1) var<storage, read> bc_pgbeta: array<f32>;
-@group(0) @binding(2) var<storage, read> bc_pggamma: array<f32>;
+@group(0) @binding(1) var<storage, read> bc_partial: array<f32>;
+@group(0) @binding(2) var<storage, read_write> bc_sums: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bc_gbeta: array<f32>;
 @group(0) @binding(4) var<storage, read_write> bc_ggamma: array<f32>;
 
-// Sums a channel's chunk sums in chunk order, one thread per channel.
+// Sums a channel's chunk sums in chunk order, one thread per channel: [2, channels * splits]
+// partials to [2, channels] for backward_dx, and to the gradients gbeta and ggamma (a dispatch
+// rather than buffer copies, which would end the step's compute pass).
 @compute @workgroup_size(64)
 fn backward_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
     let c = flat(wid, nwg, lid);
     if (c >= p.channels) { return; }
     var acc = vec2<f32>(0.0, 0.0);
+    let half = p.channels * p.splits;
     for (var s = 0u; s < p.splits; s = s + 1u) {
-        acc = acc + vec2<f32>(bc_pgbeta[c * p.splits + s], bc_pggamma[c * p.splits + s]);
+        acc = acc + vec2<f32>(bc_partial[c * p.splits + s], bc_partial[half + c * p.splits + s]);
     }
+    bc_sums[c] = acc.x;
+    bc_sums[p.channels + c] = acc.y;
     bc_gbeta[c] = acc.x;
     bc_ggamma[c] = acc.y;
 }
@@ -436,14 +443,15 @@ fn backward_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 @group(0) @binding(3) var<storage, read> bd_mean: array<f32>;
 @group(0) @binding(4) var<storage, read> bd_invstd: array<f32>;
 @group(0) @binding(5) var<storage, read> bd_gamma: array<f32>;
-@group(0) @binding(6) var<storage, read> bd_gbeta: array<f32>;
-@group(0) @binding(7) var<storage, read> bd_ggamma: array<f32>;
+@group(0) @binding(6) var<storage, read> bd_sums: array<f32>;   // [2, channels]: gbeta, ggamma
+@group(0) @binding(7) var<storage, read> bd_y: array<f32>;
 @group(0) @binding(8) var<storage, read_write> bd_gx: array<f32>;
 
 // Training: gx = gamma * invstd / M * (M * gy - sum(gy) - xhat * sum(gy * xhat)), computed as
 // gamma * invstd * (gy - sum(gy) / M - xhat * sum(gy * xhat) / M).
 // Eval (statistics are constants): gx = gamma * invstd * gy.
-// (With a fused activation, bd_gy is backward_reduce's gz.)
+// With a fused activation gy is first multiplied by its derivative read off the output y, as in
+// backward_reduce.
 @compute @workgroup_size(64)
 fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
@@ -455,17 +463,21 @@ fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let training = (p.flags & 2u) != 0u;
     // The channel's constants, reloaded only when the run crosses into the next channel.
     var k = bd_channel(c, m);
-    var gg = bd_ggamma[c] / m;
+    var gg = bd_sums[p.channels + c] / m;
     for (var i = i0; i < min(i0 + RUN, p.total); i = i + 1u) {
+        var g = bd_gy[i];
+        if ((p.flags & 4u) != 0u && !(bd_y[i] > 0.0)) {
+            g = g * p.slope;
+        }
         if (training) {
             let xhat = (bd_x[i] - k.y) * k.z;
-            bd_gx[i] = k.x * (bd_gy[i] - k.w - xhat * gg);
+            bd_gx[i] = k.x * (g - k.w - xhat * gg);
         } else {
-            bd_gx[i] = k.x * bd_gy[i];
+            bd_gx[i] = k.x * g;
         }
         if (next_value(&pos, &c, p.spatial)) {
             k = bd_channel(c, m);
-            gg = bd_ggamma[c] / m;
+            gg = bd_sums[p.channels + c] / m;
         }
     }
 }
@@ -473,6 +485,7 @@ fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 // backward_dx over vec4s (planes a multiple of 4 values): RUN / 4 vec4s per thread.
 @group(0) @binding(1) var<storage, read> bd4_x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> bd4_gy: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> bd4_y: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> bd4_gx: array<vec4<f32>>;
 
 @compute @workgroup_size(64)
@@ -487,17 +500,21 @@ fn backward_dx4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let m = f32(p.batch * p.spatial);
     let training = (p.flags & 2u) != 0u;
     var k = bd_channel(c, m);
-    var gg = bd_ggamma[c] / m;
+    var gg = bd_sums[p.channels + c] / m;
     for (var i = i0; i < min(i0 + RUN / 4u, total); i = i + 1u) {
+        var g = bd4_gy[i];
+        if ((p.flags & 4u) != 0u) {
+            g = select(g * p.slope, g, bd4_y[i] > vec4<f32>(0.0));
+        }
         if (training) {
             let xhat = (bd4_x[i] - vec4<f32>(k.y)) * k.z;
-            bd4_gx[i] = k.x * (bd4_gy[i] - vec4<f32>(k.w) - xhat * gg);
+            bd4_gx[i] = k.x * (g - vec4<f32>(k.w) - xhat * gg);
         } else {
-            bd4_gx[i] = k.x * bd4_gy[i];
+            bd4_gx[i] = k.x * g;
         }
         if (next_value(&pos, &c, plane)) {
             k = bd_channel(c, m);
-            gg = bd_ggamma[c] / m;
+            gg = bd_sums[p.channels + c] / m;
         }
     }
 }
@@ -508,5 +525,5 @@ fn bd_channel(c: u32, m: f32) -> vec4<f32> {
     if ((p.flags & 1u) != 0u) {
         scale = scale * bd_gamma[c];
     }
-    return vec4<f32>(scale, bd_mean[c], bd_invstd[c], bd_gbeta[c] / m);
+    return vec4<f32>(scale, bd_mean[c], bd_invstd[c], bd_sums[c] / m);
 }

@@ -30,10 +30,10 @@ const BACKWARD_REDUCE: KernelSpec = KernelSpec {
     id: "batchnorm.backward_reduce",
     source: SRC,
     entry: "backward_reduce",
-    bindings: &[R, R, R, R, RW, RW, R, RW],
+    bindings: &[R, R, R, R, RW, R],
 };
 const BACKWARD_COMBINE: KernelSpec =
-    KernelSpec { id: "batchnorm.backward_combine", source: SRC, entry: "backward_combine", bindings: &[R, R, RW, RW] };
+    KernelSpec { id: "batchnorm.backward_combine", source: SRC, entry: "backward_combine", bindings: &[R, RW, RW, RW] };
 const BACKWARD_DX: KernelSpec = KernelSpec {
     id: "batchnorm.backward_dx",
     source: SRC,
@@ -49,7 +49,7 @@ const BACKWARD_REDUCE4: KernelSpec = KernelSpec {
     id: "batchnorm.backward_reduce4",
     source: SRC,
     entry: "backward_reduce4",
-    bindings: &[R, R, R, R, RW, RW, R, RW],
+    bindings: &[R, R, R, R, RW, R],
 };
 const BACKWARD_DX4: KernelSpec = KernelSpec {
     id: "batchnorm.backward_dx4",
@@ -346,28 +346,23 @@ pub(crate) fn batch_norm_backward_split(
     let (splits, chunk) = chunking(ctx.is_cpu_adapter(), c, n * s, splits, width.values());
     params.splits = splits as u32;
     params.chunk = chunk as u32;
-    let gbeta = Tensor::uninit(ctx, &[c], DType::F32)?;
-    let ggamma = Tensor::uninit(ctx, &[c], DType::F32)?;
-    // With a fused activation the reduction also writes gz = gy * act'(y), which backward_dx
-    // reads in place of gy; without one, y and gz are bound to stand-ins the kernel never touches.
-    let (y, gz) = match &saved.activated {
+    // [2, c]: sum(gz), then sum(gz * xhat) per channel (gbeta, ggamma), one binding for backward_dx.
+    let sums = Tensor::uninit(ctx, &[2, c], DType::F32)?;
+    // With a fused activation both passes read its derivative off y (gz = gy * act'(y)); without
+    // one, y is bound to x, which the kernels never read as y.
+    let y = match &saved.activated {
         Some((y, slope)) => {
             if y.shape() != x.shape() {
                 return Err(Error::Shape(format!("{op}: saved output {:?} for x {:?}", y.shape(), x.shape())));
             }
             params.flags |= 4;
             params.slope = *slope;
-            (y.clone(), Tensor::uninit(ctx, x.shape(), DType::F32)?)
+            y.clone()
         }
-        None => (x.clone(), Tensor::uninit(ctx, &[4], DType::F32)?),
+        None => x.clone(),
     };
-    // Split: chunk sums go to [channels * splits] partials, summed into gbeta / ggamma after.
-    let partials = if splits == 1 {
-        None
-    } else {
-        Some((Tensor::uninit(ctx, &[c * splits], DType::F32)?, Tensor::uninit(ctx, &[c * splits], DType::F32)?))
-    };
-    let (sum_beta, sum_gamma) = partials.as_ref().map_or((&gbeta, &ggamma), |(b, g)| (b, g));
+    // Chunk sums go to [2, channels * splits] partials, summed into `sums`, gbeta and ggamma after.
+    let partial = Tensor::uninit(ctx, &[2, c * splits], DType::F32)?;
     ctx.dispatch(
         width.pick(&BACKWARD_REDUCE, &BACKWARD_REDUCE4),
         &params,
@@ -376,22 +371,19 @@ pub(crate) fn batch_norm_backward_split(
             gy.binding(),
             saved.mean.binding(),
             saved.invstd.binding(),
-            sum_beta.binding(),
-            sum_gamma.binding(),
+            partial.binding(),
             y.binding(),
-            gz.binding(),
         ],
         grid_1d(c * splits, 1),
     )?;
-    if let Some((pb, pg)) = &partials {
-        ctx.dispatch(
-            &BACKWARD_COMBINE,
-            &params,
-            &[pb.binding(), pg.binding(), gbeta.binding(), ggamma.binding()],
-            grid_1d(c, WG_1D),
-        )?;
-    }
-    let gy = if saved.activated.is_some() { &gz } else { gy };
+    let gbeta = Tensor::uninit(ctx, &[c], DType::F32)?;
+    let ggamma = Tensor::uninit(ctx, &[c], DType::F32)?;
+    ctx.dispatch(
+        &BACKWARD_COMBINE,
+        &params,
+        &[partial.binding(), sums.binding(), gbeta.binding(), ggamma.binding()],
+        grid_1d(c, WG_1D),
+    )?;
     let gx = Tensor::uninit(ctx, x.shape(), DType::F32)?;
     let g = gamma.unwrap_or(&saved.mean);
     ctx.dispatch(
@@ -403,8 +395,8 @@ pub(crate) fn batch_norm_backward_split(
             saved.mean.binding(),
             saved.invstd.binding(),
             g.binding(),
-            gbeta.binding(),
-            ggamma.binding(),
+            sums.binding(),
+            y.binding(),
             gx.binding(),
         ],
         grid_1d(x.numel().div_ceil(RUN), WG_1D),
