@@ -70,6 +70,45 @@ fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     mf_arg[i] = arg;
 }
 
+// max_forward for 2x2 windows at stride 2 without padding on planes a multiple of 4 wide (the
+// LeNets' pools): one thread per pair of outputs reads the two input rows' vec4s and writes both
+// outputs and argmaxes as vec2s. lavapipe loads and stores lane by lane: 2 vec4 loads and 2 vec2
+// stores in place of 8 scalar loads and 4 stores. Window order, and so the first maximum on ties,
+// is max_forward's: (y0, x0), (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1).
+@group(0) @binding(1) var<storage, read> m2_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> m2_y: array<vec2<f32>>;
+@group(0) @binding(3) var<storage, read_write> m2_arg: array<vec2<u32>>;
+
+// (max, argmax) of one window: a, b its top pair, c, d its bottom pair; i the index of a.
+fn m2_window(a: f32, b: f32, c: f32, d: f32, i: u32) -> vec2<f32> {
+    var best = a;
+    var arg = 0u;
+    if (b > best) { best = b; arg = 1u; }
+    if (c > best) { best = c; arg = p.w; }
+    if (d > best) { best = d; arg = p.w + 1u; }
+    return vec2<f32>(best, bitcast<f32>(i + arg));
+}
+
+@compute @workgroup_size(64)
+fn max_forward_2x2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let i = flat(wid, nwg, lid);   // pair of outputs: p.n counts pairs
+    if (i >= p.n) { return; }
+    let pairs_w = p.ow / 2u;
+    let ox = (i % pairs_w) * 2u;
+    let oy = (i / pairs_w) % p.oh;
+    let plane = i / (pairs_w * p.oh);
+    // Index (in the plane) of the top-left input of the first window.
+    let at = 2u * oy * p.w + 2u * ox;
+    let row = (plane * p.h * p.w + at) / 4u;
+    let top = m2_x[row];
+    let bottom = m2_x[row + p.w / 4u];
+    let first = m2_window(top.x, top.y, bottom.x, bottom.y, at);
+    let second = m2_window(top.z, top.w, bottom.z, bottom.w, at + 2u);
+    m2_y[i] = vec2<f32>(first.x, second.x);
+    m2_arg[i] = vec2<u32>(bitcast<u32>(first.y), bitcast<u32>(second.y));
+}
+
 // Range of output rows (or columns) whose window [o*s - pad, o*s - pad + k) contains input
 // coordinate c: o*s <= c + pad and o*s > c + pad - k. Returned as [lo, hi).
 fn out_range(c: u32, k: u32, s: u32, pad: u32, count: u32) -> vec2<u32> {

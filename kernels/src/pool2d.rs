@@ -16,6 +16,9 @@ use crate::tensor::{DType, Tensor};
 
 const SRC: &str = include_str!("../../shaders/pool2d.wgsl");
 const MAX_FORWARD: KernelSpec = KernelSpec { id: "pool2d.max_forward", source: SRC, entry: "max_forward", bindings: &[R, RW, RW] };
+/// 2x2 windows at stride 2, no padding, planes a multiple of 4 wide: vec4 loads, pairs of outputs.
+const MAX_FORWARD_2X2: KernelSpec =
+    KernelSpec { id: "pool2d.max_forward_2x2", source: SRC, entry: "max_forward_2x2", bindings: &[R, RW, RW] };
 const MAX_BACKWARD: KernelSpec =
     KernelSpec { id: "pool2d.max_backward", source: SRC, entry: "max_backward", bindings: &[R, R, RW] };
 const MAX_BACKWARD_SCATTER: KernelSpec = KernelSpec {
@@ -115,6 +118,13 @@ pub fn max_pool2d(x: &Tensor, g: &Pool2d) -> Result<(Tensor, Tensor)> {
     let ctx = x.context();
     let y = Tensor::uninit(ctx, &out, DType::F32)?;
     let arg = Tensor::uninit(ctx, &out, DType::U32)?;
+    let (h, w) = (x.shape()[2], x.shape()[3]);
+    if g.kernel == [2, 2] && g.stride == [2, 2] && g.padding == [0, 0] && w % 4 == 0 && h % 2 == 0 {
+        let pairs = y.numel() / 2;
+        let p = params(pairs, x.shape(), &out, g);
+        ctx.dispatch(&MAX_FORWARD_2X2, &p, &[x.binding(), y.binding(), arg.binding()], grid_1d(pairs, WG_1D))?;
+        return Ok((y, arg));
+    }
     let p = params(y.numel(), x.shape(), &out, g);
     ctx.dispatch(&MAX_FORWARD, &p, &[x.binding(), y.binding(), arg.binding()], grid_1d(y.numel(), WG_1D))?;
     Ok((y, arg))
@@ -281,6 +291,8 @@ mod tests {
     fn cases() -> Vec<(Vec<usize>, Pool2d)> {
         vec![
             (vec![2, 3, 7, 9], Pool2d::square(2)),
+            // 2x2 stride 2 on planes a multiple of 4 wide (the vec4 kernel): 3 x 5 output pairs
+            (vec![2, 3, 6, 20], Pool2d::square(2)),
             (vec![1, 2, 11, 10], Pool2d { kernel: [3, 3], stride: [2, 2], padding: [1, 1] }),
             (vec![3, 1, 9, 13], Pool2d { kernel: [3, 5], stride: [3, 2], padding: [0, 2] }),
             (vec![2, 5, 5, 5], Pool2d { kernel: [2, 3], stride: [1, 1], padding: [1, 0] }),
@@ -328,6 +340,9 @@ mod tests {
         let x = Tensor::from_slice(&ctx, &shape, &[1.0; 16]).unwrap();
         let (_, arg) = max_pool2d(&x, &Pool2d { kernel: [2, 2], stride: [2, 2], padding: [1, 1] }).unwrap();
         assert_eq!(arg.to_vec_u32().unwrap(), vec![0, 1, 3, 4, 5, 7, 12, 13, 15]);
+        // Without padding on a plane a multiple of 4 wide (max_forward_2x2): the window's first.
+        let (_, arg) = max_pool2d(&x, &Pool2d::square(2)).unwrap();
+        assert_eq!(arg.to_vec_u32().unwrap(), vec![0, 2, 8, 10]);
     }
 
     #[test]
