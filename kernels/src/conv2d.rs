@@ -397,7 +397,7 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epilogu
     }
     if v.registers(x) {
         let tiles_w = g.wy.div_ceil(DIRECT_COLS);
-        if direct_flat_planes(x, w, &b, g, params, tiles_w, &y, v)? {
+        if direct_flat_planes(x, w, &b, g, params, &y, v)? {
             return Ok(y);
         }
         // Rows read: oh*s - p + ky*d.
@@ -495,16 +495,8 @@ fn direct_s1_r8(x: &Tensor, g: &Geom, v: Variant) -> &'static KernelSpec {
 /// output rows form one flat row of hy * wp values, wp - wy of them junk per row (cropped after):
 /// output q reads x[q + ky*dh*wp + kx], which the kernels' unchecked row-major reads give as is.
 /// Writes y and returns true, or returns false where this would not save column blocks.
-fn direct_flat_planes(
-    x: &Tensor,
-    w: &Tensor,
-    b: &Tensor,
-    g: &Geom,
-    mut params: Params,
-    tiles_w: usize,
-    y: &Tensor,
-    v: Variant,
-) -> Result<bool> {
+fn direct_flat_planes(x: &Tensor, w: &Tensor, b: &Tensor, g: &Geom, mut params: Params, y: &Tensor, v: Variant) -> Result<bool> {
+    let tiles_w = g.wy.div_ceil(DIRECT_COLS);
     if g.s != [1, 1] || g.d[1] != 1 || g.hy < 2 {
         return Ok(false);
     }
