@@ -1,5 +1,6 @@
 //! `oddity bench`: the table, the JSON report `benches/torch/compare.py` reads (step samples, the
-//! host's part of a step, the seed), the per-kernel profile, and named errors for bad arguments.
+//! host's part of a step, the seed), the per-kernel profile, and named errors for bad arguments;
+//! and `oddity info`, which names the adapter and the features the speed depends on.
 
 mod common;
 
@@ -64,4 +65,25 @@ fn bench_names_bad_arguments() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no_such_workload"), "{err}");
+}
+
+#[test]
+fn info_names_the_adapter_and_the_features_kernels_pick_by() {
+    let out = oddity(&["info"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let line = |key: &str| {
+        stdout.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("no '{key}' line in:\n{stdout}")).to_string()
+    };
+    let adapter = line("adapter: ");
+    for key in ["software adapter: ", "timestamp queries: ", "shader f16: "] {
+        line(key);
+    }
+    let subgroups = line("subgroups: ");
+    // lavapipe (Mesa 22, 256-bit) offers subgroups of 8 lanes, which its matmul and conv kernels use.
+    if adapter.contains("llvmpipe") && adapter.contains("Vulkan") {
+        assert_eq!(subgroups, "subgroups: yes, at least 8 lanes", "{stdout}");
+    } else {
+        assert!(subgroups == "subgroups: no" || subgroups.starts_with("subgroups: yes, at least "), "{stdout}");
+    }
 }

@@ -26,5 +26,10 @@ pub fn run(_args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
     let has = |f: wgpu::Features| if features.contains(f) { "yes" } else { "no" };
     writeln!(out, "timestamp queries: {}", has(wgpu::Features::TIMESTAMP_QUERY)).map_err(io)?;
     writeln!(out, "shader f16: {}", has(wgpu::Features::SHADER_F16)).map_err(io)?;
+    // Enabled where offered: the CPU-tuned kernels share loads across a subgroup's lanes.
+    match ctx.subgroup_min_lanes() {
+        Some(lanes) => writeln!(out, "subgroups: yes, at least {lanes} lanes").map_err(io)?,
+        None => writeln!(out, "subgroups: no").map_err(io)?,
+    }
     Ok(())
 }
