@@ -96,7 +96,7 @@ fn tr_w8(c: u32, m0: u32, k: u32) -> array<vec4<f32>, 2> {
 
 @compute @workgroup_size(64)
 fn transposed_reg_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                     @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sid: u32) {
+                     @builtin(local_invocation_index) lid: u32) {
     let mblocks = (p.cy + 7u) / 8u;
     let phase = wid.z / mblocks;
     let m0 = (wid.z % mblocks) * 8u;
@@ -117,7 +117,7 @@ fn transposed_reg_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     if (subgroupAll(!live)) { return; }
     let kk = p.kh * p.kw;
     let hw = p.hx * p.wx;
-    let lane = sid % 8u;
+    let lane = load_lane() % 8u;
     var a0 = vec4<f32>(0.0); var b0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0);

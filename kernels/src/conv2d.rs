@@ -33,31 +33,6 @@ const DIRECT_REG_S2: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s2", source: SRC, entry: "direct_reg_s2", bindings: &[R, R, R, RW] };
 const DIRECT_REG_S1_R8: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s1_r8", source: SRC, entry: "direct_reg_s1_r8", bindings: &[R, R, R, RW] };
-/// conv2d.wgsl with loads shared across a subgroup (conv2d_subgroup.wgsl): the same register
-/// kernels (`*_sg` ids, same entry points) and transposed_reg_sg; built only on devices with SUBGROUP.
-const SRC_SUBGROUP: &str = concat!(include_str!("../../shaders/conv2d.wgsl"), include_str!("../../shaders/conv2d_subgroup.wgsl"));
-const DIRECT_REG_S1_R8_SG: KernelSpec = KernelSpec {
-    id: "conv2d.direct_reg_s1_r8_sg",
-    source: SRC_SUBGROUP,
-    entry: "direct_reg_s1_r8",
-    bindings: &[R, R, R, RW],
-};
-const DIRECT_REG_S2_R8_SG: KernelSpec = KernelSpec {
-    id: "conv2d.direct_reg_s2_r8_sg",
-    source: SRC_SUBGROUP,
-    entry: "direct_reg_s2_r8",
-    bindings: &[R, R, R, RW],
-};
-const WGRAD_REG_S1_K3_SG: KernelSpec =
-    KernelSpec { id: "conv2d.wgrad_reg_s1_k3_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s1_k3", bindings: &[R, R, RW] };
-const WGRAD_REG_S2_K4_SG: KernelSpec =
-    KernelSpec { id: "conv2d.wgrad_reg_s2_k4_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s2_k4", bindings: &[R, R, RW] };
-const TRANSPOSED_REG_SG: KernelSpec = KernelSpec {
-    id: "conv2d.transposed_reg_sg",
-    source: SRC_SUBGROUP,
-    entry: "transposed_reg_sg",
-    bindings: &[R, R, R, RW],
-};
 const DIRECT_REG_S2_R8: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s2_r8", source: SRC, entry: "direct_reg_s2_r8", bindings: &[R, R, R, RW] };
 const DIRECT_REG_S1: KernelSpec =
@@ -85,6 +60,32 @@ const SUM_SPLITS: KernelSpec = KernelSpec { id: "conv2d.sum_splits", source: SRC
 /// Values one `pad` or `crop` invocation writes (the shader's PAD_RUN).
 const PAD_RUN: usize = 8;
 const BIAS_GRAD: KernelSpec = KernelSpec { id: "conv2d.bias_grad", source: SRC, entry: "bias_grad", bindings: &[R, RW] };
+
+/// conv2d.wgsl with loads shared across a subgroup (conv2d_subgroup.wgsl): the same register
+/// kernels (`*_sg` ids, same entry points) and transposed_reg_sg; built only on devices with SUBGROUP.
+const SRC_SUBGROUP: &str = concat!(include_str!("../../shaders/conv2d.wgsl"), include_str!("../../shaders/conv2d_subgroup.wgsl"));
+const DIRECT_REG_S1_R8_SG: KernelSpec = KernelSpec {
+    id: "conv2d.direct_reg_s1_r8_sg",
+    source: SRC_SUBGROUP,
+    entry: "direct_reg_s1_r8",
+    bindings: &[R, R, R, RW],
+};
+const DIRECT_REG_S2_R8_SG: KernelSpec = KernelSpec {
+    id: "conv2d.direct_reg_s2_r8_sg",
+    source: SRC_SUBGROUP,
+    entry: "direct_reg_s2_r8",
+    bindings: &[R, R, R, RW],
+};
+const WGRAD_REG_S1_K3_SG: KernelSpec =
+    KernelSpec { id: "conv2d.wgrad_reg_s1_k3_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s1_k3", bindings: &[R, R, RW] };
+const WGRAD_REG_S2_K4_SG: KernelSpec =
+    KernelSpec { id: "conv2d.wgrad_reg_s2_k4_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s2_k4", bindings: &[R, R, RW] };
+const TRANSPOSED_REG_SG: KernelSpec = KernelSpec {
+    id: "conv2d.transposed_reg_sg",
+    source: SRC_SUBGROUP,
+    entry: "transposed_reg_sg",
+    bindings: &[R, R, R, RW],
+};
 
 /// Output columns per invocation of the register-blocked direct and transposed kernels.
 const DIRECT_COLS: usize = 16;
