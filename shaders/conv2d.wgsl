@@ -727,38 +727,58 @@ fn tr_store(m: u32, base: u32, valid: u32, lo: vec4<f32>, hi: vec4<f32>) {
     }
 }
 
+// The 8 output channels' weights (clamped into range) of tap k for source channel c.
+fn tr_w8(c: u32, m0: u32, k: u32) -> array<vec4<f32>, 2> {
+    let kk = p.kh * p.kw;
+    let base = min(c, p.cx - 1u) * p.cy * kk + k;
+    var lo = vec4<f32>(0.0);
+    var hi = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        lo[j] = tr_w[base + min(m0 + j, p.cy - 1u) * kk];
+        hi[j] = tr_w[base + min(m0 + 4u + j, p.cy - 1u) * kk];
+    }
+    return array<vec4<f32>, 2>(lo, hi);
+}
+
+// Invocation: 8 output channels (wid.z = phase * blocks of 8 + block) x 8 output columns of one
+// phase row. Source channels go in runs of 8; the weights of a run come through the load helpers
+// (conv2d_loads.wgsl: each channel's 8 loaded where used; conv2d_subgroup.wgsl: lane l loads
+// channel cb + l's and subgroupShuffle hands them round, so a lane loads the 8 x values and no
+// weights for 64 multiply-adds). Lanes without an output of their own (past the last tile, or a
+// phase row or column past the edge) run on clamped indices without storing, so that a
+// subgroup's shuffles stay defined.
 @compute @workgroup_size(64)
 fn transposed_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
-    let mblocks = (p.cy + 3u) / 4u;
+    let mblocks = (p.cy + 7u) / 8u;
     let phase = wid.z / mblocks;
-    let m0 = (wid.z % mblocks) * 4u;
+    let m0 = (wid.z % mblocks) * 8u;
     let phh = phase / p.sw;
     let phw = phase % p.sw;
     let rows = (p.hy + p.sh - 1u) / p.sh;
     let cols = (p.wy + p.sw - 1u) / p.sw;
     let tiles_w = (cols + 7u) / 8u;
-    let t = flat(wid, nwg, lid);
-    if (t >= p.n * rows * tiles_w) { return; }
+    let total = p.n * rows * tiles_w;
+    let t_raw = flat(wid, nwg, lid);
+    let t = min(t_raw, total - 1u);
     let c0 = (t % tiles_w) * 8u;
     let r = (t / tiles_w) % rows;
     let n = t / (tiles_w * rows);
     let oh = phh + r * p.sh;
     let ow0 = phw + c0 * p.sw;
-    if (oh >= p.hy || ow0 >= p.wy) { return; }
+    let live = t_raw < total && oh < p.hy && ow0 < p.wy;
+    let lane = load_lane();
+    if (lanes_done(!live)) { return; }
     let kk = p.kh * p.kw;
-    let mstride = p.cy * kk;
-    let w0 = min(m0, p.cy - 1u) * kk;
-    let w1 = min(m0 + 1u, p.cy - 1u) * kk;
-    let w2 = min(m0 + 2u, p.cy - 1u) * kk;
-    let w3 = min(m0 + 3u, p.cy - 1u) * kk;
     let hw = p.hx * p.wx;
     var a0 = vec4<f32>(0.0); var b0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0);
-    // (ph + p - k*d) / s with the numerator kept non-negative by adding big*s: GLSL leaves % and
-    // / of negative integers undefined.
+    var a4 = vec4<f32>(0.0); var b4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0); var b5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0); var b6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0); var b7 = vec4<f32>(0.0);
     let bigh = ((p.kh - 1u) * p.dh) / p.sh + 1u;
     let bigw = ((p.kw - 1u) * p.dw) / p.sw + 1u;
     for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
@@ -770,23 +790,30 @@ fn transposed_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
             if (tw % p.sw != 0u) { continue; }
             let iw = u32(i32(c0 + tw / p.sw + p.pad_left) - i32(bigw));
             var i = n * p.cx * hw + ih * p.wx + iw;
-            var k = ky * p.kw + kx;
-            for (var c = 0u; c < p.cx; c = c + 1u) {
-                let xa = vec4<f32>(tr_x[i], tr_x[i + 1u], tr_x[i + 2u], tr_x[i + 3u]);
-                let xb = vec4<f32>(tr_x[i + 4u], tr_x[i + 5u], tr_x[i + 6u], tr_x[i + 7u]);
-                let v0 = tr_w[w0 + k];
-                let v1 = tr_w[w1 + k];
-                let v2 = tr_w[w2 + k];
-                let v3 = tr_w[w3 + k];
-                a0 = fma(vec4<f32>(v0), xa, a0); b0 = fma(vec4<f32>(v0), xb, b0);
-                a1 = fma(vec4<f32>(v1), xa, a1); b1 = fma(vec4<f32>(v1), xb, b1);
-                a2 = fma(vec4<f32>(v2), xa, a2); b2 = fma(vec4<f32>(v2), xb, b2);
-                a3 = fma(vec4<f32>(v3), xa, a3); b3 = fma(vec4<f32>(v3), xb, b3);
-                i = i + hw;
-                k = k + mstride;
+            let k = ky * p.kw + kx;
+            for (var cb = 0u; cb < p.cx; cb = cb + 8u) {
+                let run = tr_run_weights(cb, lane, m0, k);
+                let cend = min(8u, p.cx - cb);
+                for (var j = 0u; j < cend; j = j + 1u) {
+                    let xa = vec4<f32>(tr_x[i], tr_x[i + 1u], tr_x[i + 2u], tr_x[i + 3u]);
+                    let xb = vec4<f32>(tr_x[i + 4u], tr_x[i + 5u], tr_x[i + 6u], tr_x[i + 7u]);
+                    let w = tr_channel_weights(run, cb, j, m0, k);
+                    let v = w[0];
+                    let u = w[1];
+                    a0 = fma(vec4<f32>(v.x), xa, a0); b0 = fma(vec4<f32>(v.x), xb, b0);
+                    a1 = fma(vec4<f32>(v.y), xa, a1); b1 = fma(vec4<f32>(v.y), xb, b1);
+                    a2 = fma(vec4<f32>(v.z), xa, a2); b2 = fma(vec4<f32>(v.z), xb, b2);
+                    a3 = fma(vec4<f32>(v.w), xa, a3); b3 = fma(vec4<f32>(v.w), xb, b3);
+                    a4 = fma(vec4<f32>(u.x), xa, a4); b4 = fma(vec4<f32>(u.x), xb, b4);
+                    a5 = fma(vec4<f32>(u.y), xa, a5); b5 = fma(vec4<f32>(u.y), xb, b5);
+                    a6 = fma(vec4<f32>(u.z), xa, a6); b6 = fma(vec4<f32>(u.z), xb, b6);
+                    a7 = fma(vec4<f32>(u.w), xa, a7); b7 = fma(vec4<f32>(u.w), xb, b7);
+                    i = i + hw;
+                }
             }
         }
     }
+    if (!live) { return; }
     let ohw = p.hy * p.wy;
     let valid = min(8u, (p.wy - ow0 + p.sw - 1u) / p.sw);
     let base = n * p.cy * ohw + oh * p.wy + ow0;
@@ -794,6 +821,10 @@ fn transposed_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     tr_store(m0 + 1u, base + (m0 + 1u) * ohw, valid, a1, b1);
     tr_store(m0 + 2u, base + (m0 + 2u) * ohw, valid, a2, b2);
     tr_store(m0 + 3u, base + (m0 + 3u) * ohw, valid, a3, b3);
+    tr_store(m0 + 4u, base + (m0 + 4u) * ohw, valid, a4, b4);
+    tr_store(m0 + 5u, base + (m0 + 5u) * ohw, valid, a5, b5);
+    tr_store(m0 + 6u, base + (m0 + 6u) * ohw, valid, a6, b6);
+    tr_store(m0 + 7u, base + (m0 + 7u) * ohw, valid, a7, b7);
 }
 
 // ---------------------------------------------------------------------------------------------

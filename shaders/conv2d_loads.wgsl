@@ -34,6 +34,16 @@ fn d2_tap_weights(r: RowWeights, k: u32, kx: u32) -> array<vec4<f32>, 2> {
     return array<vec4<f32>, 2>(d2_w[k + kx], d2_w[k + kx + p.cx * p.kh * p.kw]);
 }
 
+// transposed_reg: a run of 8 source channels' weights of tap k (nothing is held here) and source
+// channel cb + j's 8 output channels' weights, loaded where used.
+fn tr_run_weights(cb: u32, lane: u32, m0: u32, k: u32) -> RowWeights {
+    return RowWeights(vec4<f32>(0.0), vec4<f32>(0.0));
+}
+
+fn tr_channel_weights(r: RowWeights, cb: u32, j: u32, m0: u32, k: u32) -> array<vec4<f32>, 2> {
+    return tr_w8(cb + j, m0, k);
+}
+
 // The all-taps weight-gradient kernels: gy blocks q of four output channels' rows g (vec4 units),
 // loaded where used. `key` names the lane's (split, output block).
 struct GyRun { unused: u32 }

@@ -16,28 +16,8 @@
 // are clamped) so that their subgroup's broadcasts stay defined; whole subgroups past the end
 // leave at once.
 
-@group(0) @binding(1) var<storage, read> g_a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> g_b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> g_c: array<f32>;
-
-// B stored [K, N] (N % 4 == 0): q is row k at columns j..j+4, s = N / 4; column kk = B[k+kk, j..j+4].
-fn gb_rows(q: u32, s: u32) -> mat4x4<f32> {
-    return mat4x4<f32>(g_b[q], g_b[q + s], g_b[q + 2u * s], g_b[q + 3u * s]);
-}
-
-// B stored [N, K]: o holds columns j..j+4 (clamped); column kk = B[k+kk, j..j+4].
-fn gb_cols(o: vec4<u32>, kq: u32) -> mat4x4<f32> {
-    return transpose(mat4x4<f32>(g_b[o.x + kq], g_b[o.y + kq], g_b[o.z + kq], g_b[o.w + kq]));
-}
-
-// Offsets (vec4 units) of lines i..i+4 of a [lines, line_len] matrix, clamped to the last line.
-fn g_lines(base: u32, i: u32, lines: u32, line_len: u32) -> vec4<u32> {
-    let last = lines - 1u;
-    let s = line_len / 4u;
-    let b = base / 4u;
-    return vec4<u32>(b + min(i, last) * s, b + min(i + 1u, last) * s,
-                     b + min(i + 2u, last) * s, b + min(i + 3u, last) * s);
-}
+// reg_vec4's bindings (v_a, v_b, v_c) and helpers (line_offsets, vb_rows, vb_cols, store_block)
+// serve here too.
 
 // A 4 x 4 block of A whose column r is A[i0 + r, k..k+4], from the lanes' loads: A stored [M, K]
 // (lane l holds row l's vec4 along k), rows `first`..`first`+4 of the lanes.
@@ -59,18 +39,6 @@ fn cols_from(v: vec4<f32>, first: u32) -> mat4x4<f32> {
     }
     return transpose(mat4x4<f32>(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u),
                                  subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u)));
-}
-
-fn g_store(cbase: u32, i0: u32, j0: u32, lo: mat4x4<f32>, hi: mat4x4<f32>) {
-    for (var r = 0u; r < 4u; r = r + 1u) {
-        let i = i0 + r;
-        if (i >= p.m) { return; }
-        let row = cbase + i * p.n;
-        for (var c = 0u; c < 4u; c = c + 1u) {
-            if (j0 + c < p.n) { g_c[row + j0 + c] = lo[r][c]; }
-            if (j0 + 4u + c < p.n) { g_c[row + j0 + 4u + c] = hi[r][c]; }
-        }
-    }
 }
 
 @compute @workgroup_size(64)
@@ -102,15 +70,15 @@ fn reg_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     }
     let bq0 = bbase / 4u + min(j0, p.n - 1u) / 4u;
     let bq1 = bbase / 4u + min(j0 + 4u, p.n - 1u) / 4u;
-    let bo0 = g_lines(bbase, j0, p.n, p.k);
-    let bo1 = g_lines(bbase, j0 + 4u, p.n, p.k);
+    let bo0 = line_offsets(bbase, j0, p.n, p.k);
+    let bo1 = line_offsets(bbase, j0 + 4u, p.n, p.k);
     var c00 = mat4x4<f32>(); var c01 = mat4x4<f32>();
     var c10 = mat4x4<f32>(); var c11 = mat4x4<f32>();
     var c20 = mat4x4<f32>(); var c21 = mat4x4<f32>();
     var c30 = mat4x4<f32>(); var c31 = mat4x4<f32>();
     for (var kq = 0u; kq < steps; kq = kq + 1u) {
-        let va = g_a[a_lo + kq * a_step];
-        let vb = g_a[a_hi + kq * a_step];
+        let va = v_a[a_lo + kq * a_step];
+        let vb = v_a[a_hi + kq * a_step];
         var a0: mat4x4<f32>; var a1: mat4x4<f32>; var a2: mat4x4<f32>; var a3: mat4x4<f32>;
         if (p.trans_a == 0u) {
             a0 = rows_from(va, 0u); a1 = rows_from(va, 4u); a2 = rows_from(vb, 0u); a3 = rows_from(vb, 4u);
@@ -120,11 +88,11 @@ fn reg_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         var b0: mat4x4<f32>; var b1: mat4x4<f32>;
         if (p.trans_b == 0u) {
             let q = 4u * kq * sn;
-            b0 = gb_rows(bq0 + q, sn);
-            b1 = gb_rows(bq1 + q, sn);
+            b0 = vb_rows(bq0 + q, sn);
+            b1 = vb_rows(bq1 + q, sn);
         } else {
-            b0 = gb_cols(bo0, kq);
-            b1 = gb_cols(bo1, kq);
+            b0 = vb_cols(bo0, kq);
+            b1 = vb_cols(bo1, kq);
         }
         c00 = c00 + b0 * a0; c01 = c01 + b1 * a0;
         c10 = c10 + b0 * a1; c11 = c11 + b1 * a1;
@@ -133,8 +101,8 @@ fn reg_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     }
     if (j0 >= p.n) { return; }
     let cbase = b * p.m * p.n;
-    g_store(cbase, i0, j0, c00, c01);
-    g_store(cbase, i0 + 4u, j0, c10, c11);
-    g_store(cbase, i0 + 8u, j0, c20, c21);
-    g_store(cbase, i0 + 12u, j0, c30, c31);
+    store_block(cbase, i0, j0, c00, c01);
+    store_block(cbase, i0 + 4u, j0, c10, c11);
+    store_block(cbase, i0 + 8u, j0, c20, c21);
+    store_block(cbase, i0 + 12u, j0, c30, c31);
 }

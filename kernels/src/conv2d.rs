@@ -62,7 +62,7 @@ const PAD_RUN: usize = 8;
 const BIAS_GRAD: KernelSpec = KernelSpec { id: "conv2d.bias_grad", source: SRC, entry: "bias_grad", bindings: &[R, RW] };
 
 /// conv2d.wgsl with loads shared across a subgroup (conv2d_subgroup.wgsl): the same register
-/// kernels (`*_sg` ids, same entry points) and transposed_reg_sg; built only on devices with SUBGROUP.
+/// kernels (`*_sg` ids, same entry points); built only on devices with SUBGROUP.
 const SRC_SUBGROUP: &str = concat!(include_str!("../../shaders/conv2d.wgsl"), include_str!("../../shaders/conv2d_subgroup.wgsl"));
 const DIRECT_REG_S1_R8_SG: KernelSpec = KernelSpec {
     id: "conv2d.direct_reg_s1_r8_sg",
@@ -83,7 +83,7 @@ const WGRAD_REG_S2_K4_SG: KernelSpec =
 const TRANSPOSED_REG_SG: KernelSpec = KernelSpec {
     id: "conv2d.transposed_reg_sg",
     source: SRC_SUBGROUP,
-    entry: "transposed_reg_sg",
+    entry: "transposed_reg",
     bindings: &[R, R, R, RW],
 };
 
@@ -433,10 +433,9 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epilogu
         // 8 output channels per invocation where there are more than 4 (fewer x loads per FMA).
         let r8 = g.cy > REG_ROWS;
         let spec = match (s1, r8) {
-            (true, true) => direct_s1_r8(x, g, v),
+            (true, true) => direct_r8(x, g, v, [&DIRECT_REG_S1_R8, &DIRECT_REG_S1_R8_SG]),
             (true, false) => &DIRECT_REG_S1,
-            (false, true) if v.subgroups(x) && g.k[1] <= SUBGROUP_LANES as usize => &DIRECT_REG_S2_R8_SG,
-            (false, true) => &DIRECT_REG_S2_R8,
+            (false, true) => direct_r8(x, g, v, [&DIRECT_REG_S2_R8, &DIRECT_REG_S2_R8_SG]),
             (false, false) => &DIRECT_REG_S2,
         };
         let grid = if r8 { grid_z(g.n * g.hy * tiles_w, g.cy.div_ceil(2 * REG_ROWS)) } else { grid };
@@ -485,10 +484,10 @@ fn pointwise_gemm(x: &Tensor, w: &Tensor, b: &Tensor, params: &Params, g: &Geom,
     Ok(())
 }
 
-/// The unit-stride 8-channel register kernel: weights shared across a subgroup where allowed and
-/// a row of taps fits one subgroup's 8 lanes.
-fn direct_s1_r8(x: &Tensor, g: &Geom, v: Variant) -> &'static KernelSpec {
-    if v.subgroups(x) && g.k[1] <= SUBGROUP_LANES as usize { &DIRECT_REG_S1_R8_SG } else { &DIRECT_REG_S1_R8 }
+/// An 8-channel direct register kernel, `[plain, subgroup]`: the subgroup module (weights shared
+/// across the subgroup) where allowed and a row of taps fits one subgroup's 8 lanes.
+fn direct_r8(x: &Tensor, g: &Geom, v: Variant, specs: [&'static KernelSpec; 2]) -> &'static KernelSpec {
+    specs[(v.subgroups(x) && g.k[1] <= SUBGROUP_LANES as usize) as usize]
 }
 
 /// The register kernels at unit stride on narrow rows, where a 16-column block per output row
@@ -519,7 +518,7 @@ fn direct_flat_planes(x: &Tensor, w: &Tensor, b: &Tensor, g: &Geom, mut params: 
     params.wy = cols as u32;
     let r8 = g.cy > REG_ROWS;
     let (spec, grid) = if r8 {
-        (direct_s1_r8(x, g, v), grid_z(g.n * tiles, g.cy.div_ceil(2 * REG_ROWS)))
+        (direct_r8(x, g, v, [&DIRECT_REG_S1_R8, &DIRECT_REG_S1_R8_SG]), grid_z(g.n * tiles, g.cy.div_ceil(2 * REG_ROWS)))
     } else {
         (&DIRECT_REG_S1, grid_z(g.n * tiles, g.cy.div_ceil(REG_ROWS)))
     };
@@ -568,9 +567,9 @@ pub(crate) fn transposed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epi
         params.wx = wp as u32;
         params.pad_top = top as u32;
         params.pad_left = left as u32;
-        // With subgroups, 8 output channels per invocation (weights shared across the subgroup).
-        let (spec, block) = if v.subgroups(x) { (&TRANSPOSED_REG_SG, 2 * REG_ROWS) } else { (&TRANSPOSED_REG, REG_ROWS) };
-        let grid = grid_z(g.n * rows * tiles_w, g.s[0] * g.s[1] * g.cy.div_ceil(block));
+        // 8 output channels per invocation; with subgroups their weights are shared across it.
+        let spec = if v.subgroups(x) { &TRANSPOSED_REG_SG } else { &TRANSPOSED_REG };
+        let grid = grid_z(g.n * rows * tiles_w, g.s[0] * g.s[1] * g.cy.div_ceil(2 * REG_ROWS));
         ctx.dispatch(spec, &params, &[xp.binding(), w.binding(), b.binding(), y.binding()], grid)?;
     } else {
         params.mode = 1;

@@ -23,9 +23,10 @@ const BINARY4: KernelSpec = KernelSpec { id: "elementwise.binary4", source: SRC,
 const BINARY_BACKWARD4: KernelSpec =
     KernelSpec { id: "elementwise.binary_backward4", source: SRC, entry: "binary_backward4", bindings: &[R, R, R, RW] };
 
-/// (kernel, threads, `Params::n`) for `n` contiguous elements: the vec4 kernel where n % 4 == 0.
-fn contiguous(n: usize, scalar: &'static KernelSpec, vec4: &'static KernelSpec) -> (&'static KernelSpec, usize) {
-    if n % 4 == 0 { (vec4, n / 4) } else { (scalar, n) }
+/// (kernel, threads = `Params::n`) for `n` elements: the vec4 kernel where the operands share one
+/// contiguous shape and n % 4 == 0, else the scalar one.
+fn pick(n: usize, contiguous: bool, scalar: &'static KernelSpec, vec4: &'static KernelSpec) -> (&'static KernelSpec, usize) {
+    if contiguous && n % 4 == 0 { (vec4, n / 4) } else { (scalar, n) }
 }
 
 /// One-input functions. Parameters travel in the params struct's `alpha` and `beta`.
@@ -163,7 +164,7 @@ pub fn unary(x: &Tensor, op: Unary) -> Result<Tensor> {
     expect_f32(x, "unary")?;
     let y = Tensor::uninit(x.context(), x.shape(), DType::F32)?;
     let (code, alpha, beta) = op.code();
-    let (spec, threads) = contiguous(x.numel(), &UNARY, &UNARY4);
+    let (spec, threads) = pick(x.numel(), true, &UNARY, &UNARY4);
     let params = Params { n: threads as u32, op: code, alpha, beta, ..Default::default() };
     x.context().dispatch(spec, &params, &[x.binding(), y.binding()], grid_1d(threads, WG_1D))?;
     Ok(y)
@@ -176,7 +177,7 @@ pub fn unary_backward(x: &Tensor, gy: &Tensor, op: Unary) -> Result<Tensor> {
     }
     let gx = Tensor::uninit(x.context(), x.shape(), DType::F32)?;
     let (code, alpha, beta) = op.code();
-    let (spec, threads) = contiguous(x.numel(), &UNARY_BACKWARD, &UNARY_BACKWARD4);
+    let (spec, threads) = pick(x.numel(), true, &UNARY_BACKWARD, &UNARY_BACKWARD4);
     let params = Params { n: threads as u32, op: code, alpha, beta, ..Default::default() };
     x.context().dispatch(spec, &params, &[x.binding(), gy.binding(), gx.binding()], grid_1d(threads, WG_1D))?;
     Ok(gx)
@@ -205,8 +206,7 @@ fn binary_params(a: &Tensor, b: &Tensor, op: Binary) -> Result<(Params, Vec<usiz
 pub fn binary(a: &Tensor, b: &Tensor, op: Binary) -> Result<Tensor> {
     let (mut params, out) = binary_params(a, b, op)?;
     let y = Tensor::uninit(a.context(), &out, DType::F32)?;
-    let (spec, threads) =
-        if params.flags & 1 != 0 { contiguous(y.numel(), &BINARY, &BINARY4) } else { (&BINARY, y.numel()) };
+    let (spec, threads) = pick(y.numel(), params.flags & 1 != 0, &BINARY, &BINARY4);
     params.n = threads as u32;
     a.context().dispatch(spec, &params, &[a.binding(), b.binding(), y.binding()], grid_1d(threads, WG_1D))?;
     Ok(y)
@@ -249,11 +249,7 @@ pub fn binary_backward_needed(a: &Tensor, b: &Tensor, gy: &Tensor, op: Binary, n
             ..base
         };
         let g = Tensor::uninit(a.context(), t.shape(), DType::F32)?;
-        let (spec, threads) = if base.flags & 1 != 0 {
-            contiguous(t.numel(), &BINARY_BACKWARD, &BINARY_BACKWARD4)
-        } else {
-            (&BINARY_BACKWARD, t.numel())
-        };
+        let (spec, threads) = pick(t.numel(), base.flags & 1 != 0, &BINARY_BACKWARD, &BINARY_BACKWARD4);
         let params = Params { n: threads as u32, ..params };
         a.context().dispatch(spec, &params, &[a.binding(), b.binding(), gy.binding(), g.binding()], grid_1d(threads, WG_1D))?;
         grads[which] = Some(g);

@@ -119,14 +119,14 @@ pub fn max_pool2d(x: &Tensor, g: &Pool2d) -> Result<(Tensor, Tensor)> {
     let y = Tensor::uninit(ctx, &out, DType::F32)?;
     let arg = Tensor::uninit(ctx, &out, DType::U32)?;
     let (h, w) = (x.shape()[2], x.shape()[3]);
-    if g.kernel == [2, 2] && g.stride == [2, 2] && g.padding == [0, 0] && w % 4 == 0 && h % 2 == 0 {
-        let pairs = y.numel() / 2;
-        let p = params(pairs, x.shape(), &out, g);
-        ctx.dispatch(&MAX_FORWARD_2X2, &p, &[x.binding(), y.binding(), arg.binding()], grid_1d(pairs, WG_1D))?;
-        return Ok((y, arg));
-    }
-    let p = params(y.numel(), x.shape(), &out, g);
-    ctx.dispatch(&MAX_FORWARD, &p, &[x.binding(), y.binding(), arg.binding()], grid_1d(y.numel(), WG_1D))?;
+    // Threads: one per output, or per pair of outputs for the 2x2 vec4 kernel.
+    let (spec, threads) = if g.kernel == [2, 2] && g.stride == [2, 2] && g.padding == [0, 0] && w % 4 == 0 && h % 2 == 0 {
+        (&MAX_FORWARD_2X2, y.numel() / 2)
+    } else {
+        (&MAX_FORWARD, y.numel())
+    };
+    let p = params(threads, x.shape(), &out, g);
+    ctx.dispatch(spec, &p, &[x.binding(), y.binding(), arg.binding()], grid_1d(threads, WG_1D))?;
     Ok((y, arg))
 }
 
