@@ -19,8 +19,8 @@ struct Params {
     slope: f32,
     splits: u32,     // reduction workgroups per channel
     chunk: u32,      // values of a channel per reduction workgroup (the last may have fewer)
+    width: u32,      // the *_pool kernels: W of x [N, C, H, W]
     pad0: u32,
-    pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -113,9 +113,12 @@ fn tree_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
 @group(0) @binding(4) var<storage, read_write> st_rmean: array<f32>;
 @group(0) @binding(5) var<storage, read_write> st_rvar: array<f32>;
 
-// Training statistics. Two passes over each chunk (mean, then squared deviations) rather than
-// E[x^2] - E[x]^2, which cancels catastrophically in f32 when |mean| >> std; chunks are merged
-// with Chan's pairwise update, exact in the same sense. Normalisation uses the biased variance;
+// Training statistics in one pass over each chunk: every thread keeps Welford's (count, mean,
+// squared deviations) of its values (a vec4's own mean and deviations merged in at once in
+// stats4), and the workgroup merges them with Chan's pairwise update in a fixed-order tree. Not
+// E[x^2] - E[x]^2, which cancels catastrophically in f32 when |mean| >> std; and one read of x
+// rather than two (mean, then deviations), which on lavapipe, loading lane by lane, cost twice
+// the time. Chunks are merged with the same update (stats_combine). Normalisation uses the biased variance;
 // the running variance gets the unbiased one (PyTorch):
 // running = (1 - momentum) * running + momentum * batch_stat.
 // With splits > 1, st_mean / st_invstd are [channels * splits] partials: the chunk's mean and its
@@ -125,24 +128,43 @@ fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
          @builtin(local_invocation_index) lid: u32) {
     let ch = chunk_of(wid, nwg);
     if (ch.c >= p.channels) { return; }
-    var acc = 0.0;
+    var acc = vec3<f32>(0.0);
     var w = walk_start(ch.j0 + lid, p.spatial);
     for (var j = ch.j0 + lid; j < ch.j1; j = j + RWG) {
-        acc = acc + st_x[walk_at(w, ch.c, p.spatial)];
+        acc = welford_merge(acc, vec3<f32>(1.0, st_x[walk_at(w, ch.c, p.spatial)], 0.0));
         walk_next(&w, p.spatial);
     }
-    let mean = tree_sum(lid, vec2<f32>(acc, 0.0)).x / f32(ch.j1 - ch.j0);
-    var dev = 0.0;
-    w = walk_start(ch.j0 + lid, p.spatial);
-    for (var j = ch.j0 + lid; j < ch.j1; j = j + RWG) {
-        let d = st_x[walk_at(w, ch.c, p.spatial)] - mean;
-        dev = dev + d * d;
-        walk_next(&w, p.spatial);
-    }
-    let ss = tree_sum(lid, vec2<f32>(dev, 0.0)).x;
+    let r = tree_welford(lid, acc);
     if (lid == 0u) {
-        stats_store(ch, mean, ss);
+        stats_store(ch, r.y, r.z);
     }
+}
+
+// Welford / Chan: (count, mean, squared deviations) of two runs merged. With n = na + nb and
+// delta = mean_b - mean_a: mean = mean_a + delta * nb / n, ss = ss_a + ss_b + delta^2 * na * nb / n.
+// Two empty runs merge to an empty one (no division by zero, no branch).
+fn welford_merge(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
+    let n = a.x + b.x;
+    let f = b.x / max(n, 1.0);
+    let delta = b.y - a.y;
+    return vec3<f32>(n, a.y + delta * f, a.z + b.z + delta * delta * a.x * f);
+}
+
+var<workgroup> red3: array<vec3<f32>, 256>;
+
+// The workgroup's runs merged in a fixed order (as tree_sum).
+fn tree_welford(lid: u32, v: vec3<f32>) -> vec3<f32> {
+    red3[lid] = v;
+    workgroupBarrier();
+    for (var s = RWG / 2u; s > 0u; s = s >> 1u) {
+        if (lid < s) {
+            red3[lid] = welford_merge(red3[lid], red3[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    let r = red3[0];
+    workgroupBarrier();
+    return r;
 }
 
 // A chunk's statistics: the channel's own (one chunk), or the chunk's partials.
@@ -173,24 +195,18 @@ fn stats4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     let plane = p.spatial / 4u;
     let j0 = ch.j0 / 4u + lid;
     let j1 = ch.j1 / 4u;
-    var acc = 0.0;
+    var acc = vec3<f32>(0.0);
     var w = walk_start(j0, plane);
     for (var j = j0; j < j1; j = j + RWG) {
         let v = st4_x[walk_at(w, ch.c, plane)];
-        acc = acc + ((v.x + v.y) + (v.z + v.w));
+        let m = ((v.x + v.y) + (v.z + v.w)) * 0.25;
+        let d = v - vec4<f32>(m);
+        acc = welford_merge(acc, vec3<f32>(4.0, m, dot(d, d)));
         walk_next(&w, plane);
     }
-    let mean = tree_sum(lid, vec2<f32>(acc, 0.0)).x / f32(ch.j1 - ch.j0);
-    var dev = 0.0;
-    w = walk_start(j0, plane);
-    for (var j = j0; j < j1; j = j + RWG) {
-        let d = st4_x[walk_at(w, ch.c, plane)] - vec4<f32>(mean);
-        dev = dev + dot(d, d);
-        walk_next(&w, plane);
-    }
-    let ss = tree_sum(lid, vec2<f32>(dev, 0.0)).x;
+    let r = tree_welford(lid, acc);
     if (lid == 0u) {
-        stats_store(ch, mean, ss);
+        stats_store(ch, r.y, r.z);
     }
 }
 
@@ -526,4 +542,194 @@ fn bd_channel(c: u32, m: f32) -> vec4<f32> {
         scale = scale * bd_gamma[c];
     }
     return vec4<f32>(scale, bd_mean[c], bd_invstd[c], bd_sums[c] / m);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch norm + activation + 2x2 max pool at stride 2, fused (the LeNets' conv blocks). x is
+// [N, C, H, W] with H and W even. Only the pooled map [N, C, H/2, W/2] and the x value each
+// window's maximum came from ("picked") are stored: the full-size normalised map is never written,
+// and the backward reads the pooled gradient and x where the separate layers would write, then
+// read, a scattered full-size gradient and the full-size activations (about 14 passes over the
+// full size in all become 6). The argmax is the first slot (row-major in the window) whose x
+// equals the picked value: the first maximum, as max_forward, since equal x normalise and activate
+// to equal values; an exact comparison of stored bits, so every backward finds the forward's slot.
+// The sums of the backward read the picked values in order, with no gather and no division.
+// consts: [4, channels] per channel mean, invstd, gamma, beta (1 and 0 without affine).
+
+@group(0) @binding(1) var<storage, read> pk_mean: array<f32>;
+@group(0) @binding(2) var<storage, read> pk_invstd: array<f32>;
+@group(0) @binding(3) var<storage, read> pk_gamma: array<f32>;
+@group(0) @binding(4) var<storage, read> pk_beta: array<f32>;
+@group(0) @binding(5) var<storage, read_write> pk_consts: array<f32>;
+
+@compute @workgroup_size(64)
+fn pool_consts(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let c = flat(wid, nwg, lid);
+    if (c >= p.channels) { return; }
+    var gamma = 1.0;
+    var beta = 0.0;
+    if ((p.flags & 1u) != 0u) { gamma = pk_gamma[c]; beta = pk_beta[c]; }
+    pk_consts[c] = pk_mean[c];
+    pk_consts[p.channels + c] = pk_invstd[c];
+    pk_consts[2u * p.channels + c] = gamma;
+    pk_consts[3u * p.channels + c] = beta;
+}
+
+// The three pooled kernels share bindings 1 (x, which backward_reduce_pool binds but does not
+// read), 2 (consts), 3 and 4 (pooled y and picked: written forward, read backward).
+@group(0) @binding(1) var<storage, read> pl_x: array<vec2<f32>>;
+@group(0) @binding(2) var<storage, read> pl_consts: array<f32>;
+@group(0) @binding(3) var<storage, read> pl_gy: array<f32>;
+@group(0) @binding(4) var<storage, read> pl_picked: array<f32>;
+
+// Channel c's (mean, invstd, gamma, beta).
+fn pool_channel(c: u32) -> vec4<f32> {
+    return vec4<f32>(pl_consts[c], pl_consts[p.channels + c], pl_consts[2u * p.channels + c], pl_consts[3u * p.channels + c]);
+}
+
+// The activated, normalised values of a window's four x values.
+fn pool_activate(v: vec4<f32>, k: vec4<f32>) -> vec4<f32> {
+    let pre = (v - vec4<f32>(k.x)) * k.y * k.z + vec4<f32>(k.w);
+    if ((p.flags & 4u) != 0u) {
+        return select(pre * p.slope, pre, pre > vec4<f32>(0.0));
+    }
+    return pre;
+}
+
+// A run of consecutive pooled outputs o (flat over [N, C, H/2, W/2]) with its window's position
+// stepped, not divided, from one output to the next (lavapipe divides lane by lane): `at` the flat
+// index of the window's top-left x value, (ow, oh) its pooled column and row, c its channel.
+struct PoolWalk { at: u32, ow: u32, oh: u32, c: u32 }
+
+fn pool_walk(o: u32) -> PoolWalk {
+    let pw = p.width / 2u;
+    let ph = p.spatial / p.width / 2u;
+    let ow = o % pw;
+    let t = o / pw;
+    let oh = t % ph;
+    let plane = t / ph;
+    return PoolWalk(plane * p.spatial + 2u * oh * p.width + 2u * ow, ow, oh, plane % p.channels);
+}
+
+// Steps to the next output; true when the channel changed.
+fn pool_next(w: ptr<function, PoolWalk>) -> bool {
+    (*w).at = (*w).at + 2u;
+    (*w).ow = (*w).ow + 1u;
+    if ((*w).ow * 2u == p.width) {
+        // The next window starts two rows down: skip the bottom row of this one.
+        (*w).ow = 0u;
+        (*w).at = (*w).at + p.width;
+        (*w).oh = (*w).oh + 1u;
+        if ((*w).oh * 2u * p.width == p.spatial) {
+            (*w).oh = 0u;
+            (*w).c = (*w).c + 1u;
+            if ((*w).c == p.channels) { (*w).c = 0u; }
+            return true;
+        }
+    }
+    return false;
+}
+
+// A window's four x values, row-major (x even-aligned: W even, so every window starts a vec2).
+fn pool_window(at: u32) -> vec4<f32> {
+    return vec4<f32>(pl_x[at / 2u], pl_x[(at + p.width) / 2u]);
+}
+
+@group(0) @binding(3) var<storage, read_write> np_y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> np_picked: array<f32>;
+
+// y[o] = max of the window's activated, normalised values; picked[o] = the x it came from. p.total counts
+// pooled outputs; RUN per thread.
+@compute @workgroup_size(64)
+fn normalize_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let o0 = flat(wid, nwg, lid) * RUN;
+    if (o0 >= p.total) { return; }
+    var w = pool_walk(o0);
+    var k = pool_channel(w.c);
+    for (var o = o0; o < min(o0 + RUN, p.total); o = o + 1u) {
+        let xs = pool_window(w.at);
+        let v = pool_activate(xs, k);
+        var best = v.x;
+        var picked = xs.x;
+        if (v.y > best) { best = v.y; picked = xs.y; }
+        if (v.z > best) { best = v.z; picked = xs.z; }
+        if (v.w > best) { best = v.w; picked = xs.w; }
+        np_y[o] = best;
+        np_picked[o] = picked;
+        if (pool_next(&w)) {
+            k = pool_channel(w.c);
+        }
+    }
+}
+
+// backward_reduce for the fused layer: the gradient of the activated map is gy at each window's
+// argmax and 0 elsewhere, so the sums run over the pooled values only, with xhat from the picked x.
+// Chunks, walks and splits count pooled values: p.spatial here is the pooled plane (H/2 * W/2).
+@group(0) @binding(5) var<storage, read_write> rp_sums: array<f32>;
+
+@compute @workgroup_size(256)
+fn backward_reduce_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_index) lid: u32) {
+    let ch = chunk_of(wid, nwg);
+    if (ch.c >= p.channels) { return; }
+    let k = pool_channel(ch.c);
+    var acc = vec2<f32>(0.0, 0.0);
+    var w = walk_start(ch.j0 + lid, p.spatial);
+    for (var j = ch.j0 + lid; j < ch.j1; j = j + RWG) {
+        let o = walk_at(w, ch.c, p.spatial);
+        let xhat = (pl_picked[o] - k.x) * k.y;
+        var g = pl_gy[o];
+        if ((p.flags & 4u) != 0u && !(xhat * k.z + k.w > 0.0)) {
+            g = g * p.slope;
+        }
+        acc = acc + vec2<f32>(g, g * xhat);
+        walk_next(&w, p.spatial);
+    }
+    let s = tree_sum(lid, acc);
+    if (lid == 0u) {
+        rp_sums[ch.g] = s.x;
+        rp_sums[p.channels * p.splits + ch.g] = s.y;
+    }
+}
+
+@group(0) @binding(5) var<storage, read> dp_sums: array<f32>;   // [2, channels]: gbeta, ggamma
+@group(0) @binding(6) var<storage, read_write> dp_gx: array<vec2<f32>>;
+
+// backward_dx for the fused layer, one window (four values of gx) per pooled output: the
+// gradient of the activated map is gy[o] at the argmax slot and 0 at the other three, then as
+// backward_dx. p.total counts pooled outputs; p.batch * p.spatial * 4 is M.
+@compute @workgroup_size(64)
+fn backward_dx_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let o0 = flat(wid, nwg, lid) * RUN;
+    if (o0 >= p.total) { return; }
+    // Pooled walk over x's full-size planes.
+    var w = pool_walk(o0);
+    let m = f32(p.batch * p.spatial);
+    let training = (p.flags & 2u) != 0u;
+    var k = pool_channel(w.c);
+    var sums = vec2<f32>(dp_sums[w.c], dp_sums[p.channels + w.c]) / m;
+    for (var o = o0; o < min(o0 + RUN, p.total); o = o + 1u) {
+        let xs = pool_window(w.at);
+        let xhat = (xs - vec4<f32>(k.x)) * k.y;
+        // The argmax slot: the first x equal to the picked one.
+        let hit = xs == vec4<f32>(pl_picked[o]);
+        let first = hit & vec4<bool>(true, !hit.x, !(hit.x || hit.y), !(hit.x || hit.y || hit.z));
+        var g = select(vec4<f32>(0.0), vec4<f32>(pl_gy[o]), first);
+        if ((p.flags & 4u) != 0u) {
+            g = select(g * p.slope, g, xhat * k.z + vec4<f32>(k.w) > vec4<f32>(0.0));
+        }
+        var gx = k.y * k.z * g;
+        if (training) {
+            gx = k.y * k.z * (g - vec4<f32>(sums.x) - xhat * sums.y);
+        }
+        dp_gx[w.at / 2u] = gx.xy;
+        dp_gx[(w.at + p.width) / 2u] = gx.zw;
+        if (pool_next(&w)) {
+            k = pool_channel(w.c);
+            sums = vec2<f32>(dp_sums[w.c], dp_sums[p.channels + w.c]) / m;
+        }
+    }
 }

@@ -151,6 +151,117 @@ fn fused_conv_activations_pass_gradcheck() {
     gradcheck_params(&ctx, &|| net.forward(&x), &params, 1e-3, 5e-3, 5e-3).unwrap();
 }
 
+/// Batch norm + activation + 2x2 max pool as one fused layer against the batch norm (activation
+/// fused as before) followed by a separate max pool, on the same parameters: outputs, running
+/// statistics, and the gradients of x, gamma and beta, in training and in eval mode. Both compute
+/// the same f32 statistics and sums, in other orders for the backward's: 1e-5.
+#[test]
+fn batch_norm_with_max_pool_matches_the_separate_layers() {
+    let ctx = gpu_or_skip!();
+    let cases: [(&str, bool, Option<Activation>, [usize; 4]); 6] = [
+        ("lenet: no affine, leaky 0.01", false, Some(Activation::LeakyRelu(0.01)), [4, 3, 6, 10]),
+        ("affine, relu", true, Some(Activation::Relu), [3, 2, 14, 14]),
+        ("affine, no activation", true, None, [2, 5, 4, 8]),
+        // No epilogue for tanh and odd planes: the layer falls back to the separate ops.
+        ("affine, tanh (separate ops)", true, Some(Activation::Tanh), [2, 3, 4, 4]),
+        ("odd plane (separate ops)", true, Some(Activation::LeakyRelu(0.2)), [2, 3, 5, 7]),
+        ("affine, leaky 0.2", true, Some(Activation::LeakyRelu(0.2)), [5, 2, 2, 2]),
+    ];
+    for (what, affine, act, shape) in cases {
+        let build = || {
+            let mut init = Init::new(&ctx, 3);
+            let mut bn = BatchNorm::new(&mut init, shape[1], affine).unwrap();
+            if let Some((g, b)) = &bn.affine {
+                // gamma of both signs (a negative one turns the order in a window round), beta off 0
+                let c = shape[1];
+                g.value().write(&(0..c).map(|i| if i % 2 == 0 { 1.3 } else { -0.7 }).collect::<Vec<_>>()).unwrap();
+                b.value().write(&(0..c).map(|i| 0.1 * i as f32 - 0.2).collect::<Vec<_>>()).unwrap();
+            }
+            if let Some(a) = act {
+                bn = bn.with_activation(a);
+            }
+            bn
+        };
+        let fused = build().with_max_pool(Pool2d::square(2));
+        let separate = Sequential::new().push("bn", build()).push("pool", MaxPool2d(Pool2d::square(2)));
+        for training in [true, false] {
+            fused.set_training(training);
+            separate.set_training(training);
+            let run = |net: &dyn Module| {
+                let x = Var::leaf(input(&ctx, &shape, 11).value().clone());
+                let y = net.forward(&x).unwrap();
+                let gy = input(&ctx, y.shape(), 12);
+                y.backward_with(gy.value()).unwrap();
+                let mut got = vec![y.value().to_vec().unwrap(), x.grad().unwrap().to_vec().unwrap()];
+                for (_, p) in nn::parameters(net) {
+                    got.push(p.grad().unwrap().to_vec().unwrap());
+                    p.zero_grad();
+                }
+                for (_, b) in nn::buffers(net) {
+                    got.push(b.to_vec().unwrap());
+                }
+                got
+            };
+            let (a, b) = (run(&fused), run(&separate));
+            assert_eq!(a.len(), b.len(), "{what}");
+            for (i, (u, v)) in a.iter().zip(&b).enumerate() {
+                assert_eq!(u.len(), v.len(), "{what} #{i}");
+                for (j, (p, q)) in u.iter().zip(v).enumerate() {
+                    assert!(
+                        (p - q).abs() <= 1e-5 + 1e-5 * q.abs(),
+                        "{what} training {training}: output/gradient/buffer #{i} element {j}: fused {p} vs separate {q}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The fused batch norm + leaky ReLU + pool against central differences of its parameters and
+/// (through a convolution in front) its input. Pre-activations keep 1e-2 from the kink and each
+/// window's top two values 1e-2 apart for the chosen seed (asserted), so no difference step of
+/// 1e-3 changes a window's argmax or crosses the kink.
+#[test]
+fn batch_norm_with_max_pool_passes_gradcheck() {
+    let ctx = gpu_or_skip!();
+    let x = input(&ctx, &[3, 2, 4, 6], 8);
+    let build = |seed: u64| {
+        let mut init = Init::new(&ctx, seed);
+        let conv = Conv2d::new(&mut init, 2, 3, 3, 1, 1, true).unwrap();
+        let bn = BatchNorm::new(&mut init, 3, true).unwrap().with_activation(Activation::LeakyRelu(0.1));
+        if let Some((g, b)) = &bn.affine {
+            g.value().write(&[1.2, -0.8, 0.6]).unwrap();
+            b.value().write(&[0.3, -0.2, 0.1]).unwrap();
+        }
+        // The batch norm's activated outputs from the separate layers, for the margins.
+        let plain = Conv2d { weight: conv.weight.clone(), bias: conv.bias.clone(), params: conv.params, activation: None };
+        let z = plain.forward(&x).unwrap();
+        let a = BatchNorm::new(&mut Init::new(&ctx, 0), 3, true).unwrap();
+        if let (Some((g, b)), Some((g0, b0))) = (&a.affine, &bn.affine) {
+            g.value().write(&g0.value().to_vec().unwrap()).unwrap();
+            b.value().write(&b0.value().to_vec().unwrap()).unwrap();
+        }
+        let pre = a.forward(&z).unwrap().value().to_vec().unwrap();
+        let kink = pre.iter().fold(f32::MAX, |m, v| m.min(v.abs()));
+        let act: Vec<f32> = pre.iter().map(|&v| if v > 0.0 { v } else { 0.1 * v }).collect();
+        let mut gap = f32::MAX;
+        for plane in 0..9 {
+            for (oh, ow) in (0..2).flat_map(|r| (0..3).map(move |c| (r, c))) {
+                let mut w: Vec<f32> = (0..4).map(|s| act[plane * 24 + (2 * oh + s / 2) * 6 + 2 * ow + s % 2]).collect();
+                w.sort_by(|p, q| q.total_cmp(p));
+                gap = gap.min(w[0] - w[1]);
+            }
+        }
+        let net = Sequential::new().push("conv", conv).push("bn", bn.with_max_pool(Pool2d::square(2)));
+        (net, kink.min(gap))
+    };
+    let (net, margin) = (0..64).map(build).find(|(_, m)| *m > 1e-2).expect("a seed with 1e-2 margins");
+    assert!(margin > 1e-2);
+    let params = nn::parameters(&net);
+    // As the checks above: eps 1e-3, tolerance 5e-3 over f32 difference noise ~1e-3.
+    gradcheck_params(&ctx, &|| net.forward(&x), &params, 1e-3, 5e-3, 5e-3).unwrap();
+}
+
 #[test]
 fn lenet_parameter_and_buffer_names_are_stable() {
     let ctx = gpu_or_skip!();

@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 use crate::kernel::{grid_1d, KernelSpec, R, RW, WG_1D};
 use crate::tensor::{DType, Tensor};
 
+pub mod pool;
+
 const SRC: &str = include_str!("../../shaders/batchnorm.wgsl");
 const STATS: KernelSpec = KernelSpec { id: "batchnorm.stats", source: SRC, entry: "stats", bindings: &[R, RW, RW, RW, RW] };
 const STATS_COMBINE: KernelSpec = KernelSpec {
@@ -98,7 +100,9 @@ struct Params {
     slope: f32,
     splits: u32,
     chunk: u32,
-    pad: [u32; 2],
+    /// The *_pool kernels: W of x [N, C, H, W].
+    width: u32,
+    pad: u32,
 }
 
 /// The reduction workgroups' shader width.
@@ -185,7 +189,37 @@ pub fn batch_norm(x: &Tensor, args: &BatchNormArgs) -> Result<(Tensor, BatchNorm
 
 /// [`batch_norm`] with the statistics' reduction split `splits` ways per channel (`None`: by adapter).
 pub(crate) fn batch_norm_split(x: &Tensor, args: &BatchNormArgs, splits: Option<usize>) -> Result<(Tensor, BatchNormSaved)> {
-    let op = "batch_norm";
+    let (mean, invstd, params) = statistics(x, args, splits, "batch_norm")?;
+    let ctx = x.context();
+    let width = Width::of(params.spatial as usize);
+    let y = Tensor::uninit(ctx, x.shape(), DType::F32)?;
+    // Not affine: gamma / beta bindings alias `mean` (read-only, never read by the kernel).
+    let (g, b) = match args.affine {
+        Some(gb) => gb,
+        None => (&mean, &mean),
+    };
+    let mut norm_params = Params { flags: args.affine.is_some() as u32, ..params };
+    let activated = match args.epilogue {
+        Epilogue::LeakyRelu(slope) => {
+            norm_params.flags |= 4;
+            norm_params.slope = slope;
+            Some((y.clone(), slope))
+        }
+        Epilogue::Identity => None,
+    };
+    ctx.dispatch(
+        width.pick(&NORMALIZE, &NORMALIZE4),
+        &norm_params,
+        &[x.binding(), mean.binding(), invstd.binding(), g.binding(), b.binding(), y.binding()],
+        grid_1d(x.numel().div_ceil(RUN), WG_1D),
+    )?;
+    Ok((y, BatchNormSaved { mean, invstd, training: args.training, activated }))
+}
+
+/// Checks `args` against x and computes the statistics x is normalised with, `[channels]` each:
+/// the batch's (training; the running statistics are updated when given) or the running ones
+/// (eval). Also returns the parameters of x's shape the normalising passes start from.
+fn statistics(x: &Tensor, args: &BatchNormArgs, splits: Option<usize>, op: &str) -> Result<(Tensor, Tensor, Params)> {
     let (n, c, s) = dims(x.shape(), op)?;
     if x.dtype() != DType::F32 {
         return Err(Error::Shape(format!("{op} needs f32 x, got {:?} {:?}", x.dtype(), x.shape())));
@@ -274,28 +308,7 @@ pub(crate) fn batch_norm_split(x: &Tensor, args: &BatchNormArgs, splits: Option<
             grid_1d(c, WG_1D),
         )?;
     }
-    let y = Tensor::uninit(ctx, x.shape(), DType::F32)?;
-    // Not affine: gamma / beta bindings alias `mean` (read-only, never read by the kernel).
-    let (g, b) = match args.affine {
-        Some(gb) => gb,
-        None => (&mean, &mean),
-    };
-    let mut norm_params = Params { flags: args.affine.is_some() as u32, ..params };
-    let activated = match args.epilogue {
-        Epilogue::LeakyRelu(slope) => {
-            norm_params.flags |= 4;
-            norm_params.slope = slope;
-            Some((y.clone(), slope))
-        }
-        Epilogue::Identity => None,
-    };
-    ctx.dispatch(
-        width.pick(&NORMALIZE, &NORMALIZE4),
-        &norm_params,
-        &[x.binding(), mean.binding(), invstd.binding(), g.binding(), b.binding(), y.binding()],
-        grid_1d(x.numel().div_ceil(RUN), WG_1D),
-    )?;
-    Ok((y, BatchNormSaved { mean, invstd, training: args.training, activated }))
+    Ok((mean, invstd, params))
 }
 
 /// Batch norm backward. x, gy: like the forward's x; gamma: `[channels]` when affine.
@@ -610,6 +623,33 @@ mod tests {
                     assert_close(&format!("{what} ggamma"), &grads.ggamma.unwrap().to_vec().unwrap(), &gg, 1e-4, 1e-4);
                     assert_close(&format!("{what} gbeta"), &grads.gbeta.unwrap().to_vec().unwrap(), &gb, 1e-4, 1e-4);
                 }
+            }
+        }
+    }
+
+    /// Values 1e4 from 0 with spread ~1: E[x^2] - E[x]^2 in f32 would lose the variance entirely
+    /// (1e8 at 6e-8 relative rounding). The one-pass Welford / Chan statistics must keep it: the
+    /// f32 mean is good to ~1e-3 absolute (1e4 * ulp), the variance to 1e-4 relative; invstd
+    /// checked at 2e-4 relative. Planes of 143 (scalar kernel) and 256 values (vec4), every split.
+    #[test]
+    fn statistics_keep_the_variance_when_the_mean_dwarfs_it() {
+        let ctx = gpu_or_skip!();
+        let mut rng = TestRng::new(23);
+        for shape in [vec![40, 2, 11, 13], vec![48, 3, 16, 16]] {
+            let d = dims_of(&shape);
+            let x: Vec<f64> = rng.vec(shape.iter().product(), -1.7, 1.7).into_iter().map(|v| 1e4 + v).collect();
+            // The f64 reference of the f32 values the GPU sees.
+            let x32 = to_f32(&x);
+            let xr: Vec<f64> = x32.iter().map(|&v| v as f64).collect();
+            let (mean, invstd, _) = cpu::batch_stats(&xr, d, 1e-5);
+            let xt = Tensor::from_slice(&ctx, &shape, &x32).unwrap();
+            for splits in SPLITS {
+                let args =
+                    BatchNormArgs { affine: None, running: None, training: true, momentum: 0.1, eps: 1e-5, epilogue: Epilogue::Identity };
+                let (_, saved) = batch_norm_split(&xt, &args, splits).unwrap();
+                let what = format!("{shape:?} splits {splits:?}");
+                assert_close(&format!("{what} mean"), &saved.mean.to_vec().unwrap(), &mean, 2e-3, 0.0);
+                assert_close(&format!("{what} invstd"), &saved.invstd.to_vec().unwrap(), &invstd, 0.0, 2e-4);
             }
         }
     }

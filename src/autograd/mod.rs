@@ -22,7 +22,7 @@ pub use elementwise::{binary, unary};
 pub use pixel_calibration::pixel_calibration;
 pub use reduce::{matmul, reduce};
 pub use shape::concat;
-pub use spatial::{avg_pool2d, batch_norm, batch_norm_fused, gaussian_upsample, max_pool2d, minibatch_stddev, upsample_bilinear};
+pub use spatial::{avg_pool2d, batch_norm, batch_norm_fused, batch_norm_max_pool, gaussian_upsample, max_pool2d, minibatch_stddev, upsample_bilinear};
 pub use ssim::{ssim_loss, ssim_map};
 pub use gradcheck::{gradcheck, gradcheck_params};
 pub use var::{check_finite, check_finite_enabled, grad_enabled, no_grad, set_check_finite, BackwardOp, Var};

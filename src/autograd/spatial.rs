@@ -1,6 +1,7 @@
 //! Spatial graph ops: pooling, bilinear and Gaussian upsampling, batch norm, minibatch stddev.
 
-use oddity_kernels::batchnorm::{self as bn, BatchNormArgs, BatchNormSaved};
+use oddity_kernels::batchnorm::pool::{self as bn_pool, BatchNormPoolSaved};
+use oddity_kernels::batchnorm::{self as bn, BatchNormArgs, BatchNormGrads, BatchNormSaved};
 use oddity_kernels::conv2d::Epilogue;
 use oddity_kernels::gaussian_upsample::{self as gu, GaussianUpsample};
 use oddity_kernels::minibatch_stddev as mbstd;
@@ -109,13 +110,28 @@ struct BatchNormBackward {
 
 impl BackwardOp for BatchNormBackward {
     fn backward(&self, gy: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
-        let g = bn::batch_norm_backward(&self.x, gy, self.gamma.as_ref(), &self.saved)?;
-        let mut out = vec![Some(g.gx)];
-        if self.gamma.is_some() {
-            out.push(g.ggamma);
-            out.push(g.gbeta);
-        }
-        Ok(out)
+        Ok(bn_grads(bn::batch_norm_backward(&self.x, gy, self.gamma.as_ref(), &self.saved)?))
+    }
+}
+
+/// [gx, ggamma, gbeta] in the parents' order (x, gamma, beta), the last two when affine.
+fn bn_grads(g: BatchNormGrads) -> Vec<Option<Tensor>> {
+    let mut out = vec![Some(g.gx)];
+    if g.ggamma.is_some() {
+        out.push(g.ggamma);
+        out.push(g.gbeta);
+    }
+    out
+}
+
+struct BatchNormPoolBackward {
+    x: Tensor,
+    saved: BatchNormPoolSaved,
+}
+
+impl BackwardOp for BatchNormPoolBackward {
+    fn backward(&self, gy: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        Ok(bn_grads(bn_pool::batch_norm_max_pool_backward(&self.x, gy, &self.saved)?))
     }
 }
 
@@ -132,6 +148,24 @@ pub fn batch_norm(
     batch_norm_fused(x, affine, running, training, momentum, eps, Epilogue::Identity)
 }
 
+/// The batch-norm ops' kernel arguments and graph parents (x, then gamma and beta when affine).
+fn bn_call<'a>(
+    x: &'a Var,
+    affine: Option<(&'a Var, &'a Var)>,
+    running: Option<(&'a Tensor, &'a Tensor)>,
+    training: bool,
+    momentum: f32,
+    eps: f32,
+    epilogue: Epilogue,
+) -> (BatchNormArgs<'a>, Vec<&'a Var>) {
+    let args = BatchNormArgs { affine: affine.map(|(g, b)| (g.value(), b.value())), running, training, momentum, eps, epilogue };
+    let parents = match affine {
+        Some((g, b)) => vec![x, g, b],
+        None => vec![x],
+    };
+    (args, parents)
+}
+
 /// [`batch_norm`] followed by the epilogue's activation inside the normalising pass; its
 /// backward folds the activation's derivative into the batch-norm reduction (no extra pass).
 pub fn batch_norm_fused(
@@ -143,20 +177,27 @@ pub fn batch_norm_fused(
     eps: f32,
     epilogue: Epilogue,
 ) -> Result<Var> {
-    let args = BatchNormArgs {
-        affine: affine.map(|(g, b)| (g.value(), b.value())),
-        running,
-        training,
-        momentum,
-        eps,
-        epilogue,
-    };
+    let (args, parents) = bn_call(x, affine, running, training, momentum, eps, epilogue);
     let (y, saved) = bn::batch_norm(x.value(), &args)?;
     let backward = BatchNormBackward { x: x.value().clone(), gamma: affine.map(|(g, _)| g.value().clone()), saved };
-    let parents: Vec<&Var> = match affine {
-        Some((g, b)) => vec![x, g, b],
-        None => vec![x],
-    };
     let name = if epilogue == Epilogue::Identity { "batch_norm" } else { "batch_norm+leaky_relu" };
     Ok(Var::from_op(y, name, &parents, Some(Box::new(backward))))
+}
+
+/// [`batch_norm_fused`] followed by a 2x2 max pool at stride 2, as one op whose normalised map is
+/// never written at full size (see `oddity_kernels::batchnorm::pool`). x: [N, C, H, W] with H
+/// and W even (`bn_pool::fits`) -> [N, C, H/2, W/2].
+pub fn batch_norm_max_pool(
+    x: &Var,
+    affine: Option<(&Var, &Var)>,
+    running: Option<(&Tensor, &Tensor)>,
+    training: bool,
+    momentum: f32,
+    eps: f32,
+    epilogue: Epilogue,
+) -> Result<Var> {
+    let (args, parents) = bn_call(x, affine, running, training, momentum, eps, epilogue);
+    let (y, saved) = bn_pool::batch_norm_max_pool(x.value(), &args)?;
+    let backward = BatchNormPoolBackward { x: x.value().clone(), saved };
+    Ok(Var::from_op(y, "batch_norm+max_pool2d", &parents, Some(Box::new(backward))))
 }

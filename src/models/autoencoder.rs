@@ -90,8 +90,8 @@ fn lenet_deconv(
 /// Fashion-MNIST SSIM autoencoder, [N, 1, 28, 28] -> [N, 1, 28, 28]. Bias-free like the LeNet.
 ///
 /// Encoder (`encoder.*`): the Fashion-MNIST LeNet without `flatten`/`fc1`:
-/// `conv1` 1->8 5x5 pad 2, `bn1` + leaky ReLU 0.01, `pool1` 2x2 (8x14x14);
-/// `conv2` 8->4 5x5 pad 2, `bn2` + leaky ReLU, `pool2` (4x7x7); then the bottleneck
+/// `conv1` 1->8 5x5 pad 2, `bn1` + leaky ReLU 0.01 + 2x2 max pool (8x14x14);
+/// `conv2` 8->4 5x5 pad 2, `bn2` + leaky ReLU + pool (4x7x7); then the bottleneck
 /// `conv3` 4->100 7x7 valid (100x1x1, linear).
 /// Decoder (`decoder.*`), the reflection: `deconv1` 100->4 7x7 (4x7x7), `bn1` + leaky ReLU;
 /// `deconv2` 4->8 5x5 stride 2 pad 2 output-pad 1 (8x14x14; conv + pool mirrored by one
@@ -112,9 +112,9 @@ pub fn fmnist_autoencoder(init: &mut Init) -> Result<AutoEncoder> {
 ///
 /// The thesis appends two convolutions to the decapitated LeNet, "the first to dimension
 /// 64x8x8 and the second to 100 latent features". The CIFAR LeNet's third block ends at 8x8
-/// before its pool, so decapitation here removes `pool3`, `flatten` and `fc1`:
-/// Encoder: `conv1` C->32 5x5 pad 2, `bn1` + leaky ReLU, `pool1` (32x16x16); `conv2` 32->64, `bn2` +
-/// leaky ReLU, `pool2` (64x8x8); `conv3` 64->128 5x5 pad 2, `bn3` + leaky ReLU (128x8x8); appended
+/// before its pool, so decapitation here removes block 3's pool, `flatten` and `fc1`:
+/// Encoder: `conv1` C->32 5x5 pad 2, `bn1` + leaky ReLU + 2x2 max pool (32x16x16); `conv2` 32->64,
+/// `bn2` + leaky ReLU + pool (64x8x8); `conv3` 64->128 5x5 pad 2, `bn3` + leaky ReLU (128x8x8); appended
 /// `conv4` 128->64 3x3 pad 1, `bn4` + leaky ReLU (64x8x8); bottleneck `conv5` 64->100 8x8 valid
 /// (100x1x1, linear). Batch norms without affine parameters (eps 1e-4), leaky ReLU 0.01.
 /// Decoder: `deconv1` 100->64 8x8 (64x8x8), `deconv2` 64->128 3x3 pad 1, `deconv3` 128->64 5x5

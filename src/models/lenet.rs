@@ -12,7 +12,7 @@
 
 use crate::kernels::pool2d::Pool2d;
 use crate::kernels::Result;
-use crate::nn::{Activation, BatchNorm, Conv2d, Flatten, Init, Linear, MaxPool2d, Sequential};
+use crate::nn::{Activation, BatchNorm, Conv2d, Flatten, Init, Linear, Sequential};
 
 /// Which head and whether the layers carry biases.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,16 +40,16 @@ impl LenetVariant {
     }
 }
 
-/// Appends block `i` (`conv{i}`, `bn{i}`, `pool{i}`): 5x5 conv (with bias when `bias`),
-/// batch norm without affine parameters (eps 1e-4) followed by leaky ReLU 0.01 (fused into the
-/// batch norm's normalising pass), 2x2 max pool. Halves height and width.
+/// Appends block `i` (`conv{i}`, `bn{i}`): 5x5 conv (with bias when `bias`), batch norm without
+/// affine parameters (eps 1e-4) followed by leaky ReLU 0.01 and a 2x2 max pool, all three one
+/// fused layer (`bn{i}`; the pool has no parameters, so names are as with a separate `pool{i}`).
+/// Halves height and width.
 pub fn conv_block(init: &mut Init, seq: Sequential, i: usize, cin: usize, cout: usize, bias: bool) -> Result<Sequential> {
     let mut bn = BatchNorm::new(init, cout, false)?;
     bn.eps = 1e-4;
     Ok(seq
         .push(format!("conv{i}"), Conv2d::new(init, cin, cout, 5, 1, 2, bias)?)
-        .push(format!("bn{i}"), bn.with_activation(Activation::LeakyRelu(0.01)))
-        .push(format!("pool{i}"), MaxPool2d(Pool2d::square(2))))
+        .push(format!("bn{i}"), bn.with_activation(Activation::LeakyRelu(0.01)).with_max_pool(Pool2d::square(2))))
 }
 
 fn head(init: &mut Init, seq: Sequential, features: usize, rep: usize, variant: LenetVariant) -> Result<Sequential> {

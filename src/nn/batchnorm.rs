@@ -2,7 +2,10 @@
 
 use std::cell::Cell;
 
-use crate::autograd::{batch_norm, batch_norm_fused, Var};
+use crate::autograd::{batch_norm, batch_norm_fused, batch_norm_max_pool, max_pool2d, Var};
+use crate::kernels::batchnorm::pool::fits as pool_fits;
+use crate::kernels::conv2d::Epilogue;
+use crate::kernels::pool2d::Pool2d;
 use crate::kernels::{Result, Tensor};
 
 use super::activation::activate;
@@ -17,6 +20,9 @@ pub struct BatchNorm {
     pub eps: f32,
     /// Applied to the output; ReLU and leaky ReLU run inside the normalising pass.
     pub activation: Option<Activation>,
+    /// Max pooling after the activation (no parameters). A 2x2 window at stride 2 on even planes
+    /// runs fused with the batch norm: its normalised map is never written at full size.
+    pub pool: Option<Pool2d>,
     training: Cell<bool>,
 }
 
@@ -32,6 +38,7 @@ impl BatchNorm {
             momentum: 0.1,
             eps: 1e-5,
             activation: None,
+            pool: None,
             training: Cell::new(true),
         })
     }
@@ -40,10 +47,14 @@ impl BatchNorm {
     pub fn with_activation(self, activation: Activation) -> BatchNorm {
         BatchNorm { activation: Some(activation), ..self }
     }
-}
 
-impl Module for BatchNorm {
-    fn forward(&self, x: &Var) -> Result<Var> {
+    /// The same layer followed by max pooling (after the activation); no new names either.
+    pub fn with_max_pool(self, pool: Pool2d) -> BatchNorm {
+        BatchNorm { pool: Some(pool), ..self }
+    }
+
+    /// The batch norm and its activation, without the pool.
+    fn normalize(&self, x: &Var) -> Result<Var> {
         let affine = self.affine.as_ref().map(|(g, b)| (g, b));
         let running = Some((&self.running_mean, &self.running_var));
         let (training, momentum, eps) = (self.training.get(), self.momentum, self.eps);
@@ -52,6 +63,25 @@ impl Module for BatchNorm {
             || batch_norm(x, affine, running, training, momentum, eps),
             |e| batch_norm_fused(x, affine, running, training, momentum, eps, e),
         )
+    }
+}
+
+impl Module for BatchNorm {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        let Some(pool) = self.pool else { return self.normalize(x) };
+        // The fused layer: 2x2 stride-2 windows on even planes, an activation with an epilogue.
+        let epilogue = match self.activation {
+            None => Some(Epilogue::Identity),
+            Some(a) => a.epilogue(),
+        };
+        match epilogue {
+            Some(e) if pool == Pool2d::square(2) && pool_fits(x.shape()) => {
+                let affine = self.affine.as_ref().map(|(g, b)| (g, b));
+                let running = Some((&self.running_mean, &self.running_var));
+                batch_norm_max_pool(x, affine, running, self.training.get(), self.momentum, self.eps, e)
+            }
+            _ => max_pool2d(&self.normalize(x)?, pool),
+        }
     }
 
     fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Var)) {
