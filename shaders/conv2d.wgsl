@@ -1555,100 +1555,126 @@ fn gt_x_transposed(f: vec3<i32>, r: vec3<i32>) -> f32 {
     return select(0.0, gt_x[select(0u, u32(f.x + r.x) + ih * p.wx + iw, ok)], ok);
 }
 
+// What a tiled workgroup works on, decoded once: the product's column count, its K range (mode 2:
+// this split's), the stride between A's rows, the tile's first row and column, and the column this
+// invocation loads B from (`lc` in the tile, `fixed` its decode; `col_ok` false past the end).
+struct GtTile {
+    cols: u32,
+    k_begin: u32,
+    k_end: u32,
+    a_step: u32,
+    m0: u32,
+    n0: u32,
+    lc: u32,
+    col_ok: bool,
+    fixed: vec3<i32>,
+}
+
+// The workgroup's tile of bm rows x bn columns (bn <= 256: one B column per invocation).
+fn gt_tile(wid: vec3<u32>, nwg: vec3<u32>, li: u32, bm: u32, bn: u32) -> GtTile {
+    let kk = p.kh * p.kw;
+    let ohw = p.hy * p.wy;
+    var t: GtTile;
+    t.cols = p.n * ohw;
+    t.k_begin = 0u;
+    t.k_end = p.cx * kk;
+    var tile_n = wid.z * nwg.x + wid.x;
+    // Stride between the A entries of consecutive rows m.
+    t.a_step = p.cx * kk;
+    if (p.mode == 1u) { t.a_step = kk; }
+    if (p.mode == 2u) {
+        t.cols = p.cx * kk;
+        t.k_begin = wid.z * p.chunk;
+        t.k_end = min(p.n * ohw, t.k_begin + p.chunk);
+        tile_n = wid.x;
+        t.a_step = ohw;
+    }
+    t.m0 = wid.y * bm;
+    t.n0 = tile_n * bn;
+    t.lc = li & (bn - 1u);
+    t.col_ok = t.n0 + t.lc < t.cols;
+    let lcol = min(t.n0 + t.lc, max(t.cols, 1u) - 1u);
+    if (p.mode == 0u) {
+        t.fixed = gt_pixel(lcol);
+    } else if (p.mode == 2u) {
+        t.fixed = gt_tap(lcol);
+    } else {
+        let n = lcol / ohw;
+        t.fixed = vec3<i32>(i32(n * p.cx * p.hx * p.wx), i32((lcol % ohw) / p.wy + p.ph), i32(lcol % p.wy + p.pw));
+    }
+    return t;
+}
+
+// Stages K rows kt..kt + ks of the tile's A (bm rows) and B (bn columns) in tile_a / tile_b,
+// [ks][bm] and [ks][bn]. Called in workgroup-uniform control flow; ends with a barrier, so the
+// tiles are ready, and the caller's compute must end with one before the next call.
+fn gt_stage(t: GtTile, kt: u32, li: u32, bm: u32, bn: u32, ks: u32) {
+    let kk = p.kh * p.kw;
+    let ohw = p.hy * p.wy;
+    let ks_sh = countTrailingZeros(ks);
+    let bn_sh = countTrailingZeros(bn);
+    if (li < ks) {
+        let k = kt + li;
+        let kc = min(k, t.k_end - 1u);
+        var row: vec4<i32>;
+        if (p.mode == 0u) {
+            row = vec4<i32>(gt_tap(kc), i32(kc));
+        } else if (p.mode == 2u) {
+            let q = kc % ohw;
+            row = vec4<i32>(gt_pixel(kc), i32((kc / ohw) * p.cy * ohw + q));
+        } else {
+            let c = kc / kk;
+            let tap = kc % kk;
+            row = vec4<i32>(i32(c * p.hx * p.wx), i32(tap / p.kw * p.dh), i32(tap % p.kw * p.dw), i32(c * p.cy * kk + tap));
+        }
+        gt_row[li] = select(vec4<i32>(0, 0, 0, -1), row, k < t.k_end);
+    }
+    workgroupBarrier();
+    // A tile: consecutive invocations take consecutive k (contiguous in every mode's A).
+    for (var e = li; e < ks * bm; e = e + 256u) {
+        let mm = e >> ks_sh;
+        let r = e & (ks - 1u);
+        let m = t.m0 + mm;
+        let row = gt_row[r];
+        var va = 0.0;
+        if (m < p.cy && row.w >= 0) { va = gt_a[u32(row.w) + m * t.a_step]; }
+        tile_a[r * bm + mm] = va;
+    }
+    // B tile: this invocation's column lc, rows li / bn, li / bn + 256 / bn, ...
+    for (var r = li >> bn_sh; r < ks; r = r + (256u >> bn_sh)) {
+        let row = gt_row[r];
+        var vb = 0.0;
+        if (t.col_ok && row.w >= 0) {
+            if (p.mode == 1u) {
+                vb = gt_x_transposed(t.fixed, row.xyz);
+            } else {
+                vb = gt_x_at(t.fixed, row.xyz);
+            }
+        }
+        tile_b[r * bn + t.lc] = vb;
+    }
+    workgroupBarrier();
+}
+
 @compute @workgroup_size(256)
 fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) li: u32) {
-    let kk = p.kh * p.kw;
-    let ohw = p.hy * p.wy;
     // Tile shape; every size is a power of two, so / and % are shifts and masks.
     let tm = p.tile_m;
     let tn = 256u / tm;
     let bm = 4u * tm;
     let bn = 4u * tn;
     let ks = p.tile_k;
-    let tn_sh = countTrailingZeros(tn);
-    let bn_sh = countTrailingZeros(bn);
-    let ks_sh = countTrailingZeros(ks);
-    var cols = p.n * ohw;
-    var k_begin = 0u;
-    var k_end = p.cx * kk;
-    var tile_n = wid.z * nwg.x + wid.x;
-    // Stride between the A entries of consecutive rows m.
-    var a_step = p.cx * kk;
-    if (p.mode == 1u) { a_step = kk; }
-    if (p.mode == 2u) {
-        cols = p.cx * kk;
-        k_begin = wid.z * p.chunk;
-        k_end = min(p.n * ohw, k_begin + p.chunk);
-        tile_n = wid.x;
-        a_step = ohw;
-    }
-    let m0 = wid.y * bm;
-    let n0 = tile_n * bn;
-    if (n0 >= cols) { return; } // uniform per workgroup: the grid's last row may overshoot
-
-    // The column this invocation loads B from, decoded once.
-    let lc = li & (bn - 1u);
-    let col_ok = n0 + lc < cols;
-    let lcol = min(n0 + lc, cols - 1u);
-    var fixed: vec3<i32>;
-    if (p.mode == 0u) {
-        fixed = gt_pixel(lcol);
-    } else if (p.mode == 2u) {
-        fixed = gt_tap(lcol);
-    } else {
-        let n = lcol / ohw;
-        fixed = vec3<i32>(i32(n * p.cx * p.hx * p.wx), i32((lcol % ohw) / p.wy + p.ph), i32(lcol % p.wy + p.pw));
-    }
-
-    let ty = li >> tn_sh;
+    let t = gt_tile(wid, nwg, li, bm, bn);
+    if (t.n0 >= t.cols) { return; } // uniform per workgroup: the grid's last row may overshoot
+    let ty = li >> countTrailingZeros(tn);
     let tx = li & (tn - 1u);
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var kt = k_begin; kt < k_end; kt = kt + ks) {
-        if (li < ks) {
-            let k = kt + li;
-            let kc = min(k, k_end - 1u);
-            var row: vec4<i32>;
-            if (p.mode == 0u) {
-                row = vec4<i32>(gt_tap(kc), i32(kc));
-            } else if (p.mode == 2u) {
-                let q = kc % ohw;
-                row = vec4<i32>(gt_pixel(kc), i32((kc / ohw) * p.cy * ohw + q));
-            } else {
-                let c = kc / kk;
-                let t = kc % kk;
-                row = vec4<i32>(i32(c * p.hx * p.wx), i32(t / p.kw * p.dh), i32(t % p.kw * p.dw), i32(c * p.cy * kk + t));
-            }
-            gt_row[li] = select(vec4<i32>(0, 0, 0, -1), row, k < k_end);
-        }
-        workgroupBarrier();
-        // A tile: consecutive invocations take consecutive k (contiguous in every mode's A).
-        for (var e = li; e < ks * bm; e = e + 256u) {
-            let mm = e >> ks_sh;
-            let r = e & (ks - 1u);
-            let m = m0 + mm;
-            let row = gt_row[r];
-            var va = 0.0;
-            if (m < p.cy && row.w >= 0) { va = gt_a[u32(row.w) + m * a_step]; }
-            tile_a[r * bm + mm] = va;
-        }
-        // B tile: this invocation's column lc, rows li / bn, li / bn + 256 / bn, ...
-        for (var r = li >> bn_sh; r < ks; r = r + (256u >> bn_sh)) {
-            let row = gt_row[r];
-            var vb = 0.0;
-            if (col_ok && row.w >= 0) {
-                if (p.mode == 1u) {
-                    vb = gt_x_transposed(fixed, row.xyz);
-                } else {
-                    vb = gt_x_at(fixed, row.xyz);
-                }
-            }
-            tile_b[r * bn + lc] = vb;
-        }
-        workgroupBarrier();
+    for (var kt = t.k_begin; kt < t.k_end; kt = kt + ks) {
+        gt_stage(t, kt, li, bm, bn, ks);
         for (var r = 0u; r < ks; r = r + 1u) {
             let ia = r * bm + ty * 4u;
             let ib = r * bn + tx * 4u;
@@ -1661,10 +1687,68 @@ fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
         }
         workgroupBarrier();
     }
-    gt_store(wid.z, m0 + ty * 4u, n0 + tx * 4u, cols, acc0);
-    gt_store(wid.z, m0 + ty * 4u + 1u, n0 + tx * 4u, cols, acc1);
-    gt_store(wid.z, m0 + ty * 4u + 2u, n0 + tx * 4u, cols, acc2);
-    gt_store(wid.z, m0 + ty * 4u + 3u, n0 + tx * 4u, cols, acc3);
+    gt_store(wid.z, t.m0 + ty * 4u, t.n0 + tx * 4u, t.cols, acc0);
+    gt_store(wid.z, t.m0 + ty * 4u + 1u, t.n0 + tx * 4u, t.cols, acc1);
+    gt_store(wid.z, t.m0 + ty * 4u + 2u, t.n0 + tx * 4u, t.cols, acc2);
+    gt_store(wid.z, t.m0 + ty * 4u + 3u, t.n0 + tx * 4u, t.cols, acc3);
+}
+
+// c + the outer product of a (rows) and b (columns): column i of the result is row i's 4 values.
+fn gt_outer(c: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(fma(vec4<f32>(a.x), b, c[0]), fma(vec4<f32>(a.y), b, c[1]),
+                       fma(vec4<f32>(a.z), b, c[2]), fma(vec4<f32>(a.w), b, c[3]));
+}
+
+// Four consecutive values of a staged tile row.
+fn gt_a4(i: u32) -> vec4<f32> {
+    return vec4<f32>(tile_a[i], tile_a[i + 1u], tile_a[i + 2u], tile_a[i + 3u]);
+}
+
+fn gt_b4(i: u32) -> vec4<f32> {
+    return vec4<f32>(tile_b[i], tile_b[i + 1u], tile_b[i + 2u], tile_b[i + 3u]);
+}
+
+// gemm_tiled with 8 x 8 outputs per invocation (GPUs, big layers): twice the multiply-adds per
+// value read from workgroup memory (64 per 16 read, where 4 x 4 does 16 per 8), which is what
+// bounds a tiled GEMM once loads are coalesced. tile_m 8 (64 x 256 tiles) or 16 (128 x 128),
+// tile_k 8. An invocation's rows are ty*4.. and bm/2 + ty*4.., its columns tx*4.. and
+// bn/2 + tx*4..: neighbouring invocations read neighbouring values of a tile row.
+@compute @workgroup_size(256)
+fn gemm_tiled8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) li: u32) {
+    let tm = p.tile_m;
+    let tn = 256u / tm;
+    let bm = 8u * tm;
+    let bn = 8u * tn;
+    let ks = p.tile_k;
+    let t = gt_tile(wid, nwg, li, bm, bn);
+    if (t.n0 >= t.cols) { return; }
+    let ty = li >> countTrailingZeros(tn);
+    let tx = li & (tn - 1u);
+    let ra = ty * 4u;
+    let rb = tx * 4u;
+    var c_ll = mat4x4<f32>(); var c_lh = mat4x4<f32>();
+    var c_hl = mat4x4<f32>(); var c_hh = mat4x4<f32>();
+    for (var kt = t.k_begin; kt < t.k_end; kt = kt + ks) {
+        gt_stage(t, kt, li, bm, bn, ks);
+        for (var r = 0u; r < ks; r = r + 1u) {
+            let a_lo = gt_a4(r * bm + ra);
+            let a_hi = gt_a4(r * bm + bm / 2u + ra);
+            let b_lo = gt_b4(r * bn + rb);
+            let b_hi = gt_b4(r * bn + bn / 2u + rb);
+            c_ll = gt_outer(c_ll, a_lo, b_lo);
+            c_lh = gt_outer(c_lh, a_lo, b_hi);
+            c_hl = gt_outer(c_hl, a_hi, b_lo);
+            c_hh = gt_outer(c_hh, a_hi, b_hi);
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        gt_store(wid.z, t.m0 + ra + i, t.n0 + rb, t.cols, c_ll[i]);
+        gt_store(wid.z, t.m0 + ra + i, t.n0 + bn / 2u + rb, t.cols, c_lh[i]);
+        gt_store(wid.z, t.m0 + bm / 2u + ra + i, t.n0 + rb, t.cols, c_hl[i]);
+        gt_store(wid.z, t.m0 + bm / 2u + ra + i, t.n0 + bn / 2u + rb, t.cols, c_hh[i]);
+    }
 }
 
 // Row m, columns col0..col0 + 3 of C (those inside): partials of split `split` in mode 2, else

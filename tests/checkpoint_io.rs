@@ -9,7 +9,7 @@ fn sample() -> Checkpoint {
     let mut ck = Checkpoint::new("test-net", 42, serde_json::json!({ "lr": 1e-3, "epochs": 3 }));
     // Awkward values: subnormals, negative zero, large magnitudes, NaN payloads are not used
     // because a model never stores them; everything else must survive bit for bit.
-    let weird = vec![1.0e-40, -0.0, 3.4e38, -1.17549435e-38, std::f32::consts::PI, 1.0 / 3.0];
+    let weird = vec![1.0e-40, -0.0, 3.4e38, -1.175_494_4e-38, std::f32::consts::PI, 1.0 / 3.0];
     ck.insert("encoder.conv1.weight", HostTensor::new(vec![2, 3], weird).unwrap());
     ck.insert("encoder.bn1.running_mean", HostTensor::new(vec![5], (0..5).map(|i| i as f32 * 0.1).collect()).unwrap());
     ck.insert("svdd.center", HostTensor::new(vec![], vec![0.5]).unwrap());

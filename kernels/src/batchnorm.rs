@@ -628,7 +628,7 @@ mod tests {
     }
 
     /// Values 1e4 from 0 with spread ~1: E[x^2] - E[x]^2 in f32 would lose the variance entirely
-    /// (1e8 at 6e-8 relative rounding). The one-pass Welford / Chan statistics must keep it: the
+    /// (1e8 at 6e-8 relative rounding). The one-pass shifted sums and Chan merges must keep it: the
     /// f32 mean is good to ~1e-3 absolute (1e4 * ulp), the variance to 1e-4 relative; invstd
     /// checked at 2e-4 relative. Planes of 143 (scalar kernel) and 256 values (vec4), every split.
     #[test]

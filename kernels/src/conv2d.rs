@@ -56,6 +56,8 @@ const WGRAD_REG_K1: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_k1", source: SRC, entry: "wgrad_reg_k1", bindings: &[R, R, RW] };
 const GEMM_TILED: KernelSpec =
     KernelSpec { id: "conv2d.gemm_tiled", source: SRC, entry: "gemm_tiled", bindings: &[R, R, R, RW] };
+const GEMM_TILED8: KernelSpec =
+    KernelSpec { id: "conv2d.gemm_tiled8", source: SRC, entry: "gemm_tiled8", bindings: &[R, R, R, RW] };
 const SUM_SPLITS: KernelSpec = KernelSpec { id: "conv2d.sum_splits", source: SRC, entry: "sum_splits", bindings: &[R, RW] };
 /// Values one `pad` or `crop` invocation writes (the shader's PAD_RUN).
 const PAD_RUN: usize = 8;
@@ -100,23 +102,56 @@ const REG_ROWS: usize = 4;
 struct Tile {
     tile_m: usize,
     k_step: usize,
+    /// Outputs per invocation along each axis: 4 (`gemm_tiled`) or 8 (`gemm_tiled8`).
+    block: usize,
 }
 
+/// The fewest 8 x 8 tiles a direct or transposed map runs with on `Auto` / `Tiled`: four times
+/// the work per workgroup of the 4 x 4 tiles, so a layer with fewer would leave a large GPU's
+/// cores idle (132 on an H100; two workgroups each).
+const MIN_WIDE_TILES: usize = 256;
+
 impl Tile {
+    /// 4 x 4 outputs per invocation on tiles shaped by the row count (out channels), so that
+    /// few-channel layers do not fill 64-row tiles with zeros.
     fn for_rows(rows: usize) -> Tile {
         match rows {
-            0..=16 => Tile { tile_m: 4, k_step: 8 },
-            17..=32 => Tile { tile_m: 8, k_step: 16 },
-            _ => Tile { tile_m: 16, k_step: 16 },
+            0..=16 => Tile { tile_m: 4, k_step: 8, block: 4 },
+            17..=32 => Tile { tile_m: 8, k_step: 16, block: 4 },
+            _ => Tile { tile_m: 16, k_step: 16, block: 4 },
+        }
+    }
+
+    /// 8 x 8 outputs per invocation: 64 x 256 tiles up to 64 rows, 128 x 128 above.
+    fn wide(rows: usize) -> Tile {
+        Tile { tile_m: if rows <= 64 { 8 } else { 16 }, k_step: 8, block: 8 }
+    }
+
+    /// The tile for a product of `rows` x `cols` outputs: 8 x 8 blocks on layers of more than 32
+    /// channels with enough tiles to fill a GPU (always on `TiledWide`), else 4 x 4.
+    fn pick(rows: usize, cols: usize, v: Variant) -> Tile {
+        let wide = Tile::wide(rows);
+        if v == Variant::TiledWide || (rows > 32 && wide.count(rows, cols) >= MIN_WIDE_TILES) {
+            wide
+        } else {
+            Tile::for_rows(rows)
         }
     }
 
     fn rows(self) -> usize {
-        4 * self.tile_m
+        self.block * self.tile_m
     }
 
     fn cols(self) -> usize {
-        1024 / self.tile_m
+        self.block * 256 / self.tile_m
+    }
+
+    fn count(self, rows: usize, cols: usize) -> usize {
+        rows.div_ceil(self.rows()) * cols.div_ceil(self.cols())
+    }
+
+    fn spec(self) -> &'static KernelSpec {
+        if self.block == 8 { &GEMM_TILED8 } else { &GEMM_TILED }
     }
 
     fn set(self, params: &mut Params) {
@@ -136,8 +171,11 @@ pub enum Variant {
     /// `Registers`, with the kernels whose lanes share loads through subgroup operations where
     /// the device has subgroups of 8 or more lanes (what `Auto` picks on CPU adapters).
     Subgroup,
-    /// Workgroup-memory tiles (fast on GPUs).
+    /// Workgroup-memory tiles (fast on GPUs): 8 x 8 outputs per invocation on big layers,
+    /// 4 x 4 on the others.
     Tiled,
+    /// `Tiled` with 8 x 8 outputs per invocation on every layer (tests, benchmarks).
+    TiledWide,
 }
 
 impl Variant {
@@ -145,7 +183,7 @@ impl Variant {
         match self {
             Variant::Auto => t.context().is_cpu_adapter(),
             Variant::Registers | Variant::Subgroup => true,
-            Variant::Tiled => false,
+            Variant::Tiled | Variant::TiledWide => false,
         }
     }
 
@@ -452,8 +490,9 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epilogu
         }
     } else {
         params.mode = 0;
-        Tile::for_rows(g.cy).set(&mut params);
-        ctx.dispatch(&GEMM_TILED, &params, &[w.binding(), x.binding(), b.binding(), y.binding()], tiled_grid(g))?;
+        let tile = Tile::pick(g.cy, g.n * g.hy * g.wy, v);
+        tile.set(&mut params);
+        ctx.dispatch(tile.spec(), &params, &[w.binding(), x.binding(), b.binding(), y.binding()], tiled_grid(g, tile))?;
     }
     Ok(y)
 }
@@ -573,15 +612,15 @@ pub(crate) fn transposed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epi
         ctx.dispatch(spec, &params, &[xp.binding(), w.binding(), b.binding(), y.binding()], grid)?;
     } else {
         params.mode = 1;
-        Tile::for_rows(g.cy).set(&mut params);
-        ctx.dispatch(&GEMM_TILED, &params, &[w.binding(), x.binding(), b.binding(), y.binding()], tiled_grid(g))?;
+        let tile = Tile::pick(g.cy, g.n * g.hy * g.wy, v);
+        tile.set(&mut params);
+        ctx.dispatch(tile.spec(), &params, &[w.binding(), x.binding(), b.binding(), y.binding()], tiled_grid(g, tile))?;
     }
     Ok(y)
 }
 
 /// Grid of the tiled kernel for modes 0 and 1: column tiles folded over x and z, channel tiles on y.
-fn tiled_grid(g: &Geom) -> [u32; 3] {
-    let tile = Tile::for_rows(g.cy);
+fn tiled_grid(g: &Geom, tile: Tile) -> [u32; 3] {
     let col_tiles = (g.n * g.hy * g.wy).div_ceil(tile.cols());
     let z = col_tiles.div_ceil(65535).max(1);
     [col_tiles.div_ceil(z) as u32, g.cy.div_ceil(tile.rows()) as u32, z as u32]
@@ -689,10 +728,12 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
     } else {
         // Splits of the n*hy*wy reduction in whole K steps, enough workgroups to fill a GPU.
         let red = g.n * g.hy * g.wy;
-        let tile = Tile::for_rows(g.cy);
-        let tiles = ksize.div_ceil(tile.cols()) * g.cy.div_ceil(tile.rows());
+        // The splits fill the GPU here, whatever the tile count: 8 x 8 blocks above 32 channels.
+        let tile = if g.cy > 32 || v == Variant::TiledWide { Tile::wide(g.cy) } else { Tile::for_rows(g.cy) };
+        let tiles = tile.count(g.cy, ksize);
         let fit = (ctx.max_binding_bytes() / (len as u64 * 4)).max(1) as usize;
-        let want = (1024 / tiles).clamp(1, 65535).min(red.div_ceil(tile.k_step)).min(fit);
+        // As many invocations in flight as 1024 4 x 4 tiles'.
+        let want = (1024 * 16 / (tile.block * tile.block) / tiles).clamp(1, 65535).min(red.div_ceil(tile.k_step)).min(fit);
         let chunk = red.div_ceil(want).div_ceil(tile.k_step) * tile.k_step;
         splits = red.div_ceil(chunk);
         params.mode = 2;
@@ -702,7 +743,7 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
         let b = dummy(x)?;
         tile.set(&mut params);
         let grid = [ksize.div_ceil(tile.cols()) as u32, g.cy.div_ceil(tile.rows()) as u32, splits as u32];
-        ctx.dispatch(&GEMM_TILED, &params, &[gy.binding(), x.binding(), b.binding(), part.binding()], grid)?;
+        ctx.dispatch(tile.spec(), &params, &[gy.binding(), x.binding(), b.binding(), part.binding()], grid)?;
     }
     let gw = Tensor::uninit(ctx, &[g.cy, g.cx, g.k[0], g.k[1]], DType::F32)?;
     let sum = Params { len: len as u32, splits: splits as u32, ..Default::default() };
@@ -935,6 +976,10 @@ pub mod cpu {
     }
 }
 
+/// Every variant a test forces, so that each kernel family is checked against the CPU reference.
+#[cfg(test)]
+pub(crate) const ALL_VARIANTS: [Variant; 4] = [Variant::Registers, Variant::Subgroup, Variant::Tiled, Variant::TiledWide];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1062,7 +1107,7 @@ mod tests {
             let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
             let w = Tensor::from_slice(&ctx, &d.ws, &to_f32(&d.w)).unwrap();
             let b = Tensor::from_slice(&ctx, &[c.1], &to_f32(&d.b)).unwrap();
-            for v in [Variant::Registers, Variant::Subgroup, Variant::Tiled] {
+            for v in ALL_VARIANTS {
                 let y = conv2d(&x, &w, c.6.then_some(&b), &d.p.with_variant(v)).unwrap();
                 assert_eq!(y.shape(), &d.ys);
                 assert_close(&format!("conv2d {c:?} {v:?}"), &y.to_vec().unwrap(), &want, ATOL, RTOL);
@@ -1083,7 +1128,7 @@ mod tests {
             let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
             let w = Tensor::from_slice(&ctx, &d.ws, &to_f32(&d.w)).unwrap();
             let b = Tensor::from_slice(&ctx, &[c.1], &to_f32(&d.b)).unwrap();
-            for v in [Variant::Registers, Variant::Subgroup, Variant::Tiled] {
+            for v in ALL_VARIANTS {
                 let y = conv2d_fused(&x, &w, c.6.then_some(&b), epi, &d.p.with_variant(v)).unwrap();
                 assert_close(&format!("conv2d {c:?} {epi:?} {v:?}"), &y.to_vec().unwrap(), &want, ATOL, RTOL);
             }
@@ -1105,7 +1150,7 @@ mod tests {
             let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
             let w = Tensor::from_slice(&ctx, &d.ws, &to_f32(&d.w)).unwrap();
             let gy = Tensor::from_slice(&ctx, &d.ys, &to_f32(&d.gy)).unwrap();
-            for v in [Variant::Registers, Variant::Subgroup, Variant::Tiled] {
+            for v in ALL_VARIANTS {
                 let p = d.p.with_variant(v);
                 let gx = conv2d_backward_data(&gy, &w, &c.0, &p).unwrap();
                 assert_close(&format!("conv2d gx {c:?} {v:?}"), &gx.to_vec().unwrap(), &gx_ref, ATOL, RTOL);
@@ -1142,7 +1187,7 @@ mod tests {
         let (_, gw_ref, _) = cpu::conv2d_backward(&d.x, c.0, &d.w, d.ws, &d.gy, &d.p);
         let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
         let gy = Tensor::from_slice(&ctx, &d.ys, &to_f32(&d.gy)).unwrap();
-        for v in [Variant::Registers, Variant::Subgroup, Variant::Tiled] {
+        for v in ALL_VARIANTS {
             let gw = conv2d_backward_weight(&x, &gy, &d.ws, &d.p.with_variant(v)).unwrap();
             // ~1200 terms per sum: atol scaled up from ATOL accordingly.
             assert_close(&format!("gw {v:?}"), &gw.to_vec().unwrap(), &gw_ref, 5e-4, RTOL);
@@ -1159,7 +1204,7 @@ mod tests {
         let (_, gw_ref, _) = cpu::conv2d_backward(&d.x, c.0, &d.w, d.ws, &d.gy, &d.p);
         let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
         let gy = Tensor::from_slice(&ctx, &d.ys, &to_f32(&d.gy)).unwrap();
-        for v in [Variant::Registers, Variant::Subgroup, Variant::Tiled] {
+        for v in ALL_VARIANTS {
             let gw = conv2d_backward_weight(&x, &gy, &d.ws, &d.p.with_variant(v)).unwrap();
             // ~250 terms per sum: the same tolerance as the long reductions above.
             assert_close(&format!("gw {v:?}"), &gw.to_vec().unwrap(), &gw_ref, 5e-4, RTOL);

@@ -281,7 +281,7 @@ mod tests {
             let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
             let w = Tensor::from_slice(&ctx, &d.ws, &to_f32(&d.w)).unwrap();
             let b = Tensor::from_slice(&ctx, &[c.1], &to_f32(&d.b)).unwrap();
-            for v in [Variant::Registers, Variant::Subgroup, Variant::Tiled] {
+            for v in crate::conv2d::ALL_VARIANTS {
                 let y = conv_transpose2d(&x, &w, c.7.then_some(&b), &d.p.with_variant(v)).unwrap();
                 assert_eq!(y.shape(), &d.ys);
                 assert_close(&format!("conv_transpose2d {c:?} {v:?}"), &y.to_vec().unwrap(), &want, ATOL, RTOL);
@@ -301,7 +301,7 @@ mod tests {
             let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
             let w = Tensor::from_slice(&ctx, &d.ws, &to_f32(&d.w)).unwrap();
             let b = Tensor::from_slice(&ctx, &[c.1], &to_f32(&d.b)).unwrap();
-            for v in [Variant::Registers, Variant::Subgroup, Variant::Tiled] {
+            for v in crate::conv2d::ALL_VARIANTS {
                 let y = conv_transpose2d_fused(&x, &w, c.7.then_some(&b), epi, &d.p.with_variant(v)).unwrap();
                 assert_close(&format!("conv_transpose2d {c:?} {epi:?} {v:?}"), &y.to_vec().unwrap(), &want, ATOL, RTOL);
             }
@@ -317,7 +317,7 @@ mod tests {
             let x = Tensor::from_slice(&ctx, &c.0, &to_f32(&d.x)).unwrap();
             let w = Tensor::from_slice(&ctx, &d.ws, &to_f32(&d.w)).unwrap();
             let gy = Tensor::from_slice(&ctx, &d.ys, &to_f32(&d.gy)).unwrap();
-            for v in [Variant::Registers, Variant::Subgroup, Variant::Tiled] {
+            for v in crate::conv2d::ALL_VARIANTS {
                 let p = d.p.with_variant(v);
                 let gx = conv_transpose2d_backward_data(&gy, &w, &c.0, &p).unwrap();
                 assert_close(&format!("gx {c:?} {v:?}"), &gx.to_vec().unwrap(), &gx_ref, ATOL, RTOL);

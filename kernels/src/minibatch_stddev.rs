@@ -45,7 +45,7 @@ struct Params {
 }
 
 fn base_params(shape: &[usize], op: &str, eps: f32) -> Result<Params> {
-    if shape.len() != 4 || shape.iter().any(|&d| d == 0) {
+    if shape.len() != 4 || shape.contains(&0) {
         return Err(Error::Shape(format!("{op} expects a non-empty [batch, channels, height, width], got {shape:?}")));
     }
     if !(eps >= 0.0) {

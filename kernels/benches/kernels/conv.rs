@@ -38,7 +38,7 @@ pub fn benches(c: &mut Criterion, ctx: &oddity_kernels::Context) {
         let [_, out_c, oh, ow] = [y.shape()[0], y.shape()[1], y.shape()[2], y.shape()[3]];
         let flops = 2 * case.x[0] * out_c * oh * ow * case.x[1] * case.w[2] * case.w[3];
         group.throughput(Throughput::Elements(flops as u64));
-        for (label, variant) in [("registers", Variant::Registers), ("subgroup", Variant::Subgroup), ("tiled", Variant::Tiled)] {
+        for (label, variant) in [("registers", Variant::Registers), ("subgroup", Variant::Subgroup), ("tiled", Variant::Tiled), ("tiled_wide", Variant::TiledWide)] {
             let p = case.p.with_variant(variant);
             group.bench_function(format!("forward/{label}/{}", case.name), |bench| {
                 bench.iter(|| {
