@@ -29,6 +29,8 @@ struct Params {
     // leaky != 0: the forward stores apply leaky ReLU (slope 0 is ReLU) after the bias, so a
     // layer's activation costs no pass of its own over y.
     tile_m: u32, tile_k: u32, leaky: u32, slope: f32,
+    // gemm_tiled mode 3: the output phase this dispatch computes (see gt_phase).
+    phase_h: u32, phase_w: u32, pad0: u32, pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -1489,7 +1491,8 @@ fn wgrad_reg_k1(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 // tile_k staged through workgroup memory. The host picks tile_m by the row count (out channels) so
 // that few-channel layers do not fill 64-row tiles with zeros: 4 (16 x 256, tile_k 8), 8 (32 x 128)
 // or 16 (64 x 64), tile_k 16. mode 0 = direct, 1 = transposed, 2 = weight gradient (wid.z = split
-// of the reduction, output partials like wgrad_reg). Source x is unpadded: tile loads check bounds.
+// of the reduction, output partials like wgrad_reg), 3 = one output phase of a strided transposed
+// map (see gt_phase). Source x is unpadded: tile loads check bounds.
 // ga: the weight (modes 0, 1) or gy (mode 2).
 //
 // Index arithmetic, not FMAs, was this kernel's cost (integer division is tens of instructions on
@@ -1555,6 +1558,49 @@ fn gt_x_transposed(f: vec3<i32>, r: vec3<i32>) -> f32 {
     return select(0.0, gt_x[select(0u, u32(f.x + r.x) + ih * p.wx + iw, ok)], ok);
 }
 
+// Mode 3: a transposed map at stride s (no dilation) reaches output row oh only from taps ky with
+// ky = (oh + ph) mod sh, + sh, ...: mode 1 would run every tap and discard all but 1 in sh (3 in
+// 4 of a 4x4 stride-2 kernel's products are zeros). So the host dispatches one GEMM per phase
+// (qh, qw) = ((oh + ph) % sh, (ow + pw) % sw): its outputs are rows oh0, oh0 + sh, .. (oh0 the
+// first with that phase) and columns likewise, its K the input channels times the phase's taps
+// ky = qh + i sh, kx = qw + j sw; then output (th, tw) of the phase reads x at (bh + th - i,
+// bw + tw - j), bh = (oh0 + ph - qh) / sh (exact): a direct map with unit stride and negative
+// tap steps, which mode 0's places express as they are.
+struct Phase { oh0: u32, ow0: u32, rows: u32, cols: u32, khq: u32, kwq: u32, bh: i32, bw: i32 }
+
+fn gt_phase() -> Phase {
+    var f: Phase;
+    f.oh0 = (p.phase_h + p.sh - p.ph % p.sh) % p.sh;
+    f.ow0 = (p.phase_w + p.sw - p.pw % p.sw) % p.sw;
+    f.rows = select(0u, (p.hy - f.oh0 + p.sh - 1u) / p.sh, f.oh0 < p.hy);
+    f.cols = select(0u, (p.wy - f.ow0 + p.sw - 1u) / p.sw, f.ow0 < p.wy);
+    f.khq = select(0u, (p.kh - p.phase_h + p.sh - 1u) / p.sh, p.phase_h < p.kh);
+    f.kwq = select(0u, (p.kw - p.phase_w + p.sw - 1u) / p.sw, p.phase_w < p.kw);
+    f.bh = i32((f.oh0 + p.ph - p.phase_h) / p.sh);
+    f.bw = i32((f.ow0 + p.pw - p.phase_w) / p.sw);
+    return f;
+}
+
+// Mode 3's column q = (n, th, tw) of the phase: the place of x at (bh + th, bw + tw).
+fn gt_phase_pixel(f: Phase, q: u32) -> vec3<i32> {
+    let per = f.rows * f.cols;
+    let n = q / per;
+    let ih = f.bh + i32((q % per) / f.cols);
+    let iw = f.bw + i32(q % f.cols);
+    return vec3<i32>(i32(n * p.cx * p.hx * p.wx) + ih * i32(p.wx) + iw, ih, iw);
+}
+
+// Mode 3's K row k = (c, i, j): the tap's place step (c's plane, i rows and j columns back) and
+// its A offset, w[c, ., qh + i sh, qw + j sw].
+fn gt_phase_tap(f: Phase, k: u32) -> vec4<i32> {
+    let per = f.khq * f.kwq;
+    let c = k / per;
+    let i = (k % per) / f.kwq;
+    let j = k % f.kwq;
+    let a = c * p.cy * p.kh * p.kw + (p.phase_h + i * p.sh) * p.kw + p.phase_w + j * p.sw;
+    return vec4<i32>(i32(c * p.hx * p.wx) - i32(i * p.wx + j), -i32(i), -i32(j), i32(a));
+}
+
 // What a tiled workgroup works on, decoded once: the product's column count, its K range (mode 2:
 // this split's), the stride between A's rows, the tile's first row and column, and the column this
 // invocation loads B from (`lc` in the tile, `fixed` its decode; `col_ok` false past the end).
@@ -1581,13 +1627,18 @@ fn gt_tile(wid: vec3<u32>, nwg: vec3<u32>, li: u32, bm: u32, bn: u32) -> GtTile 
     var tile_n = wid.z * nwg.x + wid.x;
     // Stride between the A entries of consecutive rows m.
     t.a_step = p.cx * kk;
-    if (p.mode == 1u) { t.a_step = kk; }
+    if (p.mode == 1u || p.mode == 3u) { t.a_step = kk; }
     if (p.mode == 2u) {
         t.cols = p.cx * kk;
         t.k_begin = wid.z * p.chunk;
         t.k_end = min(p.n * ohw, t.k_begin + p.chunk);
         tile_n = wid.x;
         t.a_step = ohw;
+    }
+    let f = gt_phase();
+    if (p.mode == 3u) {
+        t.cols = p.n * f.rows * f.cols;
+        t.k_end = p.cx * f.khq * f.kwq;
     }
     t.m0 = wid.y * bm;
     t.n0 = tile_n * bn;
@@ -1598,6 +1649,8 @@ fn gt_tile(wid: vec3<u32>, nwg: vec3<u32>, li: u32, bm: u32, bn: u32) -> GtTile 
         t.fixed = gt_pixel(lcol);
     } else if (p.mode == 2u) {
         t.fixed = gt_tap(lcol);
+    } else if (p.mode == 3u) {
+        t.fixed = gt_phase_pixel(f, lcol);
     } else {
         let n = lcol / ohw;
         t.fixed = vec3<i32>(i32(n * p.cx * p.hx * p.wx), i32((lcol % ohw) / p.wy + p.ph), i32(lcol % p.wy + p.pw));
@@ -1622,6 +1675,8 @@ fn gt_stage(t: GtTile, kt: u32, li: u32, bm: u32, bn: u32, ks: u32) {
         } else if (p.mode == 2u) {
             let q = kc % ohw;
             row = vec4<i32>(gt_pixel(kc), i32((kc / ohw) * p.cy * ohw + q));
+        } else if (p.mode == 3u) {
+            row = gt_phase_tap(gt_phase(), kc);
         } else {
             let c = kc / kk;
             let tap = kc % kk;
@@ -1763,6 +1818,12 @@ fn gt_store(split: u32, m: u32, col0: u32, cols: u32, v: vec4<f32>) {
         if (col >= cols) { return; }
         if (p.mode == 2u) {
             gt_out[(split * p.cy + m) * cols + col] = v[j];
+        } else if (p.mode == 3u) {
+            let f = gt_phase();
+            let per = f.rows * f.cols;
+            let oh = f.oh0 + (col % per) / f.cols * p.sh;
+            let ow = f.ow0 + col % f.cols * p.sw;
+            gt_out[((col / per) * p.cy + m) * ohw + oh * p.wy + ow] = epilogue(v[j], bias);
         } else {
             gt_out[((col / ohw) * p.cy + m) * ohw + col % ohw] = epilogue(v[j], bias);
         }

@@ -302,6 +302,10 @@ struct Params {
     tile_k: u32,
     leaky: u32,
     slope: f32,
+    /// gemm_tiled mode 3: the output phase (oh + ph) % sh, (ow + pw) % sw this dispatch computes.
+    phase_h: u32,
+    phase_w: u32,
+    pad: [u32; 2],
 }
 
 /// The geometry of one direct map: source x [n, cx, hx, wx], destination y [n, cy, hy, wy],
@@ -610,6 +614,23 @@ pub(crate) fn transposed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epi
         let spec = if v.subgroups(x) { &TRANSPOSED_REG_SG } else { &TRANSPOSED_REG };
         let grid = grid_z(g.n * rows * tiles_w, g.s[0] * g.s[1] * g.cy.div_ceil(2 * REG_ROWS));
         ctx.dispatch(spec, &params, &[xp.binding(), w.binding(), b.binding(), y.binding()], grid)?;
+    } else if g.s != [1, 1] && g.d == [1, 1] {
+        // One GEMM per output phase, over that phase's taps only (gemm_tiled mode 3).
+        params.mode = 3;
+        for (qh, qw) in (0..g.s[0]).flat_map(|qh| (0..g.s[1]).map(move |qw| (qh, qw))) {
+            let first = |q: usize, s: usize, p: usize| (q + s - p % s) % s;
+            let count = |first: usize, len: usize, s: usize| if first < len { (len - first).div_ceil(s) } else { 0 };
+            let cols = g.n * count(first(qh, g.s[0], g.p[0]), g.hy, g.s[0]) * count(first(qw, g.s[1], g.p[1]), g.wy, g.s[1]);
+            if cols == 0 {
+                continue;
+            }
+            params.phase_h = qh as u32;
+            params.phase_w = qw as u32;
+            let tile = Tile::pick(g.cy, cols, v);
+            tile.set(&mut params);
+            let grid = tiled_grid_cols(cols, g.cy, tile);
+            ctx.dispatch(tile.spec(), &params, &[w.binding(), x.binding(), b.binding(), y.binding()], grid)?;
+        }
     } else {
         params.mode = 1;
         let tile = Tile::pick(g.cy, g.n * g.hy * g.wy, v);
@@ -621,9 +642,14 @@ pub(crate) fn transposed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epi
 
 /// Grid of the tiled kernel for modes 0 and 1: column tiles folded over x and z, channel tiles on y.
 fn tiled_grid(g: &Geom, tile: Tile) -> [u32; 3] {
-    let col_tiles = (g.n * g.hy * g.wy).div_ceil(tile.cols());
+    tiled_grid_cols(g.n * g.hy * g.wy, g.cy, tile)
+}
+
+/// [`tiled_grid`] for a product of `rows` x `cols` outputs.
+fn tiled_grid_cols(cols: usize, rows: usize, tile: Tile) -> [u32; 3] {
+    let col_tiles = cols.div_ceil(tile.cols());
     let z = col_tiles.div_ceil(65535).max(1);
-    [col_tiles.div_ceil(z) as u32, g.cy.div_ceil(tile.rows()) as u32, z as u32]
+    [col_tiles.div_ceil(z) as u32, rows.div_ceil(tile.rows()) as u32, z as u32]
 }
 
 /// Weight gradient of the direct map: gw [cy, cx, kh, kw] = sum over n and destination pixels of
