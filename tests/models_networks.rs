@@ -389,6 +389,8 @@ fn fcdd_builder_names_are_stable() {
         .map(|(n, s)| (n.to_string(), s))
     );
     assert_eq!(f.output_size, [5, 5]);
+    // The activation and the 2x2 pool after the batch norm run inside its pass.
+    assert_eq!(f.features.layers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["conv1", "bn1"]);
     let again = FcddBuilder::new(&mut Init::new(&ctx, 14), 1, [10, 10]).conv("conv1", 2, 3, 1, 1, true).unwrap().finish(false).unwrap();
     assert_eq!(
         nn::parameters(&f)[0].1.value().to_vec().unwrap(),

@@ -68,6 +68,10 @@ pub struct Fcdd {
     pub input_size: [usize; 2],
     /// `[height, width]` of the output map for that input.
     pub output_size: [usize; 2],
+    /// How many of the builder's modules each `features` entry stands for: a batch norm carries
+    /// the activation and 2x2 max pool that followed it (run inside its own pass), so
+    /// [`Fcdd::freeze_features`] still counts modules as they were built.
+    spans: Vec<usize>,
 }
 
 impl Fcdd {
@@ -100,10 +104,16 @@ impl Fcdd {
         self.upsample(&self.anomaly_map(x)?, THESIS_SIGMA)
     }
 
-    /// Freezes the parameters of `features` layers `0..layers` (FCDD freezes the pretrained VGG's
-    /// first [`VGG_FROZEN_LAYERS`] modules); their batch norms still track statistics in training.
+    /// Freezes the parameters of the first `layers` modules as built (FCDD freezes the pretrained
+    /// VGG's first [`VGG_FROZEN_LAYERS`]; a batch norm carrying the activation and pool after it
+    /// counts as those modules); their batch norms still track statistics in training.
     pub fn freeze_features(&self, layers: usize) -> Result<()> {
-        for (name, layer) in self.features.layers.iter().take(layers) {
+        let mut built = 0;
+        for ((name, layer), span) in self.features.layers.iter().zip(&self.spans) {
+            if built >= layers {
+                break;
+            }
+            built += span;
             let mut result = Ok(());
             layer.visit_parameters(name, &mut |_, v| {
                 if result.is_ok() {
@@ -177,10 +187,16 @@ impl Module for Fcdd {
 
 /// Builds an FCDD network layer by layer, tracking channels, feature-map size and receptive field
 /// (FCDD's `_create_conv2d` / `_create_maxpool2d`). Layers are named as given; they become
-/// `features.<name>`.
+/// `features.<name>`. A ReLU / leaky ReLU and a 2x2 stride-2 max pool right after a batch norm run
+/// inside the batch norm's pass (`BatchNorm::with_activation`, `with_max_pool`): they have no
+/// parameters, so the names are the same.
 pub struct FcddBuilder<'a> {
     init: &'a mut Init,
     features: Sequential,
+    spans: Vec<usize>,
+    /// The last batch norm, held back so that an activation with a fused form and a 2x2 max
+    /// pool right after it run inside its pass: (name, layer, modules it stands for, pooled).
+    pending: Option<(String, BatchNorm, usize, bool)>,
     in_channels: usize,
     input_size: [usize; 2],
     channels: usize,
@@ -193,6 +209,8 @@ impl<'a> FcddBuilder<'a> {
         FcddBuilder {
             init,
             features: Sequential::new(),
+            spans: Vec::new(),
+            pending: None,
             in_channels,
             input_size,
             channels: in_channels,
@@ -225,35 +243,73 @@ impl<'a> FcddBuilder<'a> {
     pub fn conv(mut self, name: &str, out: usize, k: usize, stride: usize, padding: usize, bias: bool) -> Result<Self> {
         self.shrink("convolution", name, k, stride, padding)?;
         let conv = Conv2d::new(self.init, self.channels, out, k, stride, padding, bias)?;
-        self.features = self.features.push(name, conv);
+        self.push(name, conv);
         self.channels = out;
         Ok(self)
+    }
+
+    /// Appends a module after the held-back batch norm.
+    fn push(&mut self, name: &str, layer: impl Module + 'static) {
+        self.flush();
+        self.features = std::mem::take(&mut self.features).push(name, layer);
+        self.spans.push(1);
+    }
+
+    /// Appends the held-back batch norm, if any.
+    fn flush(&mut self) {
+        if let Some((name, bn, span, _)) = self.pending.take() {
+            self.features = std::mem::take(&mut self.features).push(name, bn);
+            self.spans.push(span);
+        }
     }
 
     /// Batch norm over the current channels.
     pub fn batch_norm(mut self, name: &str, eps: f32, affine: bool) -> Result<Self> {
         let mut bn = BatchNorm::new(self.init, self.channels, affine)?;
         bn.eps = eps;
-        self.features = self.features.push(name, bn);
+        self.flush();
+        self.pending = Some((name.to_string(), bn, 1, false));
         Ok(self)
     }
 
+    /// An activation; right after a batch norm, ReLU and leaky ReLU run in its pass (no
+    /// parameters, so names are as with a module of its own).
     pub fn activation(mut self, name: &str, a: Activation) -> Self {
-        self.features = self.features.push(name, a);
+        match self.pending.take() {
+            Some((n, bn, span, false)) if bn.activation.is_none() && a.epilogue().is_some() => {
+                self.pending = Some((n, bn.with_activation(a), span + 1, false));
+            }
+            held => {
+                self.pending = held;
+                self.push(name, a);
+            }
+        }
         self
     }
 
-    /// Square max pooling.
+    /// Square max pooling; a 2x2 window at stride 2 right after a batch norm (and its
+    /// activation) runs in the batch norm's pass.
     pub fn max_pool(mut self, name: &str, k: usize, stride: usize) -> Result<Self> {
         self.shrink("max pool", name, k, stride, 0)?;
-        self.features = self.features.push(name, MaxPool2d(Pool2d { kernel: [k, k], stride: [stride, stride], padding: [0, 0] }));
+        let pool = Pool2d { kernel: [k, k], stride: [stride, stride], padding: [0, 0] };
+        match self.pending.take() {
+            Some((n, bn, span, false)) if pool == Pool2d::square(2) => {
+                self.pending = Some((n, bn.with_max_pool(pool), span + 1, true));
+            }
+            held => {
+                self.pending = held;
+                self.push(name, MaxPool2d(pool));
+            }
+        }
         Ok(self)
     }
 
     /// Appends the 1x1 convolution to one channel (`conv_final`).
-    pub fn finish(self, final_bias: bool) -> Result<Fcdd> {
+    pub fn finish(mut self, final_bias: bool) -> Result<Fcdd> {
+        self.flush();
         let conv_final = Conv2d::new(self.init, self.channels, 1, 1, 1, 0, final_bias)?;
         Ok(Fcdd {
+            spans: self.spans,
             features: self.features,
             conv_final,
             receptive_field: self.rf,
