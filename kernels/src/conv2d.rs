@@ -106,6 +106,14 @@ struct Tile {
     block: usize,
 }
 
+/// `ODDITY_CONV_TILED=plain`: the GPU conv without 8 x 8 tiles and without the per-phase split of
+/// strided transposed maps (4 x 4 tiles, one GEMM over all taps), so that a GPU session can time
+/// both on the same binary. Read once.
+fn plain_tiled() -> bool {
+    static PLAIN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PLAIN.get_or_init(|| std::env::var("ODDITY_CONV_TILED").is_ok_and(|v| v == "plain"))
+}
+
 /// The fewest 8 x 8 tiles a direct or transposed map runs with on `Auto` / `Tiled`: four times
 /// the work per workgroup of the 4 x 4 tiles, so a layer with fewer would leave a large GPU's
 /// cores idle (132 on an H100; two workgroups each).
@@ -131,7 +139,7 @@ impl Tile {
     /// channels with enough tiles to fill a GPU (always on `TiledWide`), else 4 x 4.
     fn pick(rows: usize, cols: usize, v: Variant) -> Tile {
         let wide = Tile::wide(rows);
-        if v == Variant::TiledWide || (rows > 32 && wide.count(rows, cols) >= MIN_WIDE_TILES) {
+        if v == Variant::TiledWide || (rows > 32 && wide.count(rows, cols) >= MIN_WIDE_TILES && !plain_tiled()) {
             wide
         } else {
             Tile::for_rows(rows)
@@ -614,7 +622,7 @@ pub(crate) fn transposed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epi
         let spec = if v.subgroups(x) { &TRANSPOSED_REG_SG } else { &TRANSPOSED_REG };
         let grid = grid_z(g.n * rows * tiles_w, g.s[0] * g.s[1] * g.cy.div_ceil(2 * REG_ROWS));
         ctx.dispatch(spec, &params, &[xp.binding(), w.binding(), b.binding(), y.binding()], grid)?;
-    } else if g.s != [1, 1] && g.d == [1, 1] {
+    } else if g.s != [1, 1] && g.d == [1, 1] && !plain_tiled() {
         // One GEMM per output phase, over that phase's taps only (gemm_tiled mode 3).
         params.mode = 3;
         for (qh, qw) in (0..g.s[0]).flat_map(|qh| (0..g.s[1]).map(move |qw| (qh, qw))) {
@@ -755,7 +763,7 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
         // Splits of the n*hy*wy reduction in whole K steps, enough workgroups to fill a GPU.
         let red = g.n * g.hy * g.wy;
         // The splits fill the GPU here, whatever the tile count: 8 x 8 blocks above 32 channels.
-        let tile = if g.cy > 32 || v == Variant::TiledWide { Tile::wide(g.cy) } else { Tile::for_rows(g.cy) };
+        let tile = if (g.cy > 32 && !plain_tiled()) || v == Variant::TiledWide { Tile::wide(g.cy) } else { Tile::for_rows(g.cy) };
         let tiles = tile.count(g.cy, ksize);
         let fit = (ctx.max_binding_bytes() / (len as u64 * 4)).max(1) as usize;
         // As many invocations in flight as 1024 4 x 4 tiles'.

@@ -14,5 +14,8 @@ python3 benches/torch/compare.py --oddity "$B" --device cuda --steps "$STEPS" --
 for w in fmnist_lenet_svdd/1024 cifar10_lenet_svdd/128 bergmann_ae_ssim/32 mlsad_detector8/64; do
   echo "== $w" >> "$OUT/profile.txt"
   "$B" bench --workload "$w" --profile --steps 5 >> "$OUT/profile.txt" 2>&1
+  # The same step with the GPU conv as before 8 x 8 tiles and per-phase transposed maps.
+  echo "== $w ODDITY_CONV_TILED=plain" >> "$OUT/profile.txt"
+  ODDITY_CONV_TILED=plain "$B" bench --workload "$w" --profile --steps 5 >> "$OUT/profile.txt" 2>&1
 done
 tail -n 60 "$OUT/profile.txt"
