@@ -1,8 +1,9 @@
 //! conv2d forward, backward-data and backward-weight at the shapes oddity's networks use.
 //! Throughput is FLOPs (2 * N * outC * outH * outW * inC * kh * kw per pass), so criterion's
-//! elements/s reads as FLOP/s. Every iteration waits for the GPU. Both kernel variants run on
-//! every adapter (`registers/...`, `tiled/...`): `Variant::Auto` picks registers on CPU adapters
-//! and tiled on GPUs, and the other one shows what that choice is worth.
+//! elements/s reads as FLOP/s. Every iteration waits for the GPU. Every kernel variant runs on
+//! every adapter (`registers/`, `subgroup/`, `tiled/`, `tiled_wide/`): `Variant::Auto` picks the
+//! subgroup register kernels on CPU adapters and tiled on GPUs, and the others show what that
+//! choice is worth; `tiled_wide` forces the 8 x 8 tiles that `tiled` takes on big layers only.
 
 use criterion::{Criterion, Throughput};
 use oddity_kernels::conv2d::{conv2d, conv2d_backward_data, conv2d_backward_weight, Conv2dParams, Variant};
