@@ -1711,43 +1711,6 @@ fn gt_stage(t: GtTile, kt: u32, li: u32, bm: u32, bn: u32, ks: u32) {
     workgroupBarrier();
 }
 
-@compute @workgroup_size(256)
-fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) li: u32) {
-    // Tile shape; every size is a power of two, so / and % are shifts and masks.
-    let tm = p.tile_m;
-    let tn = 256u / tm;
-    let bm = 4u * tm;
-    let bn = 4u * tn;
-    let ks = p.tile_k;
-    let t = gt_tile(wid, nwg, li, bm, bn);
-    if (t.n0 >= t.cols) { return; } // uniform per workgroup: the grid's last row may overshoot
-    let ty = li >> countTrailingZeros(tn);
-    let tx = li & (tn - 1u);
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    for (var kt = t.k_begin; kt < t.k_end; kt = kt + ks) {
-        gt_stage(t, kt, li, bm, bn, ks);
-        for (var r = 0u; r < ks; r = r + 1u) {
-            let ia = r * bm + ty * 4u;
-            let ib = r * bn + tx * 4u;
-            let a = vec4<f32>(tile_a[ia], tile_a[ia + 1u], tile_a[ia + 2u], tile_a[ia + 3u]);
-            let b = vec4<f32>(tile_b[ib], tile_b[ib + 1u], tile_b[ib + 2u], tile_b[ib + 3u]);
-            acc0 = fma(vec4<f32>(a.x), b, acc0);
-            acc1 = fma(vec4<f32>(a.y), b, acc1);
-            acc2 = fma(vec4<f32>(a.z), b, acc2);
-            acc3 = fma(vec4<f32>(a.w), b, acc3);
-        }
-        workgroupBarrier();
-    }
-    gt_store(wid.z, t.m0 + ty * 4u, t.n0 + tx * 4u, t.cols, acc0);
-    gt_store(wid.z, t.m0 + ty * 4u + 1u, t.n0 + tx * 4u, t.cols, acc1);
-    gt_store(wid.z, t.m0 + ty * 4u + 2u, t.n0 + tx * 4u, t.cols, acc2);
-    gt_store(wid.z, t.m0 + ty * 4u + 3u, t.n0 + tx * 4u, t.cols, acc3);
-}
-
 // c + the outer product of a (rows) and b (columns): column i of the result is row i's 4 values.
 fn gt_outer(c: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
     return mat4x4<f32>(fma(vec4<f32>(a.x), b, c[0]), fma(vec4<f32>(a.y), b, c[1]),
@@ -1761,6 +1724,32 @@ fn gt_a4(i: u32) -> vec4<f32> {
 
 fn gt_b4(i: u32) -> vec4<f32> {
     return vec4<f32>(tile_b[i], tile_b[i + 1u], tile_b[i + 2u], tile_b[i + 3u]);
+}
+
+@compute @workgroup_size(256)
+fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) li: u32) {
+    // Tile shape; every size is a power of two, so / and % are shifts and masks.
+    let tm = p.tile_m;
+    let tn = 256u / tm;
+    let bm = 4u * tm;
+    let bn = 4u * tn;
+    let ks = p.tile_k;
+    let t = gt_tile(wid, nwg, li, bm, bn);
+    if (t.n0 >= t.cols) { return; } // uniform per workgroup: the grid's last row may overshoot
+    let ty = li >> countTrailingZeros(tn);
+    let tx = li & (tn - 1u);
+    var c = mat4x4<f32>();
+    for (var kt = t.k_begin; kt < t.k_end; kt = kt + ks) {
+        gt_stage(t, kt, li, bm, bn, ks);
+        for (var r = 0u; r < ks; r = r + 1u) {
+            c = gt_outer(c, gt_a4(r * bm + ty * 4u), gt_b4(r * bn + tx * 4u));
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        gt_store(wid.z, t.m0 + ty * 4u + i, t.n0 + tx * 4u, t.cols, c[i]);
+    }
 }
 
 // gemm_tiled with 8 x 8 outputs per invocation (GPUs, big layers): twice the multiply-adds per
