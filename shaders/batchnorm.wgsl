@@ -144,7 +144,7 @@ fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
         n = n + 1.0;
         walk_next(&w, p.spatial);
     }
-    let r = tree_welford(lid, shifted_run(n, shift, s1, s2));
+    let r = tree_runs(lid, shifted_run(n, shift, s1, s2));
     if (lid == 0u) {
         stats_store(ch, r.y, r.z);
     }
@@ -159,7 +159,7 @@ fn shifted_run(n: f32, shift: f32, s1: f32, s2: f32) -> vec3<f32> {
 // Chan: (count, mean, squared deviations) of two runs merged. With n = na + nb and
 // delta = mean_b - mean_a: mean = mean_a + delta * nb / n, ss = ss_a + ss_b + delta^2 * na * nb / n.
 // Two empty runs merge to an empty one (no division by zero, no branch).
-fn welford_merge(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
+fn merge_runs(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
     let n = a.x + b.x;
     let f = b.x / max(n, 1.0);
     let delta = b.y - a.y;
@@ -169,12 +169,12 @@ fn welford_merge(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
 var<workgroup> red3: array<vec3<f32>, 256>;
 
 // The workgroup's runs merged in a fixed order (as tree_sum).
-fn tree_welford(lid: u32, v: vec3<f32>) -> vec3<f32> {
+fn tree_runs(lid: u32, v: vec3<f32>) -> vec3<f32> {
     red3[lid] = v;
     workgroupBarrier();
     for (var s = RWG / 2u; s > 0u; s = s >> 1u) {
         if (lid < s) {
-            red3[lid] = welford_merge(red3[lid], red3[lid + s]);
+            red3[lid] = merge_runs(red3[lid], red3[lid + s]);
         }
         workgroupBarrier();
     }
@@ -224,7 +224,7 @@ fn stats4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         n = n + 4.0;
         walk_next(&w, plane);
     }
-    let r = tree_welford(lid, shifted_run(n, shift, (s1.x + s1.y) + (s1.z + s1.w), (s2.x + s2.y) + (s2.z + s2.w)));
+    let r = tree_runs(lid, shifted_run(n, shift, (s1.x + s1.y) + (s1.z + s1.w), (s2.x + s2.y) + (s2.z + s2.w)));
     if (lid == 0u) {
         stats_store(ch, r.y, r.z);
     }
@@ -248,26 +248,20 @@ fn running_update(old: vec2<f32>, mean: f32, ss: f32) -> vec2<f32> {
 @group(0) @binding(5) var<storage, read_write> sc_rmean: array<f32>;
 @group(0) @binding(6) var<storage, read_write> sc_rvar: array<f32>;
 
-// Merges a channel's chunk (mean, squared deviations) in chunk order, one thread per channel:
-// with n = na + nb and delta = mean_b - mean_a, mean = mean_a + delta * nb / n and
-// ss = ss_a + ss_b + delta^2 * na * nb / n.
+// Merges a channel's chunk (mean, squared deviations) in chunk order with merge_runs, one thread
+// per channel.
 @compute @workgroup_size(64)
 fn stats_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
     let c = flat(wid, nwg, lid);
     if (c >= p.channels) { return; }
     let base = c * p.splits;
-    var na = f32(chunk_len(0u));
-    var mean = sc_pmean[base];
-    var ss = sc_pss[base];
-    for (var s = 1u; s < p.splits; s = s + 1u) {
-        let nb = f32(chunk_len(s));
-        let n = na + nb;
-        let delta = sc_pmean[base + s] - mean;
-        mean = mean + delta * (nb / n);
-        ss = ss + sc_pss[base + s] + delta * delta * (na * nb / n);
-        na = n;
+    var run = vec3<f32>(0.0);
+    for (var s = 0u; s < p.splits; s = s + 1u) {
+        run = merge_runs(run, vec3<f32>(f32(chunk_len(s)), sc_pmean[base + s], sc_pss[base + s]));
     }
+    let mean = run.y;
+    let ss = run.z;
     sc_mean[c] = mean;
     sc_invstd[c] = invstd_of(ss);
     if ((p.flags & 1u) != 0u) {

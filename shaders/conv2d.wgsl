@@ -1601,10 +1601,17 @@ fn gt_phase_tap(f: Phase, k: u32) -> vec4<i32> {
     return vec4<i32>(i32(c * p.hx * p.wx) - i32(i * p.wx + j), -i32(i), -i32(j), i32(a));
 }
 
-// What a tiled workgroup works on, decoded once: the product's column count, its K range (mode 2:
-// this split's), the stride between A's rows, the tile's first row and column, and the column this
-// invocation loads B from (`lc` in the tile, `fixed` its decode; `col_ok` false past the end).
+// What a tiled workgroup works on, decoded once: the tile's shape (bm x bn outputs, K steps of ks;
+// every size a power of two, so / and % are shifts and masks), the product's column count, its K
+// range (mode 2: this split's), the stride between A's rows, the tile's first row and column, the
+// invocation's place (ty, tx) among the tm x tn invocations, the column it loads B from (`lc` in
+// the tile, `fixed` its decode; `col_ok` false past the end), and mode 3's phase.
 struct GtTile {
+    bm: u32,
+    bn: u32,
+    ks: u32,
+    ty: u32,
+    tx: u32,
     cols: u32,
     k_begin: u32,
     k_end: u32,
@@ -1614,13 +1621,22 @@ struct GtTile {
     lc: u32,
     col_ok: bool,
     fixed: vec3<i32>,
+    phase: Phase,
 }
 
-// The workgroup's tile of bm rows x bn columns (bn <= 256: one B column per invocation).
-fn gt_tile(wid: vec3<u32>, nwg: vec3<u32>, li: u32, bm: u32, bn: u32) -> GtTile {
+// The workgroup's tile for `block` x `block` outputs per invocation: p.tile_m x (256 / tile_m)
+// invocations, so (block tile_m) x (block 256 / tile_m) outputs (bn <= 256: one B column per
+// invocation).
+fn gt_tile(wid: vec3<u32>, nwg: vec3<u32>, li: u32, block: u32) -> GtTile {
     let kk = p.kh * p.kw;
     let ohw = p.hy * p.wy;
     var t: GtTile;
+    let tn = 256u / p.tile_m;
+    t.bm = block * p.tile_m;
+    t.bn = block * tn;
+    t.ks = p.tile_k;
+    t.ty = li >> countTrailingZeros(tn);
+    t.tx = li & (tn - 1u);
     t.cols = p.n * ohw;
     t.k_begin = 0u;
     t.k_end = p.cx * kk;
@@ -1635,14 +1651,14 @@ fn gt_tile(wid: vec3<u32>, nwg: vec3<u32>, li: u32, bm: u32, bn: u32) -> GtTile 
         tile_n = wid.x;
         t.a_step = ohw;
     }
-    let f = gt_phase();
     if (p.mode == 3u) {
-        t.cols = p.n * f.rows * f.cols;
-        t.k_end = p.cx * f.khq * f.kwq;
+        t.phase = gt_phase();
+        t.cols = p.n * t.phase.rows * t.phase.cols;
+        t.k_end = p.cx * t.phase.khq * t.phase.kwq;
     }
-    t.m0 = wid.y * bm;
-    t.n0 = tile_n * bn;
-    t.lc = li & (bn - 1u);
+    t.m0 = wid.y * t.bm;
+    t.n0 = tile_n * t.bn;
+    t.lc = li & (t.bn - 1u);
     t.col_ok = t.n0 + t.lc < t.cols;
     let lcol = min(t.n0 + t.lc, max(t.cols, 1u) - 1u);
     if (p.mode == 0u) {
@@ -1650,7 +1666,7 @@ fn gt_tile(wid: vec3<u32>, nwg: vec3<u32>, li: u32, bm: u32, bn: u32) -> GtTile 
     } else if (p.mode == 2u) {
         t.fixed = gt_tap(lcol);
     } else if (p.mode == 3u) {
-        t.fixed = gt_phase_pixel(f, lcol);
+        t.fixed = gt_phase_pixel(t.phase, lcol);
     } else {
         let n = lcol / ohw;
         t.fixed = vec3<i32>(i32(n * p.cx * p.hx * p.wx), i32((lcol % ohw) / p.wy + p.ph), i32(lcol % p.wy + p.pw));
@@ -1661,7 +1677,10 @@ fn gt_tile(wid: vec3<u32>, nwg: vec3<u32>, li: u32, bm: u32, bn: u32) -> GtTile 
 // Stages K rows kt..kt + ks of the tile's A (bm rows) and B (bn columns) in tile_a / tile_b,
 // [ks][bm] and [ks][bn]. Called in workgroup-uniform control flow; ends with a barrier, so the
 // tiles are ready, and the caller's compute must end with one before the next call.
-fn gt_stage(t: GtTile, kt: u32, li: u32, bm: u32, bn: u32, ks: u32) {
+fn gt_stage(t: GtTile, kt: u32, li: u32) {
+    let bm = t.bm;
+    let bn = t.bn;
+    let ks = t.ks;
     let kk = p.kh * p.kw;
     let ohw = p.hy * p.wy;
     let ks_sh = countTrailingZeros(ks);
@@ -1676,7 +1695,7 @@ fn gt_stage(t: GtTile, kt: u32, li: u32, bm: u32, bn: u32, ks: u32) {
             let q = kc % ohw;
             row = vec4<i32>(gt_pixel(kc), i32((kc / ohw) * p.cy * ohw + q));
         } else if (p.mode == 3u) {
-            row = gt_phase_tap(gt_phase(), kc);
+            row = gt_phase_tap(t.phase, kc);
         } else {
             let c = kc / kk;
             let tap = kc % kk;
@@ -1729,26 +1748,20 @@ fn gt_b4(i: u32) -> vec4<f32> {
 @compute @workgroup_size(256)
 fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) li: u32) {
-    // Tile shape; every size is a power of two, so / and % are shifts and masks.
-    let tm = p.tile_m;
-    let tn = 256u / tm;
-    let bm = 4u * tm;
-    let bn = 4u * tn;
-    let ks = p.tile_k;
-    let t = gt_tile(wid, nwg, li, bm, bn);
+    let t = gt_tile(wid, nwg, li, 4u);
     if (t.n0 >= t.cols) { return; } // uniform per workgroup: the grid's last row may overshoot
-    let ty = li >> countTrailingZeros(tn);
-    let tx = li & (tn - 1u);
+    let ra = t.ty * 4u;
+    let rb = t.tx * 4u;
     var c = mat4x4<f32>();
-    for (var kt = t.k_begin; kt < t.k_end; kt = kt + ks) {
-        gt_stage(t, kt, li, bm, bn, ks);
-        for (var r = 0u; r < ks; r = r + 1u) {
-            c = gt_outer(c, gt_a4(r * bm + ty * 4u), gt_b4(r * bn + tx * 4u));
+    for (var kt = t.k_begin; kt < t.k_end; kt = kt + t.ks) {
+        gt_stage(t, kt, li);
+        for (var r = 0u; r < t.ks; r = r + 1u) {
+            c = gt_outer(c, gt_a4(r * t.bm + ra), gt_b4(r * t.bn + rb));
         }
         workgroupBarrier();
     }
     for (var i = 0u; i < 4u; i = i + 1u) {
-        gt_store(wid.z, t.m0 + ty * 4u + i, t.n0 + tx * 4u, t.cols, c[i]);
+        gt_store(t, wid.z, t.m0 + ra + i, t.n0 + rb, c[i]);
     }
 }
 
@@ -1760,22 +1773,17 @@ fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @compute @workgroup_size(256)
 fn gemm_tiled8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) li: u32) {
-    let tm = p.tile_m;
-    let tn = 256u / tm;
-    let bm = 8u * tm;
-    let bn = 8u * tn;
-    let ks = p.tile_k;
-    let t = gt_tile(wid, nwg, li, bm, bn);
+    let t = gt_tile(wid, nwg, li, 8u);
     if (t.n0 >= t.cols) { return; }
-    let ty = li >> countTrailingZeros(tn);
-    let tx = li & (tn - 1u);
-    let ra = ty * 4u;
-    let rb = tx * 4u;
+    let bm = t.bm;
+    let bn = t.bn;
+    let ra = t.ty * 4u;
+    let rb = t.tx * 4u;
     var c_ll = mat4x4<f32>(); var c_lh = mat4x4<f32>();
     var c_hl = mat4x4<f32>(); var c_hh = mat4x4<f32>();
-    for (var kt = t.k_begin; kt < t.k_end; kt = kt + ks) {
-        gt_stage(t, kt, li, bm, bn, ks);
-        for (var r = 0u; r < ks; r = r + 1u) {
+    for (var kt = t.k_begin; kt < t.k_end; kt = kt + t.ks) {
+        gt_stage(t, kt, li);
+        for (var r = 0u; r < t.ks; r = r + 1u) {
             let a_lo = gt_a4(r * bm + ra);
             let a_hi = gt_a4(r * bm + bm / 2u + ra);
             let b_lo = gt_b4(r * bn + rb);
@@ -1788,16 +1796,17 @@ fn gemm_tiled8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         workgroupBarrier();
     }
     for (var i = 0u; i < 4u; i = i + 1u) {
-        gt_store(wid.z, t.m0 + ra + i, t.n0 + rb, t.cols, c_ll[i]);
-        gt_store(wid.z, t.m0 + ra + i, t.n0 + bn / 2u + rb, t.cols, c_lh[i]);
-        gt_store(wid.z, t.m0 + bm / 2u + ra + i, t.n0 + rb, t.cols, c_hl[i]);
-        gt_store(wid.z, t.m0 + bm / 2u + ra + i, t.n0 + bn / 2u + rb, t.cols, c_hh[i]);
+        gt_store(t, wid.z, t.m0 + ra + i, t.n0 + rb, c_ll[i]);
+        gt_store(t, wid.z, t.m0 + ra + i, t.n0 + bn / 2u + rb, c_lh[i]);
+        gt_store(t, wid.z, t.m0 + bm / 2u + ra + i, t.n0 + rb, c_hl[i]);
+        gt_store(t, wid.z, t.m0 + bm / 2u + ra + i, t.n0 + bn / 2u + rb, c_hh[i]);
     }
 }
 
 // Row m, columns col0..col0 + 3 of C (those inside): partials of split `split` in mode 2, else
 // y[n, m, pixel] through the epilogue (bias, activation).
-fn gt_store(split: u32, m: u32, col0: u32, cols: u32, v: vec4<f32>) {
+fn gt_store(t: GtTile, split: u32, m: u32, col0: u32, v: vec4<f32>) {
+    let cols = t.cols;
     if (m >= p.cy) { return; }
     var bias = 0.0;
     if (p.has_bias != 0u && p.mode != 2u) { bias = gt_b[m]; }
@@ -1808,7 +1817,7 @@ fn gt_store(split: u32, m: u32, col0: u32, cols: u32, v: vec4<f32>) {
         if (p.mode == 2u) {
             gt_out[(split * p.cy + m) * cols + col] = v[j];
         } else if (p.mode == 3u) {
-            let f = gt_phase();
+            let f = t.phase;
             let per = f.rows * f.cols;
             let oh = f.oh0 + (col % per) / f.cols * p.sh;
             let ow = f.ow0 + col % f.cols * p.sw;

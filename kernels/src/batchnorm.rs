@@ -9,6 +9,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::context::Context;
 use crate::conv2d::Epilogue;
 use crate::error::{Error, Result};
 use crate::kernel::{grid_1d, KernelSpec, R, RW, WG_1D};
@@ -359,8 +360,6 @@ pub(crate) fn batch_norm_backward_split(
     let (splits, chunk) = chunking(ctx.is_cpu_adapter(), c, n * s, splits, width.values());
     params.splits = splits as u32;
     params.chunk = chunk as u32;
-    // [2, c]: sum(gz), then sum(gz * xhat) per channel (gbeta, ggamma), one binding for backward_dx.
-    let sums = Tensor::uninit(ctx, &[2, c], DType::F32)?;
     // With a fused activation both passes read its derivative off y (gz = gy * act'(y)); without
     // one, y is bound to x, which the kernels never read as y.
     let y = match &saved.activated {
@@ -389,14 +388,7 @@ pub(crate) fn batch_norm_backward_split(
         ],
         grid_1d(c * splits, 1),
     )?;
-    let gbeta = Tensor::uninit(ctx, &[c], DType::F32)?;
-    let ggamma = Tensor::uninit(ctx, &[c], DType::F32)?;
-    ctx.dispatch(
-        &BACKWARD_COMBINE,
-        &params,
-        &[partial.binding(), sums.binding(), gbeta.binding(), ggamma.binding()],
-        grid_1d(c, WG_1D),
-    )?;
+    let (sums, gbeta, ggamma) = combine_backward_sums(ctx, &params, &partial, c)?;
     let gx = Tensor::uninit(ctx, x.shape(), DType::F32)?;
     let g = gamma.unwrap_or(&saved.mean);
     ctx.dispatch(
@@ -416,6 +408,22 @@ pub(crate) fn batch_norm_backward_split(
     )?;
     let affine = gamma.is_some();
     Ok(BatchNormGrads { gx, ggamma: affine.then_some(ggamma), gbeta: affine.then_some(gbeta) })
+}
+
+/// The backward reduction's [2, channels * splits] chunk sums added up in chunk order: `sums`
+/// [2, channels] (sum(gz), then sum(gz * xhat), one binding for the dx pass), and gbeta / ggamma
+/// [channels] (a dispatch rather than buffer copies, which would end the step's compute pass).
+fn combine_backward_sums(ctx: &Context, params: &Params, partial: &Tensor, c: usize) -> Result<(Tensor, Tensor, Tensor)> {
+    let sums = Tensor::uninit(ctx, &[2, c], DType::F32)?;
+    let gbeta = Tensor::uninit(ctx, &[c], DType::F32)?;
+    let ggamma = Tensor::uninit(ctx, &[c], DType::F32)?;
+    ctx.dispatch(
+        &BACKWARD_COMBINE,
+        params,
+        &[partial.binding(), sums.binding(), gbeta.binding(), ggamma.binding()],
+        grid_1d(c, WG_1D),
+    )?;
+    Ok((sums, gbeta, ggamma))
 }
 
 /// Plain-Rust f64 reference. Shapes as the GPU functions; `dims` = (batch, channels, spatial).

@@ -146,6 +146,12 @@ impl Tile {
         }
     }
 
+    /// The weight gradient's tile: its splits of the reduction fill the GPU whatever the tile
+    /// count, so 8 x 8 blocks above 32 channels (always on `TiledWide`).
+    fn for_weight_grad(rows: usize, v: Variant) -> Tile {
+        if v == Variant::TiledWide || (rows > 32 && !plain_tiled()) { Tile::wide(rows) } else { Tile::for_rows(rows) }
+    }
+
     fn rows(self) -> usize {
         self.block * self.tile_m
     }
@@ -762,8 +768,7 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
     } else {
         // Splits of the n*hy*wy reduction in whole K steps, enough workgroups to fill a GPU.
         let red = g.n * g.hy * g.wy;
-        // The splits fill the GPU here, whatever the tile count: 8 x 8 blocks above 32 channels.
-        let tile = if (g.cy > 32 && !plain_tiled()) || v == Variant::TiledWide { Tile::wide(g.cy) } else { Tile::for_rows(g.cy) };
+        let tile = Tile::for_weight_grad(g.cy, v);
         let tiles = tile.count(g.cy, ksize);
         let fit = (ctx.max_binding_bytes() / (len as u64 * 4)).max(1) as usize;
         // As many invocations in flight as 1024 4 x 4 tiles'.

@@ -11,6 +11,9 @@ use crate::kernels::{Result, Tensor};
 use super::activation::activate;
 use super::{join, Activation, Init, Module};
 
+/// Two tensors of one channel vector each (running mean and variance).
+type Pair<'a> = (&'a Tensor, &'a Tensor);
+
 pub struct BatchNorm {
     /// gamma and beta, [C], when affine.
     pub affine: Option<(Var, Var)>,
@@ -53,10 +56,14 @@ impl BatchNorm {
         BatchNorm { pool: Some(pool), ..self }
     }
 
+    /// (gamma, beta) when affine, and the running statistics, as the autograd ops take them.
+    fn state(&self) -> (Option<(&Var, &Var)>, Option<Pair<'_>>) {
+        (self.affine.as_ref().map(|(g, b)| (g, b)), Some((&self.running_mean, &self.running_var)))
+    }
+
     /// The batch norm and its activation, without the pool.
     fn normalize(&self, x: &Var) -> Result<Var> {
-        let affine = self.affine.as_ref().map(|(g, b)| (g, b));
-        let running = Some((&self.running_mean, &self.running_var));
+        let (affine, running) = self.state();
         let (training, momentum, eps) = (self.training.get(), self.momentum, self.eps);
         activate(
             self.activation,
@@ -76,8 +83,7 @@ impl Module for BatchNorm {
         };
         match epilogue {
             Some(e) if pool == Pool2d::square(2) && pool_fits(x.shape()) => {
-                let affine = self.affine.as_ref().map(|(g, b)| (g, b));
-                let running = Some((&self.running_mean, &self.running_var));
+                let (affine, running) = self.state();
                 batch_norm_max_pool(x, affine, running, self.training.get(), self.momentum, self.eps, e)
             }
             _ => max_pool2d(&self.normalize(x)?, pool),

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::kernel::{grid_1d, KernelSpec, R, RW, WG_1D};
 use crate::tensor::{DType, Tensor};
 
-use super::{chunking, statistics, BatchNormArgs, BatchNormGrads, Params, BACKWARD_COMBINE, RUN, SRC};
+use super::{chunking, combine_backward_sums, statistics, BatchNormArgs, BatchNormGrads, Params, RUN, SRC};
 
 const POOL_CONSTS: KernelSpec =
     KernelSpec { id: "batchnorm.pool_consts", source: SRC, entry: "pool_consts", bindings: &[R, R, R, R, RW] };
@@ -156,7 +156,7 @@ pub(crate) fn batch_norm_max_pool_backward_split(
     }
     // The sums over the pooled values: spatial is the pooled plane here.
     let (splits, chunk) = chunking(ctx.is_cpu_adapter(), c, n * plane, splits, 1);
-    let reduce = Params { spatial: plane as u32, total: (n * c * plane) as u32, splits: splits as u32, chunk: chunk as u32, ..params };
+    let reduce = Params { spatial: plane as u32, splits: splits as u32, chunk: chunk as u32, ..params };
     let partial = Tensor::uninit(ctx, &[2, c * splits], DType::F32)?;
     ctx.dispatch(
         &BACKWARD_REDUCE_POOL,
@@ -164,15 +164,7 @@ pub(crate) fn batch_norm_max_pool_backward_split(
         &[x.binding(), saved.consts.binding(), gy.binding(), saved.picked.binding(), partial.binding()],
         grid_1d(c * splits, 1),
     )?;
-    let sums = Tensor::uninit(ctx, &[2, c], DType::F32)?;
-    let gbeta = Tensor::uninit(ctx, &[c], DType::F32)?;
-    let ggamma = Tensor::uninit(ctx, &[c], DType::F32)?;
-    ctx.dispatch(
-        &BACKWARD_COMBINE,
-        &reduce,
-        &[partial.binding(), sums.binding(), gbeta.binding(), ggamma.binding()],
-        grid_1d(c, WG_1D),
-    )?;
+    let (sums, gbeta, ggamma) = combine_backward_sums(ctx, &reduce, &partial, c)?;
     let gx = Tensor::uninit(ctx, x.shape(), DType::F32)?;
     let dx = Params { spatial: (h * w) as u32, total: (n * c * plane) as u32, ..params };
     ctx.dispatch(
