@@ -9,7 +9,7 @@ and step counts, then prints, naming both devices:
 A ratio below 1 means oddity's step is faster. The geometric mean summarises the table.
 
     python3 benches/torch/compare.py [--oddity target/release/oddity] [--device cuda|cpu]
-        [--workload all] [--steps 20] [--warmup 3] [--note TEXT] [--out DIR]
+        [--workload all] [--steps 20] [--warmup 3] [--note TEXT] [--out DIR] [--no-tf32]
     python3 benches/torch/compare.py --oddity-json a.json --torch-json b.json   # combine saved runs
 
 The oddity binary needs no Rust toolchain where it runs (build it with
@@ -64,10 +64,20 @@ def ratio_table(oddity, torch):
     return rows
 
 
+def precision(torch):
+    """How torch multiplied on CUDA: TF32 tensor cores in convolutions (PyTorch's default on Ampere
+    and newer) or full f32 as oddity; empty for CPU runs and older reports."""
+    s = torch.get("settings", {})
+    if "cuda" not in torch.get("device", "").lower() or "cudnn_allow_tf32" not in s:
+        return ""
+    return ", TF32 convolutions" if s["cudnn_allow_tf32"] else ", full f32 (--no-tf32)"
+
+
 def print_table(oddity, torch, rows, note):
     print()
-    print(f"oddity device: {oddity['device']}")
-    print(f"torch device:  {torch['device']}")
+    kernels = f" ({oddity['kernels']} kernels)" if "kernels" in oddity else ""
+    print(f"oddity device: {oddity['device']}{kernels}")
+    print(f"torch device:  {torch['device']}{precision(torch)}")
     print(f"warm-up {oddity['warmup']}/{torch['warmup']} steps, median of {oddity['steps']}/{torch['steps']} steps (oddity/torch)")
     for n in (note, oddity.get("note"), torch.get("note")):
         if n:
@@ -96,6 +106,7 @@ def main():
     ap.add_argument("--out", help="directory for oddity.json, torch.json and ratios.json (default: a temporary one)")
     ap.add_argument("--oddity-json", help="use this saved `oddity bench --json` instead of running oddity")
     ap.add_argument("--torch-json", help="use this saved `steps.py --json` instead of running torch")
+    ap.add_argument("--no-tf32", action="store_true", help="torch in full f32 (no TF32 tensor cores), as oddity computes")
     args = ap.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="oddity-compare-")
     os.makedirs(out, exist_ok=True)
@@ -111,14 +122,15 @@ def main():
     if not torch_json:
         torch_json = os.path.join(out, "torch.json")
         device = ["--device", args.device] if args.device else []
-        run([sys.executable, os.path.join(HERE, "steps.py"), *device, *common, "--json", torch_json])
+        tf32 = ["--no-tf32"] if args.no_tf32 else []
+        run([sys.executable, os.path.join(HERE, "steps.py"), *device, *tf32, *common, "--json", torch_json])
 
     oddity, torch = load(oddity_json), load(torch_json)
     rows = ratio_table(oddity, torch)
     print_table(oddity, torch, rows, args.note)
     with open(os.path.join(out, "ratios.json"), "w") as f:
         json.dump({
-            "oddity_device": oddity["device"], "torch_device": torch["device"], "note": args.note,
+            "oddity_device": oddity["device"], "torch_device": torch["device"] + precision(torch), "note": args.note,
             "rows": [{"workload": w, "batch": b, "oddity_ms": o, "torch_ms": t, "ratio": q, "oddity_host_ms": h} for w, b, o, t, q, h in rows],
         }, f, indent=2)
     print(f"results in {out}")

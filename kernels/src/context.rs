@@ -30,6 +30,8 @@ pub(crate) struct Inner {
     pub(crate) queue: wgpu::Queue,
     adapter: String,
     device_type: Option<wgpu::DeviceType>,
+    /// Kernels tuned for CPUs run (software adapters, or `ODDITY_KERNELS=cpu`).
+    cpu_tuned: bool,
     /// What the adapter offers (a superset of what the device enabled).
     adapter_features: wgpu::Features,
     /// The fewest lanes a subgroup can have, when the device enabled subgroup operations.
@@ -107,6 +109,21 @@ pub fn parse_backend(value: Option<&str>) -> Result<wgpu::Backends> {
     }
 }
 
+/// Parses an `ODDITY_KERNELS` value: which kernel family `Auto` variants pick. `cpu` or `gpu`
+/// overrides the adapter's own type (e.g. the GPU path's dispatches, traced on lavapipe); unset
+/// or empty leaves the choice to the adapter (`None`).
+pub fn parse_kernels(value: Option<&str>) -> Result<Option<bool>> {
+    match value.map(|v| v.to_ascii_lowercase()) {
+        None => Ok(None),
+        Some(v) => match v.as_str() {
+            "" => Ok(None),
+            "cpu" => Ok(Some(true)),
+            "gpu" => Ok(Some(false)),
+            other => Err(Error::Config(format!("ODDITY_KERNELS={other:?} is not one of cpu, gpu"))),
+        },
+    }
+}
+
 fn describe(info: &wgpu::AdapterInfo) -> String {
     format!("{} ({:?}, {:?}, driver {} {})", info.name, info.backend, info.device_type, info.driver, info.driver_info)
 }
@@ -151,6 +168,7 @@ impl Context {
         } else {
             backends
         };
+        let kernels_override = parse_kernels(std::env::var("ODDITY_KERNELS").ok().as_deref())?;
         let wanted = std::env::var("ODDITY_ADAPTER").ok().filter(|s| !s.is_empty());
         let found: Vec<String> = adapters.iter().map(|a| describe(&a.get_info())).collect();
         let rank = |t: wgpu::DeviceType| match t {
@@ -205,7 +223,8 @@ impl Context {
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| Error::NoAdapter(format!("{} refused a device: {e}", describe(&info))))?;
-        let ctx = Self::build(device, queue, describe(&info), Some(info.device_type), adapter.features());
+        let cpu_tuned = kernels_override.unwrap_or(info.device_type == wgpu::DeviceType::Cpu);
+        let ctx = Self::build(device, queue, describe(&info), Some(info.device_type), cpu_tuned, adapter.features());
         ctx.capture_faults();
         Ok(ctx)
     }
@@ -217,7 +236,8 @@ impl Context {
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Context {
         let info = device.adapter_info();
         let features = device.features();
-        Self::build(device, queue, format!("{} (host device)", describe(&info)), Some(info.device_type), features)
+        let cpu_tuned = info.device_type == wgpu::DeviceType::Cpu;
+        Self::build(device, queue, format!("{} (host device)", describe(&info)), Some(info.device_type), cpu_tuned, features)
     }
 
     fn build(
@@ -225,6 +245,7 @@ impl Context {
         queue: wgpu::Queue,
         adapter: String,
         device_type: Option<wgpu::DeviceType>,
+        cpu_tuned: bool,
         adapter_features: wgpu::Features,
     ) -> Context {
         let limits = device.limits();
@@ -243,6 +264,7 @@ impl Context {
                 queue,
                 adapter,
                 device_type,
+                cpu_tuned,
                 adapter_features,
                 subgroup_min_lanes,
                 params_align: limits.min_uniform_buffer_offset_alignment as u64,
@@ -324,8 +346,19 @@ impl Context {
     }
 
     /// True on software rasterisers (lavapipe, WARP, llvmpipe GL): kernels with a CPU-tuned variant use it.
+    /// `ODDITY_KERNELS=cpu|gpu` (read by [`Context::new`]) overrides it, not the adapter's type.
     pub fn is_cpu_adapter(&self) -> bool {
-        self.inner.device_type == Some(wgpu::DeviceType::Cpu)
+        self.inner.cpu_tuned
+    }
+
+    /// `"cpu"` or `"gpu"`: the kernel family `Auto` variants pick (see [`Context::is_cpu_adapter`]).
+    pub fn kernel_family(&self) -> &'static str {
+        if self.inner.cpu_tuned { "cpu" } else { "gpu" }
+    }
+
+    /// What the adapter reports itself as (a discrete GPU, a CPU, ...), whatever `ODDITY_KERNELS` says.
+    pub fn device_type(&self) -> Option<wgpu::DeviceType> {
+        self.inner.device_type
     }
 
     /// The largest tensor, in bytes, that one storage binding can hold on this device.
@@ -685,7 +718,7 @@ impl std::fmt::Debug for Context {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_backend;
+    use super::{parse_backend, parse_kernels};
 
     #[test]
     fn backend_names_parse_and_unknown_ones_are_named() {
@@ -694,6 +727,16 @@ mod tests {
         assert_eq!(parse_backend(Some("vulkan")).unwrap(), wgpu::Backends::VULKAN);
         let err = parse_backend(Some("cuda")).unwrap_err().to_string();
         assert!(err.contains("cuda") && err.contains("vulkan"), "{err}");
+    }
+
+    #[test]
+    fn kernel_family_names_parse_and_unknown_ones_are_named() {
+        assert_eq!(parse_kernels(None).unwrap(), None);
+        assert_eq!(parse_kernels(Some("")).unwrap(), None);
+        assert_eq!(parse_kernels(Some("GPU")).unwrap(), Some(false));
+        assert_eq!(parse_kernels(Some("cpu")).unwrap(), Some(true));
+        let err = parse_kernels(Some("tpu")).unwrap_err().to_string();
+        assert!(err.contains("ODDITY_KERNELS") && err.contains("tpu") && err.contains("gpu"), "{err}");
     }
 
     #[test]

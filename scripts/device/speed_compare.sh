@@ -11,6 +11,10 @@ B=$PWD/.devdata/bin/oddity; chmod +x "$B"
 STEPS=${1:-20}
 "$B" info | tee "$OUT/adapter.txt"
 python3 benches/torch/compare.py --oddity "$B" --device cuda --steps "$STEPS" --warmup 3 --out "$OUT" 2>&1 | tee "$OUT/compare.txt"
+# The same oddity run against torch without TF32 tensor cores (oddity multiplies in full f32).
+mkdir -p "$OUT/no-tf32"
+python3 benches/torch/compare.py --oddity-json "$OUT/oddity.json" --device cuda --no-tf32 --steps "$STEPS" --warmup 3 \
+  --out "$OUT/no-tf32" 2>&1 | tee "$OUT/compare-no-tf32.txt"
 for w in fmnist_lenet_svdd/1024 cifar10_lenet_svdd/128 bergmann_ae_ssim/32 mlsad_detector8/64; do
   echo "== $w" >> "$OUT/profile.txt"
   "$B" bench --workload "$w" --profile --steps 5 >> "$OUT/profile.txt" 2>&1

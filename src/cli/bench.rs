@@ -62,6 +62,8 @@ struct Row {
 struct Report {
     framework: &'static str,
     device: String,
+    /// The kernel family that ran (`cpu` or `gpu`; `ODDITY_KERNELS` can force either).
+    kernels: &'static str,
     host_threads: usize,
     warmup: usize,
     steps: usize,
@@ -82,8 +84,15 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
     let io = |e| Error::io("<stdout>", e);
     let host_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     writeln!(out, "oddity bench on adapter: {}", ctx.adapter_name()).map_err(io)?;
-    writeln!(out, "host threads: {host_threads}; warm-up {} steps, median of {} steps, seed {}", args.warmup, args.steps, args.seed)
-        .map_err(io)?;
+    writeln!(
+        out,
+        "host threads: {host_threads}; {} kernels; warm-up {} steps, median of {} steps, seed {}",
+        ctx.kernel_family(),
+        args.warmup,
+        args.steps,
+        args.seed
+    )
+    .map_err(io)?;
     if let Some(note) = &args.note {
         writeln!(out, "note: {note}").map_err(io)?;
     }
@@ -134,6 +143,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
         let report = Report {
             framework: "oddity",
             device: ctx.adapter_name().to_string(),
+            kernels: ctx.kernel_family(),
             host_threads,
             warmup: args.warmup,
             steps: args.steps,

@@ -17,7 +17,8 @@ pub fn run(_args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
     let limits = ctx.device().limits();
     let io = |e| Error::io("<stdout>", e);
     writeln!(out, "adapter: {}", ctx.adapter_name()).map_err(io)?;
-    writeln!(out, "software adapter: {}", ctx.is_cpu_adapter()).map_err(io)?;
+    writeln!(out, "software adapter: {}", ctx.device_type() == Some(wgpu::DeviceType::Cpu)).map_err(io)?;
+    writeln!(out, "kernel family: {} (ODDITY_KERNELS=cpu|gpu overrides)", ctx.kernel_family()).map_err(io)?;
     writeln!(out, "max storage binding: {} MiB", ctx.max_binding_bytes() >> 20).map_err(io)?;
     writeln!(out, "max workgroup storage: {} KiB", limits.max_compute_workgroup_storage_size >> 10).map_err(io)?;
     writeln!(out, "max invocations per workgroup: {}", limits.max_compute_invocations_per_workgroup).map_err(io)?;
