@@ -181,8 +181,10 @@ pub const DETECTOR_INPUT: usize = 32;
 /// Receptive field of the level-8 detector: 4 + 2 + 2 = 8 pixels.
 pub const DETECTOR_LEVEL: usize = 8;
 
-/// A stand-in for the MLSAD level-8 detector A^8 (paper §3.2.1, appendix C.2), used until
-/// `src/mlsad` lands; built from the paper's description: a stride-1 fully convolutional net
+/// A stand-in for the MLSAD level-8 detector A^8 (paper §3.2.1, appendix C.2), written before
+/// `src/mlsad` landed and kept as the benchmark's fixed network (`benches/torch/steps.py` mirrors
+/// it layer for layer; [`crate::mlsad::Detector`] joins the coordinates after its features
+/// instead). Built from the paper's description: a stride-1 fully convolutional net
 /// with a receptive field of 8 x 8 pixels, the coordinate maps r^s as 2 extra input channels,
 /// Gaussian noise (variance 0.05) on the input image, residual blocks with dropout (num_block 2,
 /// the CIFAR-10 setting), no normalisation, one logit per 8x8 patch. The widths follow the

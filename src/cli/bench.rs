@@ -153,7 +153,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
             results: rows,
         };
         let json = serde_json::to_string_pretty(&report).map_err(|e| Error::InvalidArgument(format!("bench report: {e}")))?;
-        std::fs::write(path, json).map_err(|e| Error::io(path, e))?;
+        crate::checkpoint::write_atomically(path, json.as_bytes())?;
         writeln!(out, "wrote {}", path.display()).map_err(io)?;
     }
     Ok(())

@@ -104,7 +104,7 @@ pub fn write_resolved(command: &Command) -> Result<()> {
     };
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let path = out.join(RESOLVED_CONFIG_FILE);
-    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+    crate::checkpoint::write_atomically(&path, text.as_bytes())
 }
 
 #[cfg(test)]

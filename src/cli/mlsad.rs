@@ -261,7 +261,7 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let json = serde_json::to_string_pretty(value).map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
-    std::fs::write(path, json).map_err(|e| Error::io(path, e))
+    crate::checkpoint::write_atomically(path, json.as_bytes())
 }
 
 #[derive(Serialize)]

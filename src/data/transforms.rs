@@ -390,7 +390,7 @@ impl Normalization {
     pub fn save_json(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| Error::InvalidArgument(format!("cannot serialise normalization: {e}")))?;
-        std::fs::write(path, text).map_err(|e| Error::io(path, e))
+        crate::checkpoint::write_atomically(path, text.as_bytes())
     }
 
     /// Reads statistics written by [`Normalization::save_json`]; they must pass

@@ -122,7 +122,7 @@ pub fn write_report(dir: &Path, data: &ReportData) -> Result<Written> {
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+    crate::checkpoint::write_atomically(path, text.as_bytes())
 }
 
 /// `v` with 4 decimals, or "n/a".
