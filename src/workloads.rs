@@ -273,6 +273,8 @@ pub struct Timing {
     /// The host's part of each step: recording the step and submitting it, before waiting for
     /// the GPU. On a fast GPU a step cannot take less; on a software adapter the two overlap little.
     pub host_ms: Vec<f64>,
+    /// Kernel dispatches the last timed step recorded (each costs a launch on the GPU).
+    pub dispatches: u64,
 }
 
 impl Timing {
@@ -325,15 +327,18 @@ pub fn time_steps(ctx: &Context, step: &mut dyn TrainStep, batch: usize, warmup:
     }
     let mut samples_ms = Vec::with_capacity(steps);
     let mut host_ms = Vec::with_capacity(steps);
+    let mut dispatches = 0;
     for _ in 0..steps {
+        let before = ctx.dispatch_count();
         let t = Instant::now();
         step.step()?;
+        dispatches = ctx.dispatch_count() - before;
         ctx.flush();
         host_ms.push(t.elapsed().as_secs_f64() * 1e3);
         ctx.wait()?;
         samples_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    Ok(Timing { batch, samples_ms, host_ms })
+    Ok(Timing { batch, samples_ms, host_ms, dispatches })
 }
 
 #[cfg(test)]

@@ -54,6 +54,9 @@ fn bench_reports_steps_host_time_and_profile() {
     let profile = row["profile"].as_array().unwrap();
     assert!(profile.iter().any(|k| k[0].as_str().unwrap().starts_with("conv2d.")), "{profile:?}");
     assert!(profile.iter().all(|k| k[1].as_u64().unwrap() >= 1 && k[2].as_f64().unwrap() >= 0.0), "{profile:?}");
+    // Every step records the same ops: the profiled step's dispatches are the timed step's.
+    let profiled: u64 = profile.iter().map(|k| k[1].as_u64().unwrap()).sum();
+    assert_eq!(row["dispatches_per_step"].as_u64().unwrap(), profiled, "{profile:?}");
 }
 
 /// `ODDITY_KERNELS=gpu` on any adapter runs the GPU family: the tiled implicit-GEMM conv, never

@@ -53,6 +53,8 @@ struct Row {
     samples_ms: Vec<f64>,
     /// Median time to record and submit a step, before waiting for the GPU.
     host_median_ms: f64,
+    /// Kernel dispatches one step records.
+    dispatches_per_step: u64,
     /// (kernel, dispatches, total ms) of one profiled step, slowest first.
     #[serde(skip_serializing_if = "Option::is_none")]
     profile: Option<Vec<(String, usize, f64)>>,
@@ -96,7 +98,12 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
     if let Some(note) = &args.note {
         writeln!(out, "note: {note}").map_err(io)?;
     }
-    writeln!(out, "{:<22} {:>6} {:>16} {:>12} {:>12}", "workload", "batch", "median ms/step", "images/s", "host ms").map_err(io)?;
+    writeln!(
+        out,
+        "{:<22} {:>6} {:>16} {:>12} {:>12} {:>11}",
+        "workload", "batch", "median ms/step", "images/s", "host ms", "dispatches"
+    )
+    .map_err(io)?;
     let mut rows = Vec::new();
     let mut clock_used = None;
     for w in &chosen {
@@ -104,12 +111,13 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
         let timing: Timing = workloads::time_steps(&ctx, step.as_mut(), w.batch, args.warmup, args.steps)?;
         writeln!(
             out,
-            "{:<22} {:>6} {:>16.3} {:>12.1} {:>12.3}",
+            "{:<22} {:>6} {:>16.3} {:>12.1} {:>12.3} {:>11}",
             w.name,
             w.batch,
             timing.median_ms(),
             timing.images_per_s(),
-            timing.median_host_ms()
+            timing.median_host_ms(),
+            timing.dispatches
         )
         .map_err(io)?;
         let profile = if args.profile {
@@ -133,6 +141,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
             images_per_s: timing.images_per_s(),
             samples_ms: timing.samples_ms.clone(),
             host_median_ms: timing.median_host_ms(),
+            dispatches_per_step: timing.dispatches,
             profile,
         });
         // Free this workload's buffers before the next one is built.
