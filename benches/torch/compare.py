@@ -51,7 +51,8 @@ def load(path):
 
 
 def ratio_table(oddity, torch):
-    """Rows (workload, batch, oddity ms, torch ms, ratio, oddity host ms) for the workloads both ran."""
+    """Rows (workload, batch, oddity ms, torch ms, ratio, oddity host ms, oddity dispatches per step) for the
+    workloads both ran."""
     theirs = {(r["workload"], r["batch"]): r for r in torch["results"]}
     rows = []
     for r in oddity["results"]:
@@ -60,7 +61,9 @@ def ratio_table(oddity, torch):
             continue
         # host_median_ms: oddity's recording + submit per step (absent from older reports).
         host = r.get("host_median_ms")
-        rows.append((r["workload"], r["batch"], r["median_ms"], t["median_ms"], r["median_ms"] / t["median_ms"], host))
+        # dispatches_per_step: kernel launches one oddity step records (absent from older reports).
+        rows.append((r["workload"], r["batch"], r["median_ms"], t["median_ms"], r["median_ms"] / t["median_ms"], host,
+                     r.get("dispatches_per_step")))
     return rows
 
 
@@ -83,12 +86,13 @@ def print_table(oddity, torch, rows, note):
         if n:
             print(f"note: {n}")
             break
-    print(f"{'workload':<22} {'batch':>6} {'oddity ms':>12} {'torch ms':>12} {'oddity/torch':>13} {'oddity host ms':>15}")
-    for w, b, o, t, q, h in rows:
+    print(f"{'workload':<22} {'batch':>6} {'oddity ms':>12} {'torch ms':>12} {'oddity/torch':>13} {'oddity host ms':>15} {'dispatches':>11}")
+    for w, b, o, t, q, h, d in rows:
         host = f"{h:>15.3f}" if h is not None else f"{'-':>15}"
-        print(f"{w:<22} {b:>6} {o:>12.3f} {t:>12.3f} {q:>12.2f}x {host}")
+        dispatches = f"{d:>11}" if d is not None else f"{'-':>11}"
+        print(f"{w:<22} {b:>6} {o:>12.3f} {t:>12.3f} {q:>12.2f}x {host} {dispatches}")
     if rows:
-        geo = math.exp(sum(math.log(q) for _, _, _, _, q, _ in rows) / len(rows))
+        geo = math.exp(sum(math.log(row[4]) for row in rows) / len(rows))
         print(f"{'geometric mean':<22} {'':>6} {'':>12} {'':>12} {geo:>12.2f}x")
     missing = {(r["workload"], r["batch"]) for r in oddity["results"]} ^ {(r["workload"], r["batch"]) for r in torch["results"]}
     if missing:
@@ -131,7 +135,8 @@ def main():
     with open(os.path.join(out, "ratios.json"), "w") as f:
         json.dump({
             "oddity_device": oddity["device"], "torch_device": torch["device"] + precision(torch), "note": args.note,
-            "rows": [{"workload": w, "batch": b, "oddity_ms": o, "torch_ms": t, "ratio": q, "oddity_host_ms": h} for w, b, o, t, q, h in rows],
+            "rows": [{"workload": w, "batch": b, "oddity_ms": o, "torch_ms": t, "ratio": q, "oddity_host_ms": h,
+                      "oddity_dispatches": d} for w, b, o, t, q, h, d in rows],
         }, f, indent=2)
     print(f"results in {out}")
 
