@@ -106,3 +106,88 @@ fn reg_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     store_block(cbase, i0 + 8u, j0, c20, c21);
     store_block(cbase, i0 + 12u, j0, c30, c31);
 }
+
+// reg_subgroup with 32 rows per workgroup (rows i0..i0+32, wid.y = block of 32 rows): twice the
+// multiply-adds per load of B (each lane loads 4 vec4s of A and 8 of B per k-step for 1024
+// multiply-adds, where reg_subgroup loads 2 and 8 for 512). Its 256 accumulators spill to the
+// stack, and spill loads and stores cost far less than lavapipe's per-lane storage loads.
+@compute @workgroup_size(64)
+fn reg_subgroup32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+                  @builtin(subgroup_invocation_id) sid: u32) {
+    let j0 = (wid.x * 64u + lid) * 8u;
+    if (subgroupAll(j0 >= p.n)) { return; }
+    let i0 = wid.y * 32u;
+    let b = wid.z;
+    let abase = b * p.a_batch;
+    let bbase = b * p.b_batch;
+    let steps = p.k / 4u;
+    let sn = p.n / 4u;
+    let l = sid % 8u;
+    // This lane's share of A, as in reg_subgroup, for the two 16-row halves.
+    var a_off: vec4<u32>; var a_step: u32;
+    if (p.trans_a == 0u) {
+        let s = p.k / 4u;
+        a_off = abase / 4u + min(vec4<u32>(i0 + l, i0 + 8u + l, i0 + 16u + l, i0 + 24u + l), vec4<u32>(p.m - 1u)) * s;
+        a_step = 1u;
+    } else {
+        let sm = p.m / 4u;
+        let quad = i0 / 4u + l / 4u;
+        a_off = abase / 4u + (l % 4u) * sm + min(vec4<u32>(quad, quad + 2u, quad + 4u, quad + 6u), vec4<u32>(sm - 1u));
+        a_step = 4u * sm;
+    }
+    let bq0 = bbase / 4u + min(j0, p.n - 1u) / 4u;
+    let bq1 = bbase / 4u + min(j0 + 4u, p.n - 1u) / 4u;
+    let bo0 = line_offsets(bbase, j0, p.n, p.k);
+    let bo1 = line_offsets(bbase, j0 + 4u, p.n, p.k);
+    var c00 = mat4x4<f32>(); var c01 = mat4x4<f32>();
+    var c10 = mat4x4<f32>(); var c11 = mat4x4<f32>();
+    var c20 = mat4x4<f32>(); var c21 = mat4x4<f32>();
+    var c30 = mat4x4<f32>(); var c31 = mat4x4<f32>();
+    var c40 = mat4x4<f32>(); var c41 = mat4x4<f32>();
+    var c50 = mat4x4<f32>(); var c51 = mat4x4<f32>();
+    var c60 = mat4x4<f32>(); var c61 = mat4x4<f32>();
+    var c70 = mat4x4<f32>(); var c71 = mat4x4<f32>();
+    for (var kq = 0u; kq < steps; kq = kq + 1u) {
+        let o = a_off + vec4<u32>(kq * a_step);
+        let va = v_a[o.x];
+        let vb = v_a[o.y];
+        let vc = v_a[o.z];
+        let vd = v_a[o.w];
+        var b0: mat4x4<f32>; var b1: mat4x4<f32>;
+        if (p.trans_b == 0u) {
+            let q = 4u * kq * sn;
+            b0 = vb_rows(bq0 + q, sn);
+            b1 = vb_rows(bq1 + q, sn);
+        } else {
+            b0 = vb_cols(bo0, kq);
+            b1 = vb_cols(bo1, kq);
+        }
+        var a0: mat4x4<f32>; var a1: mat4x4<f32>; var a2: mat4x4<f32>; var a3: mat4x4<f32>;
+        var a4: mat4x4<f32>; var a5: mat4x4<f32>; var a6: mat4x4<f32>; var a7: mat4x4<f32>;
+        if (p.trans_a == 0u) {
+            a0 = rows_from(va, 0u); a1 = rows_from(va, 4u); a2 = rows_from(vb, 0u); a3 = rows_from(vb, 4u);
+            a4 = rows_from(vc, 0u); a5 = rows_from(vc, 4u); a6 = rows_from(vd, 0u); a7 = rows_from(vd, 4u);
+        } else {
+            a0 = cols_from(va, 0u); a1 = cols_from(va, 4u); a2 = cols_from(vb, 0u); a3 = cols_from(vb, 4u);
+            a4 = cols_from(vc, 0u); a5 = cols_from(vc, 4u); a6 = cols_from(vd, 0u); a7 = cols_from(vd, 4u);
+        }
+        c00 = c00 + b0 * a0; c01 = c01 + b1 * a0;
+        c10 = c10 + b0 * a1; c11 = c11 + b1 * a1;
+        c20 = c20 + b0 * a2; c21 = c21 + b1 * a2;
+        c30 = c30 + b0 * a3; c31 = c31 + b1 * a3;
+        c40 = c40 + b0 * a4; c41 = c41 + b1 * a4;
+        c50 = c50 + b0 * a5; c51 = c51 + b1 * a5;
+        c60 = c60 + b0 * a6; c61 = c61 + b1 * a6;
+        c70 = c70 + b0 * a7; c71 = c71 + b1 * a7;
+    }
+    if (j0 >= p.n) { return; }
+    let cbase = b * p.m * p.n;
+    store_block(cbase, i0, j0, c00, c01);
+    store_block(cbase, i0 + 4u, j0, c10, c11);
+    store_block(cbase, i0 + 8u, j0, c20, c21);
+    store_block(cbase, i0 + 12u, j0, c30, c31);
+    store_block(cbase, i0 + 16u, j0, c40, c41);
+    store_block(cbase, i0 + 20u, j0, c50, c51);
+    store_block(cbase, i0 + 24u, j0, c60, c61);
+    store_block(cbase, i0 + 28u, j0, c70, c71);
+}
