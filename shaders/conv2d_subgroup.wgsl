@@ -35,6 +35,21 @@ fn d1_tap_weights(r: RowWeights, k: u32, kx: u32) -> array<vec4<f32>, 2> {
     return array<vec4<f32>, 2>(subgroupShuffle(r.lo, kx), subgroupShuffle(r.hi, kx));
 }
 
+// direct_reg_s1_r16, a row of taps (kw <= 8): lane l loads tap l's four vec4s of packed weights
+// and tap kx comes from lane kx, as for the 8-channel kernels.
+struct RowWeights4 { w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32> }
+
+fn d1_row_weights4(k: u32, lane: u32) -> RowWeights4 {
+    let tap = k + min(lane % 8u, p.kw - 1u);
+    let s = p.cx * p.kh * p.kw;
+    return RowWeights4(d1_w[tap], d1_w[tap + s], d1_w[tap + 2u * s], d1_w[tap + 3u * s]);
+}
+
+fn d1_tap_weights4(r: RowWeights4, k: u32, kx: u32) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(subgroupShuffle(r.w0, kx), subgroupShuffle(r.w1, kx),
+                               subgroupShuffle(r.w2, kx), subgroupShuffle(r.w3, kx));
+}
+
 fn d2_row_weights(k: u32, lane: u32) -> RowWeights {
     let tap = k + min(lane % 8u, p.kw - 1u);
     return RowWeights(d2_w[tap], d2_w[tap + p.cx * p.kh * p.kw]);

@@ -30,6 +30,7 @@ pub(crate) struct Inner {
     pub(crate) queue: wgpu::Queue,
     adapter: String,
     device_type: Option<wgpu::DeviceType>,
+    backend: wgpu::Backend,
     /// Kernels tuned for CPUs run (software adapters, or `ODDITY_KERNELS=cpu`).
     cpu_tuned: bool,
     /// What the adapter offers (a superset of what the device enabled).
@@ -258,12 +259,14 @@ impl Context {
             mapped_at_creation: false,
         });
         let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let backend = device.adapter_info().backend;
         Context {
             inner: Arc::new(Inner {
                 device,
                 queue,
                 adapter,
                 device_type,
+                backend,
                 cpu_tuned,
                 adapter_features,
                 subgroup_min_lanes,
@@ -354,6 +357,11 @@ impl Context {
     /// `"cpu"` or `"gpu"`: the kernel family `Auto` variants pick (see [`Context::is_cpu_adapter`]).
     pub fn kernel_family(&self) -> &'static str {
         if self.inner.cpu_tuned { "cpu" } else { "gpu" }
+    }
+
+    /// The graphics API the device runs on.
+    pub fn backend(&self) -> wgpu::Backend {
+        self.inner.backend
     }
 
     /// What the adapter reports itself as (a discrete GPU, a CPU, ...), whatever `ODDITY_KERNELS` says.

@@ -35,6 +35,8 @@ const DIRECT_REG_S1_R8: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s1_r8", source: SRC, entry: "direct_reg_s1_r8", bindings: &[R, R, R, RW] };
 const DIRECT_REG_S2_R8: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s2_r8", source: SRC, entry: "direct_reg_s2_r8", bindings: &[R, R, R, RW] };
+const DIRECT_REG_S1_R16: KernelSpec =
+    KernelSpec { id: "conv2d.direct_reg_s1_r16", source: SRC, entry: "direct_reg_s1_r16", bindings: &[R, R, R, RW] };
 const DIRECT_REG_S1: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s1", source: SRC, entry: "direct_reg_s1", bindings: &[R, R, R, RW] };
 const TRANSPOSED_REG: KernelSpec =
@@ -70,6 +72,12 @@ const DIRECT_REG_S1_R8_SG: KernelSpec = KernelSpec {
     id: "conv2d.direct_reg_s1_r8_sg",
     source: SRC_SUBGROUP,
     entry: "direct_reg_s1_r8",
+    bindings: &[R, R, R, RW],
+};
+const DIRECT_REG_S1_R16_SG: KernelSpec = KernelSpec {
+    id: "conv2d.direct_reg_s1_r16_sg",
+    source: SRC_SUBGROUP,
+    entry: "direct_reg_s1_r16",
     bindings: &[R, R, R, RW],
 };
 const DIRECT_REG_S2_R8_SG: KernelSpec = KernelSpec {
@@ -409,8 +417,8 @@ fn dims4(s: &[usize]) -> [usize; 4] {
 /// channels of a register block read their weights of one tap as one vec4.
 fn packed_weights(w: &Tensor, g: &Geom) -> Result<Tensor> {
     let ksize = g.cx * g.k[0] * g.k[1];
-    // An even count: the 8-channel kernel reads blocks in pairs.
-    let blocks = g.cy.div_ceil(2 * REG_ROWS) * 2;
+    // A multiple of 4: the 16-channel kernel reads blocks in fours (the 8-channel one in pairs).
+    let blocks = g.cy.div_ceil(4 * REG_ROWS) * 4;
     let out = Tensor::uninit(w.context(), &[blocks, ksize, REG_ROWS], DType::F32)?;
     let params = Params { len: out.numel() as u32, ..g.params() };
     w.context().dispatch(&PACK_WEIGHTS, &params, &[w.binding(), out.binding()], grid_1d(out.numel(), WG_1D))?;
@@ -486,15 +494,16 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epilogu
             ctx.dispatch(&DIRECT_REG, &params, &[xp.binding(), wpk.binding(), b.binding(), y.binding()], grid)?;
             return Ok(y);
         }
-        // 8 output channels per invocation where there are more than 4 (fewer x loads per FMA).
-        let r8 = g.cy > REG_ROWS;
-        let spec = match (s1, r8) {
-            (true, true) => direct_r8(x, g, v, [&DIRECT_REG_S1_R8, &DIRECT_REG_S1_R8_SG]),
-            (true, false) => &DIRECT_REG_S1,
-            (false, true) => direct_r8(x, g, v, [&DIRECT_REG_S2_R8, &DIRECT_REG_S2_R8_SG]),
-            (false, false) => &DIRECT_REG_S2,
+        // 8 or 16 output channels per invocation where there are more than 4 (fewer x loads per
+        // FMA).
+        let (spec, rows) = if s1 {
+            direct_s1(x, g, v)
+        } else if g.cy > REG_ROWS {
+            (direct_r8(x, g, v, [&DIRECT_REG_S2_R8, &DIRECT_REG_S2_R8_SG]), 2 * REG_ROWS)
+        } else {
+            (&DIRECT_REG_S2, REG_ROWS)
         };
-        let grid = if r8 { grid_z(g.n * g.hy * tiles_w, g.cy.div_ceil(2 * REG_ROWS)) } else { grid };
+        let grid = grid_z(g.n * g.hy * tiles_w, g.cy.div_ceil(rows));
         // These store whole vec4s: rows padded to a multiple of 4, cropped back afterwards.
         let wy4 = g.wy.next_multiple_of(4);
         if wy4 == g.wy {
@@ -541,6 +550,26 @@ fn pointwise_gemm(x: &Tensor, w: &Tensor, b: &Tensor, params: &Params, g: &Geom,
     Ok(())
 }
 
+/// The unit-stride direct register kernel for `g` and the output channels one invocation takes:
+/// 16 above 8 channels (`direct_reg_s1_r16`), 8 above 4, else 4. `ODDITY_CONV_R16=off` keeps 8
+/// for the 16-channel layers, so that one binary can time both. Vulkan only: llvmpipe's GL
+/// compiler took minutes over the 16-channel kernel (its 64 vec4 accumulators) where Vulkan's
+/// lavapipe takes a second, and only lavapipe's speed was measured.
+fn direct_s1(x: &Tensor, g: &Geom, v: Variant) -> (&'static KernelSpec, usize) {
+    if g.cy > 2 * REG_ROWS && x.context().backend() == wgpu::Backend::Vulkan && !r16_off() {
+        (direct_r8(x, g, v, [&DIRECT_REG_S1_R16, &DIRECT_REG_S1_R16_SG]), 4 * REG_ROWS)
+    } else if g.cy > REG_ROWS {
+        (direct_r8(x, g, v, [&DIRECT_REG_S1_R8, &DIRECT_REG_S1_R8_SG]), 2 * REG_ROWS)
+    } else {
+        (&DIRECT_REG_S1, REG_ROWS)
+    }
+}
+
+fn r16_off() -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OFF.get_or_init(|| std::env::var("ODDITY_CONV_R16").is_ok_and(|v| v == "off"))
+}
+
 /// An 8-channel direct register kernel, `[plain, subgroup]`: the subgroup module (weights shared
 /// across the subgroup) where allowed and a row of taps fits one subgroup's 8 lanes.
 fn direct_r8(x: &Tensor, g: &Geom, v: Variant, specs: [&'static KernelSpec; 2]) -> &'static KernelSpec {
@@ -573,12 +602,8 @@ fn direct_flat_planes(x: &Tensor, w: &Tensor, b: &Tensor, g: &Geom, mut params: 
     params.wx = wp as u32;
     params.hy = 1;
     params.wy = cols as u32;
-    let r8 = g.cy > REG_ROWS;
-    let (spec, grid) = if r8 {
-        (direct_r8(x, g, v, [&DIRECT_REG_S1_R8, &DIRECT_REG_S1_R8_SG]), grid_z(g.n * tiles, g.cy.div_ceil(2 * REG_ROWS)))
-    } else {
-        (&DIRECT_REG_S1, grid_z(g.n * tiles, g.cy.div_ceil(REG_ROWS)))
-    };
+    let (spec, rows) = direct_s1(x, g, v);
+    let grid = grid_z(g.n * tiles, g.cy.div_ceil(rows));
     let flat = Tensor::uninit(ctx, &[g.n, g.cy, 1, cols], DType::F32)?;
     ctx.dispatch(spec, &params, &[xp.binding(), wpk.binding(), b.binding(), flat.binding()], grid)?;
     let crop = Params { len: y.numel() as u32, wx: wp as u32, wy: g.wy as u32, ..Default::default() };
