@@ -816,6 +816,128 @@ fn direct_reg_s2_r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     d2_store(m0 + 7u, base + (m0 + 7u) * ohw, valid, a7, b7, c7, d7);
 }
 
+// direct_reg_s2 with 16 output channels per invocation (wid.z = block of 16): four times the FMAs
+// per x load, for more than 8 output channels (see direct_reg_s1_r16).
+@compute @workgroup_size(64)
+fn direct_reg_s2_r16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let tiles_w = (p.wy + 15u) / 16u;
+    let total = p.n * p.hy * tiles_w;
+    let t_raw = flat(wid, nwg, lid);
+    let lane = load_lane();
+    if (lanes_done(t_raw >= total)) { return; }
+    let t = min(t_raw, total - 1u);
+    let ow0 = (t % tiles_w) * 16u;
+    let oh = (t / tiles_w) % p.hy;
+    let n = t / (tiles_w * p.hy);
+    let m0 = wid.z * 16u;
+    let ksize = p.cx * p.kh * p.kw;
+    let hw4 = p.hx * p.wx / 4u;
+    let rstep = p.dh * p.wx / 4u;
+    let phases = min(2u, p.kw);
+    var xc0 = (n * p.cx * p.hx * p.wx + oh * p.sh * p.wx + 2u * ow0) / 4u;
+    var a0 = vec4<f32>(0.0); var b0 = vec4<f32>(0.0); var c0 = vec4<f32>(0.0); var d0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0); var c1 = vec4<f32>(0.0); var d1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0); var c2 = vec4<f32>(0.0); var d2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0); var c3 = vec4<f32>(0.0); var d3 = vec4<f32>(0.0);
+    var a4 = vec4<f32>(0.0); var b4 = vec4<f32>(0.0); var c4 = vec4<f32>(0.0); var d4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0); var b5 = vec4<f32>(0.0); var c5 = vec4<f32>(0.0); var d5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0); var b6 = vec4<f32>(0.0); var c6 = vec4<f32>(0.0); var d6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0); var b7 = vec4<f32>(0.0); var c7 = vec4<f32>(0.0); var d7 = vec4<f32>(0.0);
+    var a8 = vec4<f32>(0.0); var b8 = vec4<f32>(0.0); var c8 = vec4<f32>(0.0); var d8 = vec4<f32>(0.0);
+    var a9 = vec4<f32>(0.0); var b9 = vec4<f32>(0.0); var c9 = vec4<f32>(0.0); var d9 = vec4<f32>(0.0);
+    var a10 = vec4<f32>(0.0); var b10 = vec4<f32>(0.0); var c10 = vec4<f32>(0.0); var d10 = vec4<f32>(0.0);
+    var a11 = vec4<f32>(0.0); var b11 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0); var d11 = vec4<f32>(0.0);
+    var a12 = vec4<f32>(0.0); var b12 = vec4<f32>(0.0); var c12 = vec4<f32>(0.0); var d12 = vec4<f32>(0.0);
+    var a13 = vec4<f32>(0.0); var b13 = vec4<f32>(0.0); var c13 = vec4<f32>(0.0); var d13 = vec4<f32>(0.0);
+    var a14 = vec4<f32>(0.0); var b14 = vec4<f32>(0.0); var c14 = vec4<f32>(0.0); var d14 = vec4<f32>(0.0);
+    var a15 = vec4<f32>(0.0); var b15 = vec4<f32>(0.0); var c15 = vec4<f32>(0.0); var d15 = vec4<f32>(0.0);
+    var krow = wid.z * 4u * ksize;
+    for (var c = 0u; c < p.cx; c = c + 1u) {
+        var row = xc0;
+        for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+            let rw = d2_row_weights4(krow, lane);
+            let v0 = d2_x[row];
+            let v1 = d2_x[row + 1u];
+            let v2 = d2_x[row + 2u];
+            let v3 = d2_x[row + 3u];
+            let v4 = d2_x[row + 4u];
+            let v5 = d2_x[row + 5u];
+            let v6 = d2_x[row + 6u];
+            let v7 = d2_x[row + 7u];
+            for (var q = 0u; q < phases; q = q + 1u) {
+                let even = q == 0u;
+                var xa = select(vec4<f32>(v0.yw, v1.yw), vec4<f32>(v0.xz, v1.xz), even);
+                var xb = select(vec4<f32>(v2.yw, v3.yw), vec4<f32>(v2.xz, v3.xz), even);
+                var xc = select(vec4<f32>(v4.yw, v5.yw), vec4<f32>(v4.xz, v5.xz), even);
+                var xd = select(vec4<f32>(v6.yw, v7.yw), vec4<f32>(v6.xz, v7.xz), even);
+                // e.x is the position the next slide takes: 32 + q, then 34 + q.
+                var i = row + 8u;
+                var e = d2_x[i];
+                e = select(e.yzwx, e, even);
+                var used = 0u;
+                var kx = q;
+                loop {
+                    let w = d2_tap_weights4(rw, krow, kx);
+                    a0 = fma(vec4<f32>(w[0].x), xa, a0); b0 = fma(vec4<f32>(w[0].x), xb, b0); c0 = fma(vec4<f32>(w[0].x), xc, c0); d0 = fma(vec4<f32>(w[0].x), xd, d0);
+                    a1 = fma(vec4<f32>(w[0].y), xa, a1); b1 = fma(vec4<f32>(w[0].y), xb, b1); c1 = fma(vec4<f32>(w[0].y), xc, c1); d1 = fma(vec4<f32>(w[0].y), xd, d1);
+                    a2 = fma(vec4<f32>(w[0].z), xa, a2); b2 = fma(vec4<f32>(w[0].z), xb, b2); c2 = fma(vec4<f32>(w[0].z), xc, c2); d2 = fma(vec4<f32>(w[0].z), xd, d2);
+                    a3 = fma(vec4<f32>(w[0].w), xa, a3); b3 = fma(vec4<f32>(w[0].w), xb, b3); c3 = fma(vec4<f32>(w[0].w), xc, c3); d3 = fma(vec4<f32>(w[0].w), xd, d3);
+                    a4 = fma(vec4<f32>(w[1].x), xa, a4); b4 = fma(vec4<f32>(w[1].x), xb, b4); c4 = fma(vec4<f32>(w[1].x), xc, c4); d4 = fma(vec4<f32>(w[1].x), xd, d4);
+                    a5 = fma(vec4<f32>(w[1].y), xa, a5); b5 = fma(vec4<f32>(w[1].y), xb, b5); c5 = fma(vec4<f32>(w[1].y), xc, c5); d5 = fma(vec4<f32>(w[1].y), xd, d5);
+                    a6 = fma(vec4<f32>(w[1].z), xa, a6); b6 = fma(vec4<f32>(w[1].z), xb, b6); c6 = fma(vec4<f32>(w[1].z), xc, c6); d6 = fma(vec4<f32>(w[1].z), xd, d6);
+                    a7 = fma(vec4<f32>(w[1].w), xa, a7); b7 = fma(vec4<f32>(w[1].w), xb, b7); c7 = fma(vec4<f32>(w[1].w), xc, c7); d7 = fma(vec4<f32>(w[1].w), xd, d7);
+                    a8 = fma(vec4<f32>(w[2].x), xa, a8); b8 = fma(vec4<f32>(w[2].x), xb, b8); c8 = fma(vec4<f32>(w[2].x), xc, c8); d8 = fma(vec4<f32>(w[2].x), xd, d8);
+                    a9 = fma(vec4<f32>(w[2].y), xa, a9); b9 = fma(vec4<f32>(w[2].y), xb, b9); c9 = fma(vec4<f32>(w[2].y), xc, c9); d9 = fma(vec4<f32>(w[2].y), xd, d9);
+                    a10 = fma(vec4<f32>(w[2].z), xa, a10); b10 = fma(vec4<f32>(w[2].z), xb, b10); c10 = fma(vec4<f32>(w[2].z), xc, c10); d10 = fma(vec4<f32>(w[2].z), xd, d10);
+                    a11 = fma(vec4<f32>(w[2].w), xa, a11); b11 = fma(vec4<f32>(w[2].w), xb, b11); c11 = fma(vec4<f32>(w[2].w), xc, c11); d11 = fma(vec4<f32>(w[2].w), xd, d11);
+                    a12 = fma(vec4<f32>(w[3].x), xa, a12); b12 = fma(vec4<f32>(w[3].x), xb, b12); c12 = fma(vec4<f32>(w[3].x), xc, c12); d12 = fma(vec4<f32>(w[3].x), xd, d12);
+                    a13 = fma(vec4<f32>(w[3].y), xa, a13); b13 = fma(vec4<f32>(w[3].y), xb, b13); c13 = fma(vec4<f32>(w[3].y), xc, c13); d13 = fma(vec4<f32>(w[3].y), xd, d13);
+                    a14 = fma(vec4<f32>(w[3].z), xa, a14); b14 = fma(vec4<f32>(w[3].z), xb, b14); c14 = fma(vec4<f32>(w[3].z), xc, c14); d14 = fma(vec4<f32>(w[3].z), xd, d14);
+                    a15 = fma(vec4<f32>(w[3].w), xa, a15); b15 = fma(vec4<f32>(w[3].w), xb, b15); c15 = fma(vec4<f32>(w[3].w), xc, c15); d15 = fma(vec4<f32>(w[3].w), xd, d15);
+                    kx = kx + 2u;
+                    if (kx >= p.kw) { break; }
+                    xa = vec4<f32>(xa.yzw, xb.x);
+                    xb = vec4<f32>(xb.yzw, xc.x);
+                    xc = vec4<f32>(xc.yzw, xd.x);
+                    xd = vec4<f32>(xd.yzw, e.x);
+                    e = e.zwxy;
+                    used = used + 1u;
+                    if (used == 2u) {
+                        i = i + 1u;
+                        e = d2_x[i];
+                        e = select(e.yzwx, e, even);
+                        used = 0u;
+                    }
+                }
+            }
+            row = row + rstep;
+            krow = krow + p.kw;
+        }
+        xc0 = xc0 + hw4;
+    }
+    if (t_raw >= total) { return; }
+    let ohw = p.hy * p.wy;
+    let valid = min(16u, p.wy - ow0);
+    let base = n * p.cy * ohw + oh * p.wy + ow0;
+    d2_store(m0 + 0u, base + (m0 + 0u) * ohw, valid, a0, b0, c0, d0);
+    d2_store(m0 + 1u, base + (m0 + 1u) * ohw, valid, a1, b1, c1, d1);
+    d2_store(m0 + 2u, base + (m0 + 2u) * ohw, valid, a2, b2, c2, d2);
+    d2_store(m0 + 3u, base + (m0 + 3u) * ohw, valid, a3, b3, c3, d3);
+    d2_store(m0 + 4u, base + (m0 + 4u) * ohw, valid, a4, b4, c4, d4);
+    d2_store(m0 + 5u, base + (m0 + 5u) * ohw, valid, a5, b5, c5, d5);
+    d2_store(m0 + 6u, base + (m0 + 6u) * ohw, valid, a6, b6, c6, d6);
+    d2_store(m0 + 7u, base + (m0 + 7u) * ohw, valid, a7, b7, c7, d7);
+    d2_store(m0 + 8u, base + (m0 + 8u) * ohw, valid, a8, b8, c8, d8);
+    d2_store(m0 + 9u, base + (m0 + 9u) * ohw, valid, a9, b9, c9, d9);
+    d2_store(m0 + 10u, base + (m0 + 10u) * ohw, valid, a10, b10, c10, d10);
+    d2_store(m0 + 11u, base + (m0 + 11u) * ohw, valid, a11, b11, c11, d11);
+    d2_store(m0 + 12u, base + (m0 + 12u) * ohw, valid, a12, b12, c12, d12);
+    d2_store(m0 + 13u, base + (m0 + 13u) * ohw, valid, a13, b13, c13, d13);
+    d2_store(m0 + 14u, base + (m0 + 14u) * ohw, valid, a14, b14, c14, d14);
+    d2_store(m0 + 15u, base + (m0 + 15u) * ohw, valid, a15, b15, c15, d15);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Register-blocked transposed conv (CPU adapters), gathered by output phase: wid.z holds the phase
 // (oh % sh, ow % sw) and the channel block, so within a workgroup the valid taps are uniform

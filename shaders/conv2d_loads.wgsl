@@ -26,8 +26,8 @@ fn d1_tap_weights(r: RowWeights, k: u32, kx: u32) -> array<vec4<f32>, 2> {
     return array<vec4<f32>, 2>(d1_w[k + kx], d1_w[k + kx + p.cx * p.kh * p.kw]);
 }
 
-// direct_reg_s1_r16: a row of taps' four packed 4-channel blocks (nothing is held here) and tap
-// kx's four vec4s of it, loaded where used.
+// direct_reg_s1_r16 / _s2_r16: a row of taps' four packed 4-channel blocks (nothing is held
+// here) and tap kx's four vec4s of it, loaded where used.
 struct RowWeights4 { w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32> }
 
 fn d1_row_weights4(k: u32, lane: u32) -> RowWeights4 {
@@ -45,6 +45,15 @@ fn d2_row_weights(k: u32, lane: u32) -> RowWeights {
 
 fn d2_tap_weights(r: RowWeights, k: u32, kx: u32) -> array<vec4<f32>, 2> {
     return array<vec4<f32>, 2>(d2_w[k + kx], d2_w[k + kx + p.cx * p.kh * p.kw]);
+}
+
+fn d2_row_weights4(k: u32, lane: u32) -> RowWeights4 {
+    return RowWeights4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+}
+
+fn d2_tap_weights4(r: RowWeights4, k: u32, kx: u32) -> array<vec4<f32>, 4> {
+    let s = p.cx * p.kh * p.kw;
+    return array<vec4<f32>, 4>(d2_w[k + kx], d2_w[k + kx + s], d2_w[k + kx + 2u * s], d2_w[k + kx + 3u * s]);
 }
 
 // transposed_reg: a run of 8 source channels' weights of tap k (nothing is held here) and source

@@ -35,7 +35,7 @@ fn d1_tap_weights(r: RowWeights, k: u32, kx: u32) -> array<vec4<f32>, 2> {
     return array<vec4<f32>, 2>(subgroupShuffle(r.lo, kx), subgroupShuffle(r.hi, kx));
 }
 
-// direct_reg_s1_r16, a row of taps (kw <= 8): lane l loads tap l's four vec4s of packed weights
+// direct_reg_s1_r16 / _s2_r16, a row of taps (kw <= 8): lane l loads tap l's four vec4s of packed weights
 // and tap kx comes from lane kx, as for the 8-channel kernels.
 struct RowWeights4 { w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32> }
 
@@ -57,6 +57,17 @@ fn d2_row_weights(k: u32, lane: u32) -> RowWeights {
 
 fn d2_tap_weights(r: RowWeights, k: u32, kx: u32) -> array<vec4<f32>, 2> {
     return array<vec4<f32>, 2>(subgroupShuffle(r.lo, kx), subgroupShuffle(r.hi, kx));
+}
+
+fn d2_row_weights4(k: u32, lane: u32) -> RowWeights4 {
+    let tap = k + min(lane % 8u, p.kw - 1u);
+    let s = p.cx * p.kh * p.kw;
+    return RowWeights4(d2_w[tap], d2_w[tap + s], d2_w[tap + 2u * s], d2_w[tap + 3u * s]);
+}
+
+fn d2_tap_weights4(r: RowWeights4, k: u32, kx: u32) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(subgroupShuffle(r.w0, kx), subgroupShuffle(r.w1, kx),
+                               subgroupShuffle(r.w2, kx), subgroupShuffle(r.w3, kx));
 }
 
 // transposed_reg, a run of 8 source channels (weights depend on wid.z and loop counters only):

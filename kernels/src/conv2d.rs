@@ -37,6 +37,8 @@ const DIRECT_REG_S2_R8: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s2_r8", source: SRC, entry: "direct_reg_s2_r8", bindings: &[R, R, R, RW] };
 const DIRECT_REG_S1_R16: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s1_r16", source: SRC, entry: "direct_reg_s1_r16", bindings: &[R, R, R, RW] };
+const DIRECT_REG_S2_R16: KernelSpec =
+    KernelSpec { id: "conv2d.direct_reg_s2_r16", source: SRC, entry: "direct_reg_s2_r16", bindings: &[R, R, R, RW] };
 const DIRECT_REG_S1: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s1", source: SRC, entry: "direct_reg_s1", bindings: &[R, R, R, RW] };
 const TRANSPOSED_REG: KernelSpec =
@@ -78,6 +80,12 @@ const DIRECT_REG_S1_R16_SG: KernelSpec = KernelSpec {
     id: "conv2d.direct_reg_s1_r16_sg",
     source: SRC_SUBGROUP,
     entry: "direct_reg_s1_r16",
+    bindings: &[R, R, R, RW],
+};
+const DIRECT_REG_S2_R16_SG: KernelSpec = KernelSpec {
+    id: "conv2d.direct_reg_s2_r16_sg",
+    source: SRC_SUBGROUP,
+    entry: "direct_reg_s2_r16",
     bindings: &[R, R, R, RW],
 };
 const DIRECT_REG_S2_R8_SG: KernelSpec = KernelSpec {
@@ -497,11 +505,9 @@ pub(crate) fn direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epilogu
         // 8 or 16 output channels per invocation where there are more than 4 (fewer x loads per
         // FMA).
         let (spec, rows) = if s1 {
-            direct_s1(x, g, v)
-        } else if g.cy > REG_ROWS {
-            (direct_r8(x, g, v, [&DIRECT_REG_S2_R8, &DIRECT_REG_S2_R8_SG]), 2 * REG_ROWS)
+            direct_blocks(x, g, v, [&DIRECT_REG_S1, &DIRECT_REG_S1_R8, &DIRECT_REG_S1_R8_SG, &DIRECT_REG_S1_R16, &DIRECT_REG_S1_R16_SG])
         } else {
-            (&DIRECT_REG_S2, REG_ROWS)
+            direct_blocks(x, g, v, [&DIRECT_REG_S2, &DIRECT_REG_S2_R8, &DIRECT_REG_S2_R8_SG, &DIRECT_REG_S2_R16, &DIRECT_REG_S2_R16_SG])
         };
         let grid = grid_z(g.n * g.hy * tiles_w, g.cy.div_ceil(rows));
         // These store whole vec4s: rows padded to a multiple of 4, cropped back afterwards.
@@ -550,18 +556,19 @@ fn pointwise_gemm(x: &Tensor, w: &Tensor, b: &Tensor, params: &Params, g: &Geom,
     Ok(())
 }
 
-/// The unit-stride direct register kernel for `g` and the output channels one invocation takes:
-/// 16 above 8 channels (`direct_reg_s1_r16`), 8 above 4, else 4. `ODDITY_CONV_R16=off` keeps 8
-/// for the 16-channel layers, so that one binary can time both. Vulkan only: llvmpipe's GL
-/// compiler took minutes over the 16-channel kernel (its 64 vec4 accumulators) where Vulkan's
+/// The direct register kernel for `g` of one width stride, from `[4 channels, 8, 8 with
+/// subgroups, 16, 16 with subgroups]`, and the output channels one invocation takes: 16 above 8
+/// channels (`direct_reg_s1_r16` / `_s2_r16`), 8 above 4, else 4. `ODDITY_CONV_R16=off` keeps 8
+/// for the 16-channel layers, so that one binary can time both. 16 on Vulkan only: llvmpipe's GL
+/// compiler took minutes over the 16-channel kernels (their 64 vec4 accumulators) where Vulkan's
 /// lavapipe takes a second, and only lavapipe's speed was measured.
-fn direct_s1(x: &Tensor, g: &Geom, v: Variant) -> (&'static KernelSpec, usize) {
+fn direct_blocks(x: &Tensor, g: &Geom, v: Variant, specs: [&'static KernelSpec; 5]) -> (&'static KernelSpec, usize) {
     if g.cy > 2 * REG_ROWS && x.context().backend() == wgpu::Backend::Vulkan && !r16_off() {
-        (direct_r8(x, g, v, [&DIRECT_REG_S1_R16, &DIRECT_REG_S1_R16_SG]), 4 * REG_ROWS)
+        (direct_sg(x, g, v, [specs[3], specs[4]]), 4 * REG_ROWS)
     } else if g.cy > REG_ROWS {
-        (direct_r8(x, g, v, [&DIRECT_REG_S1_R8, &DIRECT_REG_S1_R8_SG]), 2 * REG_ROWS)
+        (direct_sg(x, g, v, [specs[1], specs[2]]), 2 * REG_ROWS)
     } else {
-        (&DIRECT_REG_S1, REG_ROWS)
+        (specs[0], REG_ROWS)
     }
 }
 
@@ -570,9 +577,9 @@ fn r16_off() -> bool {
     *OFF.get_or_init(|| std::env::var("ODDITY_CONV_R16").is_ok_and(|v| v == "off"))
 }
 
-/// An 8-channel direct register kernel, `[plain, subgroup]`: the subgroup module (weights shared
+/// An 8- or 16-channel direct register kernel, `[plain, subgroup]`: the subgroup module (weights shared
 /// across the subgroup) where allowed and a row of taps fits one subgroup's 8 lanes.
-fn direct_r8(x: &Tensor, g: &Geom, v: Variant, specs: [&'static KernelSpec; 2]) -> &'static KernelSpec {
+fn direct_sg(x: &Tensor, g: &Geom, v: Variant, specs: [&'static KernelSpec; 2]) -> &'static KernelSpec {
     specs[(v.subgroups(x) && g.k[1] <= SUBGROUP_LANES as usize) as usize]
 }
 
@@ -602,7 +609,7 @@ fn direct_flat_planes(x: &Tensor, w: &Tensor, b: &Tensor, g: &Geom, mut params: 
     params.wx = wp as u32;
     params.hy = 1;
     params.wy = cols as u32;
-    let (spec, rows) = direct_s1(x, g, v);
+    let (spec, rows) = direct_blocks(x, g, v, [&DIRECT_REG_S1, &DIRECT_REG_S1_R8, &DIRECT_REG_S1_R8_SG, &DIRECT_REG_S1_R16, &DIRECT_REG_S1_R16_SG]);
     let grid = grid_z(g.n * tiles, g.cy.div_ceil(rows));
     let flat = Tensor::uninit(ctx, &[g.n, g.cy, 1, cols], DType::F32)?;
     ctx.dispatch(spec, &params, &[xp.binding(), wpk.binding(), b.binding(), flat.binding()], grid)?;
