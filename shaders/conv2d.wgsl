@@ -1060,6 +1060,110 @@ fn transposed_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     tr_store(m0 + 7u, base + (m0 + 7u) * ohw, valid, a7, b7);
 }
 
+// transposed_reg with 16 output channels per invocation (wid.z = phase * blocks of 16 + block):
+// twice the multiply-adds per x value loaded, for more than 8 output channels.
+@compute @workgroup_size(64)
+fn transposed_reg16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let mblocks = (p.cy + 15u) / 16u;
+    let phase = wid.z / mblocks;
+    let m0 = (wid.z % mblocks) * 16u;
+    let phh = phase / p.sw;
+    let phw = phase % p.sw;
+    let rows = (p.hy + p.sh - 1u) / p.sh;
+    let cols = (p.wy + p.sw - 1u) / p.sw;
+    let tiles_w = (cols + 7u) / 8u;
+    let total = p.n * rows * tiles_w;
+    let t_raw = flat(wid, nwg, lid);
+    let t = min(t_raw, total - 1u);
+    let c0 = (t % tiles_w) * 8u;
+    let r = (t / tiles_w) % rows;
+    let n = t / (tiles_w * rows);
+    let oh = phh + r * p.sh;
+    let ow0 = phw + c0 * p.sw;
+    let live = t_raw < total && oh < p.hy && ow0 < p.wy;
+    let lane = load_lane();
+    if (lanes_done(!live)) { return; }
+    let kk = p.kh * p.kw;
+    let hw = p.hx * p.wx;
+    var a0 = vec4<f32>(0.0); var b0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0); var b1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0); var b2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0); var b3 = vec4<f32>(0.0);
+    var a4 = vec4<f32>(0.0); var b4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0); var b5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0); var b6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0); var b7 = vec4<f32>(0.0);
+    var a8 = vec4<f32>(0.0); var b8 = vec4<f32>(0.0);
+    var a9 = vec4<f32>(0.0); var b9 = vec4<f32>(0.0);
+    var a10 = vec4<f32>(0.0); var b10 = vec4<f32>(0.0);
+    var a11 = vec4<f32>(0.0); var b11 = vec4<f32>(0.0);
+    var a12 = vec4<f32>(0.0); var b12 = vec4<f32>(0.0);
+    var a13 = vec4<f32>(0.0); var b13 = vec4<f32>(0.0);
+    var a14 = vec4<f32>(0.0); var b14 = vec4<f32>(0.0);
+    var a15 = vec4<f32>(0.0); var b15 = vec4<f32>(0.0);
+    let bigh = ((p.kh - 1u) * p.dh) / p.sh + 1u;
+    let bigw = ((p.kw - 1u) * p.dw) / p.sw + 1u;
+    for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+        let th = phh + p.ph + bigh * p.sh - ky * p.dh;
+        if (th % p.sh != 0u) { continue; }
+        let ih = u32(i32(r + th / p.sh + p.pad_top) - i32(bigh));
+        for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
+            let tw = phw + p.pw + bigw * p.sw - kx * p.dw;
+            if (tw % p.sw != 0u) { continue; }
+            let iw = u32(i32(c0 + tw / p.sw + p.pad_left) - i32(bigw));
+            var i = n * p.cx * hw + ih * p.wx + iw;
+            let k = ky * p.kw + kx;
+            for (var cb = 0u; cb < p.cx; cb = cb + 8u) {
+                let run = tr_run_weights16(cb, lane, m0, k);
+                let cend = min(8u, p.cx - cb);
+                for (var j = 0u; j < cend; j = j + 1u) {
+                    let xa = vec4<f32>(tr_x[i], tr_x[i + 1u], tr_x[i + 2u], tr_x[i + 3u]);
+                    let xb = vec4<f32>(tr_x[i + 4u], tr_x[i + 5u], tr_x[i + 6u], tr_x[i + 7u]);
+                    let w = tr_channel_weights16(run, cb, j, m0, k);
+                    a0 = fma(vec4<f32>(w[0].x), xa, a0); b0 = fma(vec4<f32>(w[0].x), xb, b0);
+                    a1 = fma(vec4<f32>(w[0].y), xa, a1); b1 = fma(vec4<f32>(w[0].y), xb, b1);
+                    a2 = fma(vec4<f32>(w[0].z), xa, a2); b2 = fma(vec4<f32>(w[0].z), xb, b2);
+                    a3 = fma(vec4<f32>(w[0].w), xa, a3); b3 = fma(vec4<f32>(w[0].w), xb, b3);
+                    a4 = fma(vec4<f32>(w[1].x), xa, a4); b4 = fma(vec4<f32>(w[1].x), xb, b4);
+                    a5 = fma(vec4<f32>(w[1].y), xa, a5); b5 = fma(vec4<f32>(w[1].y), xb, b5);
+                    a6 = fma(vec4<f32>(w[1].z), xa, a6); b6 = fma(vec4<f32>(w[1].z), xb, b6);
+                    a7 = fma(vec4<f32>(w[1].w), xa, a7); b7 = fma(vec4<f32>(w[1].w), xb, b7);
+                    a8 = fma(vec4<f32>(w[2].x), xa, a8); b8 = fma(vec4<f32>(w[2].x), xb, b8);
+                    a9 = fma(vec4<f32>(w[2].y), xa, a9); b9 = fma(vec4<f32>(w[2].y), xb, b9);
+                    a10 = fma(vec4<f32>(w[2].z), xa, a10); b10 = fma(vec4<f32>(w[2].z), xb, b10);
+                    a11 = fma(vec4<f32>(w[2].w), xa, a11); b11 = fma(vec4<f32>(w[2].w), xb, b11);
+                    a12 = fma(vec4<f32>(w[3].x), xa, a12); b12 = fma(vec4<f32>(w[3].x), xb, b12);
+                    a13 = fma(vec4<f32>(w[3].y), xa, a13); b13 = fma(vec4<f32>(w[3].y), xb, b13);
+                    a14 = fma(vec4<f32>(w[3].z), xa, a14); b14 = fma(vec4<f32>(w[3].z), xb, b14);
+                    a15 = fma(vec4<f32>(w[3].w), xa, a15); b15 = fma(vec4<f32>(w[3].w), xb, b15);
+                    i = i + hw;
+                }
+            }
+        }
+    }
+    if (!live) { return; }
+    let ohw = p.hy * p.wy;
+    let valid = min(8u, (p.wy - ow0 + p.sw - 1u) / p.sw);
+    let base = n * p.cy * ohw + oh * p.wy + ow0;
+    tr_store(m0 + 0u, base + (m0 + 0u) * ohw, valid, a0, b0);
+    tr_store(m0 + 1u, base + (m0 + 1u) * ohw, valid, a1, b1);
+    tr_store(m0 + 2u, base + (m0 + 2u) * ohw, valid, a2, b2);
+    tr_store(m0 + 3u, base + (m0 + 3u) * ohw, valid, a3, b3);
+    tr_store(m0 + 4u, base + (m0 + 4u) * ohw, valid, a4, b4);
+    tr_store(m0 + 5u, base + (m0 + 5u) * ohw, valid, a5, b5);
+    tr_store(m0 + 6u, base + (m0 + 6u) * ohw, valid, a6, b6);
+    tr_store(m0 + 7u, base + (m0 + 7u) * ohw, valid, a7, b7);
+    tr_store(m0 + 8u, base + (m0 + 8u) * ohw, valid, a8, b8);
+    tr_store(m0 + 9u, base + (m0 + 9u) * ohw, valid, a9, b9);
+    tr_store(m0 + 10u, base + (m0 + 10u) * ohw, valid, a10, b10);
+    tr_store(m0 + 11u, base + (m0 + 11u) * ohw, valid, a11, b11);
+    tr_store(m0 + 12u, base + (m0 + 12u) * ohw, valid, a12, b12);
+    tr_store(m0 + 13u, base + (m0 + 13u) * ohw, valid, a13, b13);
+    tr_store(m0 + 14u, base + (m0 + 14u) * ohw, valid, a14, b14);
+    tr_store(m0 + 15u, base + (m0 + 15u) * ohw, valid, a15, b15);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Register-blocked weight gradient partials (CPU adapters). Invocation: 4 output channels (from
 // wid.z) x 8 consecutive taps k = (c, ky, kx); wid.y is the split of the batch*rows reduction

@@ -66,6 +66,17 @@ fn tr_channel_weights(r: RowWeights, cb: u32, j: u32, m0: u32, k: u32) -> array<
     return tr_w8(cb + j, m0, k);
 }
 
+// transposed_reg16: as tr_run_weights / tr_channel_weights for 16 output channels.
+fn tr_run_weights16(cb: u32, lane: u32, m0: u32, k: u32) -> RowWeights4 {
+    return RowWeights4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+}
+
+fn tr_channel_weights16(r: RowWeights4, cb: u32, j: u32, m0: u32, k: u32) -> array<vec4<f32>, 4> {
+    let lo = tr_w8(cb + j, m0, k);
+    let hi = tr_w8(cb + j, m0 + 8u, k);
+    return array<vec4<f32>, 4>(lo[0], lo[1], hi[0], hi[1]);
+}
+
 // The all-taps weight-gradient kernels: gy blocks q of four output channels' rows g (vec4 units),
 // loaded where used. `key` names the lane's (split, output block).
 struct GyRun { unused: u32 }

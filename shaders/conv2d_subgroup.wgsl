@@ -82,6 +82,18 @@ fn tr_channel_weights(r: RowWeights, cb: u32, j: u32, m0: u32, k: u32) -> array<
     return array<vec4<f32>, 2>(subgroupShuffle(r.lo, j), subgroupShuffle(r.hi, j));
 }
 
+// transposed_reg16: as tr_run_weights / tr_channel_weights for 16 output channels.
+fn tr_run_weights16(cb: u32, lane: u32, m0: u32, k: u32) -> RowWeights4 {
+    let lo = tr_w8(cb + lane % 8u, m0, k);
+    let hi = tr_w8(cb + lane % 8u, m0 + 8u, k);
+    return RowWeights4(lo[0], lo[1], hi[0], hi[1]);
+}
+
+fn tr_channel_weights16(r: RowWeights4, cb: u32, j: u32, m0: u32, k: u32) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(subgroupShuffle(r.w0, j), subgroupShuffle(r.w1, j),
+                               subgroupShuffle(r.w2, j), subgroupShuffle(r.w3, j));
+}
+
 // The all-taps weight-gradient kernels (wgrad_reg_s1_k3, wgrad_reg_s2_k4): lanes are consecutive
 // input channels, so where all of a subgroup's lanes belong to one (split, output block) they read
 // the same gy. Lane l then loads blocks q + l of a run of 8 and block q comes from lane q % 8:

@@ -43,6 +43,8 @@ const DIRECT_REG_S1: KernelSpec =
     KernelSpec { id: "conv2d.direct_reg_s1", source: SRC, entry: "direct_reg_s1", bindings: &[R, R, R, RW] };
 const TRANSPOSED_REG: KernelSpec =
     KernelSpec { id: "conv2d.transposed_reg", source: SRC, entry: "transposed_reg", bindings: &[R, R, R, RW] };
+const TRANSPOSED_REG16: KernelSpec =
+    KernelSpec { id: "conv2d.transposed_reg16", source: SRC, entry: "transposed_reg16", bindings: &[R, R, R, RW] };
 const WGRAD_REG: KernelSpec = KernelSpec { id: "conv2d.wgrad_reg", source: SRC, entry: "wgrad_reg", bindings: &[R, R, RW] };
 const WGRAD_REG_S1: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s1", source: SRC, entry: "wgrad_reg_s1", bindings: &[R, R, RW] };
@@ -80,6 +82,12 @@ const DIRECT_REG_S1_R16_SG: KernelSpec = KernelSpec {
     id: "conv2d.direct_reg_s1_r16_sg",
     source: SRC_SUBGROUP,
     entry: "direct_reg_s1_r16",
+    bindings: &[R, R, R, RW],
+};
+const TRANSPOSED_REG16_SG: KernelSpec = KernelSpec {
+    id: "conv2d.transposed_reg16_sg",
+    source: SRC_SUBGROUP,
+    entry: "transposed_reg16",
     bindings: &[R, R, R, RW],
 };
 const DIRECT_REG_S2_R16_SG: KernelSpec = KernelSpec {
@@ -656,9 +664,16 @@ pub(crate) fn transposed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epi
         params.wx = wp as u32;
         params.pad_top = top as u32;
         params.pad_left = left as u32;
-        // 8 output channels per invocation; with subgroups their weights are shared across it.
-        let spec = if v.subgroups(x) { &TRANSPOSED_REG_SG } else { &TRANSPOSED_REG };
-        let grid = grid_z(g.n * rows * tiles_w, g.s[0] * g.s[1] * g.cy.div_ceil(2 * REG_ROWS));
+        // 8 output channels per invocation, 16 above 8 (Vulkan, as direct_blocks); with subgroups
+        // their weights are shared across it.
+        let wide = g.cy > 2 * REG_ROWS && ctx.backend() == wgpu::Backend::Vulkan && !r16_off();
+        let (specs, block) = if wide {
+            ([&TRANSPOSED_REG16, &TRANSPOSED_REG16_SG], 4 * REG_ROWS)
+        } else {
+            ([&TRANSPOSED_REG, &TRANSPOSED_REG_SG], 2 * REG_ROWS)
+        };
+        let spec = specs[v.subgroups(x) as usize];
+        let grid = grid_z(g.n * rows * tiles_w, g.s[0] * g.s[1] * g.cy.div_ceil(block));
         ctx.dispatch(spec, &params, &[xp.binding(), w.binding(), b.binding(), y.binding()], grid)?;
     } else if g.s != [1, 1] && g.d == [1, 1] && !plain_tiled() {
         // One GEMM per output phase, over that phase's taps only (gemm_tiled mode 3).
