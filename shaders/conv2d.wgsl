@@ -1585,6 +1585,169 @@ fn wgrad_reg_s1_k5(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     w4_store(split, m0 + 3u, k4, k4 + 5u, a43); w4_store(split, m0 + 3u, k4 + 4u, k4 + 5u, vec4<f32>(t4.w, 0.0, 0.0, 0.0));
 }
 
+// wgrad_reg_s1_k5 with 8 output channels per invocation (t names (split, block of 8, input
+// channel)): 8 gy and 5 x loads per 800 multiply-adds where the 4-channel kernel takes 4 and 5
+// per 400. For more than 4 output channels (the CIFAR-10 LeNet's 5x5 layers).
+@compute @workgroup_size(64)
+fn wgrad_reg_s1_k5_r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let pairs = p.cx * ((p.cy + 7u) / 8u);
+    let t = flat(wid, nwg, lid);
+    if (t >= pairs * p.splits) { return; }
+    let split = t / pairs;
+    let c = t % p.cx;
+    let m0 = ((t % pairs) / p.cx) * 8u;
+    let q_end = p.wy / 4u;
+    var a0_0 = vec4<f32>(0.0); var a0_1 = vec4<f32>(0.0); var a0_2 = vec4<f32>(0.0); var a0_3 = vec4<f32>(0.0); var a0_4 = vec4<f32>(0.0); var a0_5 = vec4<f32>(0.0); var a0_6 = vec4<f32>(0.0); var a0_7 = vec4<f32>(0.0); var t0lo = vec4<f32>(0.0); var t0hi = vec4<f32>(0.0);
+    var a1_0 = vec4<f32>(0.0); var a1_1 = vec4<f32>(0.0); var a1_2 = vec4<f32>(0.0); var a1_3 = vec4<f32>(0.0); var a1_4 = vec4<f32>(0.0); var a1_5 = vec4<f32>(0.0); var a1_6 = vec4<f32>(0.0); var a1_7 = vec4<f32>(0.0); var t1lo = vec4<f32>(0.0); var t1hi = vec4<f32>(0.0);
+    var a2_0 = vec4<f32>(0.0); var a2_1 = vec4<f32>(0.0); var a2_2 = vec4<f32>(0.0); var a2_3 = vec4<f32>(0.0); var a2_4 = vec4<f32>(0.0); var a2_5 = vec4<f32>(0.0); var a2_6 = vec4<f32>(0.0); var a2_7 = vec4<f32>(0.0); var t2lo = vec4<f32>(0.0); var t2hi = vec4<f32>(0.0);
+    var a3_0 = vec4<f32>(0.0); var a3_1 = vec4<f32>(0.0); var a3_2 = vec4<f32>(0.0); var a3_3 = vec4<f32>(0.0); var a3_4 = vec4<f32>(0.0); var a3_5 = vec4<f32>(0.0); var a3_6 = vec4<f32>(0.0); var a3_7 = vec4<f32>(0.0); var t3lo = vec4<f32>(0.0); var t3hi = vec4<f32>(0.0);
+    var a4_0 = vec4<f32>(0.0); var a4_1 = vec4<f32>(0.0); var a4_2 = vec4<f32>(0.0); var a4_3 = vec4<f32>(0.0); var a4_4 = vec4<f32>(0.0); var a4_5 = vec4<f32>(0.0); var a4_6 = vec4<f32>(0.0); var a4_7 = vec4<f32>(0.0); var t4lo = vec4<f32>(0.0); var t4hi = vec4<f32>(0.0);
+    let rows_end = min(p.n * p.hy, (split + 1u) * p.chunk);
+    var r = row_at(split * p.chunk);
+    for (var g = split * p.chunk; g < rows_end; g = g + 1u) {
+        let g0 = w4_gy_row(m0 + 0u, r);
+        let g1 = w4_gy_row(m0 + 1u, r);
+        let g2 = w4_gy_row(m0 + 2u, r);
+        let g3 = w4_gy_row(m0 + 3u, r);
+        let g4 = w4_gy_row(m0 + 4u, r);
+        let g5 = w4_gy_row(m0 + 5u, r);
+        let g6 = w4_gy_row(m0 + 6u, r);
+        let g7 = w4_gy_row(m0 + 7u, r);
+        let x0row = w4_x_row(r, c, 0u, 0u);
+        let x1row = w4_x_row(r, c, 1u, 0u);
+        let x2row = w4_x_row(r, c, 2u, 0u);
+        let x3row = w4_x_row(r, c, 3u, 0u);
+        let x4row = w4_x_row(r, c, 4u, 0u);
+        var x0a = w4_x[x0row];
+        var x1a = w4_x[x1row];
+        var x2a = w4_x[x2row];
+        var x3a = w4_x[x3row];
+        var x4a = w4_x[x4row];
+        for (var q = 0u; q < q_end; q = q + 1u) {
+            let v0 = w4_gy[g0 + q];
+            let v1 = w4_gy[g1 + q];
+            let v2 = w4_gy[g2 + q];
+            let v3 = w4_gy[g3 + q];
+            let v4 = w4_gy[g4 + q];
+            let v5 = w4_gy[g5 + q];
+            let v6 = w4_gy[g6 + q];
+            let v7 = w4_gy[g7 + q];
+            let x0b = w4_x[x0row + q + 1u];
+            let x01 = vec4<f32>(x0a.yzw, x0b.x); let x02 = vec4<f32>(x0a.zw, x0b.xy); let x03 = vec4<f32>(x0a.w, x0b.xyz);
+            a0_0 = fma(vec4<f32>(v0.x), x0a, a0_0); a0_0 = fma(vec4<f32>(v0.y), x01, a0_0); a0_0 = fma(vec4<f32>(v0.z), x02, a0_0); a0_0 = fma(vec4<f32>(v0.w), x03, a0_0);
+            a0_1 = fma(vec4<f32>(v1.x), x0a, a0_1); a0_1 = fma(vec4<f32>(v1.y), x01, a0_1); a0_1 = fma(vec4<f32>(v1.z), x02, a0_1); a0_1 = fma(vec4<f32>(v1.w), x03, a0_1);
+            a0_2 = fma(vec4<f32>(v2.x), x0a, a0_2); a0_2 = fma(vec4<f32>(v2.y), x01, a0_2); a0_2 = fma(vec4<f32>(v2.z), x02, a0_2); a0_2 = fma(vec4<f32>(v2.w), x03, a0_2);
+            a0_3 = fma(vec4<f32>(v3.x), x0a, a0_3); a0_3 = fma(vec4<f32>(v3.y), x01, a0_3); a0_3 = fma(vec4<f32>(v3.z), x02, a0_3); a0_3 = fma(vec4<f32>(v3.w), x03, a0_3);
+            a0_4 = fma(vec4<f32>(v4.x), x0a, a0_4); a0_4 = fma(vec4<f32>(v4.y), x01, a0_4); a0_4 = fma(vec4<f32>(v4.z), x02, a0_4); a0_4 = fma(vec4<f32>(v4.w), x03, a0_4);
+            a0_5 = fma(vec4<f32>(v5.x), x0a, a0_5); a0_5 = fma(vec4<f32>(v5.y), x01, a0_5); a0_5 = fma(vec4<f32>(v5.z), x02, a0_5); a0_5 = fma(vec4<f32>(v5.w), x03, a0_5);
+            a0_6 = fma(vec4<f32>(v6.x), x0a, a0_6); a0_6 = fma(vec4<f32>(v6.y), x01, a0_6); a0_6 = fma(vec4<f32>(v6.z), x02, a0_6); a0_6 = fma(vec4<f32>(v6.w), x03, a0_6);
+            a0_7 = fma(vec4<f32>(v7.x), x0a, a0_7); a0_7 = fma(vec4<f32>(v7.y), x01, a0_7); a0_7 = fma(vec4<f32>(v7.z), x02, a0_7); a0_7 = fma(vec4<f32>(v7.w), x03, a0_7);
+            t0lo = t0lo + vec4<f32>(dot(v0, x0b), dot(v1, x0b), dot(v2, x0b), dot(v3, x0b));
+            t0hi = t0hi + vec4<f32>(dot(v4, x0b), dot(v5, x0b), dot(v6, x0b), dot(v7, x0b));
+            x0a = x0b;
+            let x1b = w4_x[x1row + q + 1u];
+            let x11 = vec4<f32>(x1a.yzw, x1b.x); let x12 = vec4<f32>(x1a.zw, x1b.xy); let x13 = vec4<f32>(x1a.w, x1b.xyz);
+            a1_0 = fma(vec4<f32>(v0.x), x1a, a1_0); a1_0 = fma(vec4<f32>(v0.y), x11, a1_0); a1_0 = fma(vec4<f32>(v0.z), x12, a1_0); a1_0 = fma(vec4<f32>(v0.w), x13, a1_0);
+            a1_1 = fma(vec4<f32>(v1.x), x1a, a1_1); a1_1 = fma(vec4<f32>(v1.y), x11, a1_1); a1_1 = fma(vec4<f32>(v1.z), x12, a1_1); a1_1 = fma(vec4<f32>(v1.w), x13, a1_1);
+            a1_2 = fma(vec4<f32>(v2.x), x1a, a1_2); a1_2 = fma(vec4<f32>(v2.y), x11, a1_2); a1_2 = fma(vec4<f32>(v2.z), x12, a1_2); a1_2 = fma(vec4<f32>(v2.w), x13, a1_2);
+            a1_3 = fma(vec4<f32>(v3.x), x1a, a1_3); a1_3 = fma(vec4<f32>(v3.y), x11, a1_3); a1_3 = fma(vec4<f32>(v3.z), x12, a1_3); a1_3 = fma(vec4<f32>(v3.w), x13, a1_3);
+            a1_4 = fma(vec4<f32>(v4.x), x1a, a1_4); a1_4 = fma(vec4<f32>(v4.y), x11, a1_4); a1_4 = fma(vec4<f32>(v4.z), x12, a1_4); a1_4 = fma(vec4<f32>(v4.w), x13, a1_4);
+            a1_5 = fma(vec4<f32>(v5.x), x1a, a1_5); a1_5 = fma(vec4<f32>(v5.y), x11, a1_5); a1_5 = fma(vec4<f32>(v5.z), x12, a1_5); a1_5 = fma(vec4<f32>(v5.w), x13, a1_5);
+            a1_6 = fma(vec4<f32>(v6.x), x1a, a1_6); a1_6 = fma(vec4<f32>(v6.y), x11, a1_6); a1_6 = fma(vec4<f32>(v6.z), x12, a1_6); a1_6 = fma(vec4<f32>(v6.w), x13, a1_6);
+            a1_7 = fma(vec4<f32>(v7.x), x1a, a1_7); a1_7 = fma(vec4<f32>(v7.y), x11, a1_7); a1_7 = fma(vec4<f32>(v7.z), x12, a1_7); a1_7 = fma(vec4<f32>(v7.w), x13, a1_7);
+            t1lo = t1lo + vec4<f32>(dot(v0, x1b), dot(v1, x1b), dot(v2, x1b), dot(v3, x1b));
+            t1hi = t1hi + vec4<f32>(dot(v4, x1b), dot(v5, x1b), dot(v6, x1b), dot(v7, x1b));
+            x1a = x1b;
+            let x2b = w4_x[x2row + q + 1u];
+            let x21 = vec4<f32>(x2a.yzw, x2b.x); let x22 = vec4<f32>(x2a.zw, x2b.xy); let x23 = vec4<f32>(x2a.w, x2b.xyz);
+            a2_0 = fma(vec4<f32>(v0.x), x2a, a2_0); a2_0 = fma(vec4<f32>(v0.y), x21, a2_0); a2_0 = fma(vec4<f32>(v0.z), x22, a2_0); a2_0 = fma(vec4<f32>(v0.w), x23, a2_0);
+            a2_1 = fma(vec4<f32>(v1.x), x2a, a2_1); a2_1 = fma(vec4<f32>(v1.y), x21, a2_1); a2_1 = fma(vec4<f32>(v1.z), x22, a2_1); a2_1 = fma(vec4<f32>(v1.w), x23, a2_1);
+            a2_2 = fma(vec4<f32>(v2.x), x2a, a2_2); a2_2 = fma(vec4<f32>(v2.y), x21, a2_2); a2_2 = fma(vec4<f32>(v2.z), x22, a2_2); a2_2 = fma(vec4<f32>(v2.w), x23, a2_2);
+            a2_3 = fma(vec4<f32>(v3.x), x2a, a2_3); a2_3 = fma(vec4<f32>(v3.y), x21, a2_3); a2_3 = fma(vec4<f32>(v3.z), x22, a2_3); a2_3 = fma(vec4<f32>(v3.w), x23, a2_3);
+            a2_4 = fma(vec4<f32>(v4.x), x2a, a2_4); a2_4 = fma(vec4<f32>(v4.y), x21, a2_4); a2_4 = fma(vec4<f32>(v4.z), x22, a2_4); a2_4 = fma(vec4<f32>(v4.w), x23, a2_4);
+            a2_5 = fma(vec4<f32>(v5.x), x2a, a2_5); a2_5 = fma(vec4<f32>(v5.y), x21, a2_5); a2_5 = fma(vec4<f32>(v5.z), x22, a2_5); a2_5 = fma(vec4<f32>(v5.w), x23, a2_5);
+            a2_6 = fma(vec4<f32>(v6.x), x2a, a2_6); a2_6 = fma(vec4<f32>(v6.y), x21, a2_6); a2_6 = fma(vec4<f32>(v6.z), x22, a2_6); a2_6 = fma(vec4<f32>(v6.w), x23, a2_6);
+            a2_7 = fma(vec4<f32>(v7.x), x2a, a2_7); a2_7 = fma(vec4<f32>(v7.y), x21, a2_7); a2_7 = fma(vec4<f32>(v7.z), x22, a2_7); a2_7 = fma(vec4<f32>(v7.w), x23, a2_7);
+            t2lo = t2lo + vec4<f32>(dot(v0, x2b), dot(v1, x2b), dot(v2, x2b), dot(v3, x2b));
+            t2hi = t2hi + vec4<f32>(dot(v4, x2b), dot(v5, x2b), dot(v6, x2b), dot(v7, x2b));
+            x2a = x2b;
+            let x3b = w4_x[x3row + q + 1u];
+            let x31 = vec4<f32>(x3a.yzw, x3b.x); let x32 = vec4<f32>(x3a.zw, x3b.xy); let x33 = vec4<f32>(x3a.w, x3b.xyz);
+            a3_0 = fma(vec4<f32>(v0.x), x3a, a3_0); a3_0 = fma(vec4<f32>(v0.y), x31, a3_0); a3_0 = fma(vec4<f32>(v0.z), x32, a3_0); a3_0 = fma(vec4<f32>(v0.w), x33, a3_0);
+            a3_1 = fma(vec4<f32>(v1.x), x3a, a3_1); a3_1 = fma(vec4<f32>(v1.y), x31, a3_1); a3_1 = fma(vec4<f32>(v1.z), x32, a3_1); a3_1 = fma(vec4<f32>(v1.w), x33, a3_1);
+            a3_2 = fma(vec4<f32>(v2.x), x3a, a3_2); a3_2 = fma(vec4<f32>(v2.y), x31, a3_2); a3_2 = fma(vec4<f32>(v2.z), x32, a3_2); a3_2 = fma(vec4<f32>(v2.w), x33, a3_2);
+            a3_3 = fma(vec4<f32>(v3.x), x3a, a3_3); a3_3 = fma(vec4<f32>(v3.y), x31, a3_3); a3_3 = fma(vec4<f32>(v3.z), x32, a3_3); a3_3 = fma(vec4<f32>(v3.w), x33, a3_3);
+            a3_4 = fma(vec4<f32>(v4.x), x3a, a3_4); a3_4 = fma(vec4<f32>(v4.y), x31, a3_4); a3_4 = fma(vec4<f32>(v4.z), x32, a3_4); a3_4 = fma(vec4<f32>(v4.w), x33, a3_4);
+            a3_5 = fma(vec4<f32>(v5.x), x3a, a3_5); a3_5 = fma(vec4<f32>(v5.y), x31, a3_5); a3_5 = fma(vec4<f32>(v5.z), x32, a3_5); a3_5 = fma(vec4<f32>(v5.w), x33, a3_5);
+            a3_6 = fma(vec4<f32>(v6.x), x3a, a3_6); a3_6 = fma(vec4<f32>(v6.y), x31, a3_6); a3_6 = fma(vec4<f32>(v6.z), x32, a3_6); a3_6 = fma(vec4<f32>(v6.w), x33, a3_6);
+            a3_7 = fma(vec4<f32>(v7.x), x3a, a3_7); a3_7 = fma(vec4<f32>(v7.y), x31, a3_7); a3_7 = fma(vec4<f32>(v7.z), x32, a3_7); a3_7 = fma(vec4<f32>(v7.w), x33, a3_7);
+            t3lo = t3lo + vec4<f32>(dot(v0, x3b), dot(v1, x3b), dot(v2, x3b), dot(v3, x3b));
+            t3hi = t3hi + vec4<f32>(dot(v4, x3b), dot(v5, x3b), dot(v6, x3b), dot(v7, x3b));
+            x3a = x3b;
+            let x4b = w4_x[x4row + q + 1u];
+            let x41 = vec4<f32>(x4a.yzw, x4b.x); let x42 = vec4<f32>(x4a.zw, x4b.xy); let x43 = vec4<f32>(x4a.w, x4b.xyz);
+            a4_0 = fma(vec4<f32>(v0.x), x4a, a4_0); a4_0 = fma(vec4<f32>(v0.y), x41, a4_0); a4_0 = fma(vec4<f32>(v0.z), x42, a4_0); a4_0 = fma(vec4<f32>(v0.w), x43, a4_0);
+            a4_1 = fma(vec4<f32>(v1.x), x4a, a4_1); a4_1 = fma(vec4<f32>(v1.y), x41, a4_1); a4_1 = fma(vec4<f32>(v1.z), x42, a4_1); a4_1 = fma(vec4<f32>(v1.w), x43, a4_1);
+            a4_2 = fma(vec4<f32>(v2.x), x4a, a4_2); a4_2 = fma(vec4<f32>(v2.y), x41, a4_2); a4_2 = fma(vec4<f32>(v2.z), x42, a4_2); a4_2 = fma(vec4<f32>(v2.w), x43, a4_2);
+            a4_3 = fma(vec4<f32>(v3.x), x4a, a4_3); a4_3 = fma(vec4<f32>(v3.y), x41, a4_3); a4_3 = fma(vec4<f32>(v3.z), x42, a4_3); a4_3 = fma(vec4<f32>(v3.w), x43, a4_3);
+            a4_4 = fma(vec4<f32>(v4.x), x4a, a4_4); a4_4 = fma(vec4<f32>(v4.y), x41, a4_4); a4_4 = fma(vec4<f32>(v4.z), x42, a4_4); a4_4 = fma(vec4<f32>(v4.w), x43, a4_4);
+            a4_5 = fma(vec4<f32>(v5.x), x4a, a4_5); a4_5 = fma(vec4<f32>(v5.y), x41, a4_5); a4_5 = fma(vec4<f32>(v5.z), x42, a4_5); a4_5 = fma(vec4<f32>(v5.w), x43, a4_5);
+            a4_6 = fma(vec4<f32>(v6.x), x4a, a4_6); a4_6 = fma(vec4<f32>(v6.y), x41, a4_6); a4_6 = fma(vec4<f32>(v6.z), x42, a4_6); a4_6 = fma(vec4<f32>(v6.w), x43, a4_6);
+            a4_7 = fma(vec4<f32>(v7.x), x4a, a4_7); a4_7 = fma(vec4<f32>(v7.y), x41, a4_7); a4_7 = fma(vec4<f32>(v7.z), x42, a4_7); a4_7 = fma(vec4<f32>(v7.w), x43, a4_7);
+            t4lo = t4lo + vec4<f32>(dot(v0, x4b), dot(v1, x4b), dot(v2, x4b), dot(v3, x4b));
+            t4hi = t4hi + vec4<f32>(dot(v4, x4b), dot(v5, x4b), dot(v6, x4b), dot(v7, x4b));
+            x4a = x4b;
+        }
+        row_next(&r);
+    }
+    let k0 = (c * 5u + 0u) * 5u;
+    w4_store(split, m0 + 0u, k0, k0 + 5u, a0_0); w4_store(split, m0 + 0u, k0 + 4u, k0 + 5u, vec4<f32>(t0lo.x, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 1u, k0, k0 + 5u, a0_1); w4_store(split, m0 + 1u, k0 + 4u, k0 + 5u, vec4<f32>(t0lo.y, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 2u, k0, k0 + 5u, a0_2); w4_store(split, m0 + 2u, k0 + 4u, k0 + 5u, vec4<f32>(t0lo.z, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 3u, k0, k0 + 5u, a0_3); w4_store(split, m0 + 3u, k0 + 4u, k0 + 5u, vec4<f32>(t0lo.w, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 4u, k0, k0 + 5u, a0_4); w4_store(split, m0 + 4u, k0 + 4u, k0 + 5u, vec4<f32>(t0hi.x, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 5u, k0, k0 + 5u, a0_5); w4_store(split, m0 + 5u, k0 + 4u, k0 + 5u, vec4<f32>(t0hi.y, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 6u, k0, k0 + 5u, a0_6); w4_store(split, m0 + 6u, k0 + 4u, k0 + 5u, vec4<f32>(t0hi.z, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 7u, k0, k0 + 5u, a0_7); w4_store(split, m0 + 7u, k0 + 4u, k0 + 5u, vec4<f32>(t0hi.w, 0.0, 0.0, 0.0));
+    let k1 = (c * 5u + 1u) * 5u;
+    w4_store(split, m0 + 0u, k1, k1 + 5u, a1_0); w4_store(split, m0 + 0u, k1 + 4u, k1 + 5u, vec4<f32>(t1lo.x, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 1u, k1, k1 + 5u, a1_1); w4_store(split, m0 + 1u, k1 + 4u, k1 + 5u, vec4<f32>(t1lo.y, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 2u, k1, k1 + 5u, a1_2); w4_store(split, m0 + 2u, k1 + 4u, k1 + 5u, vec4<f32>(t1lo.z, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 3u, k1, k1 + 5u, a1_3); w4_store(split, m0 + 3u, k1 + 4u, k1 + 5u, vec4<f32>(t1lo.w, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 4u, k1, k1 + 5u, a1_4); w4_store(split, m0 + 4u, k1 + 4u, k1 + 5u, vec4<f32>(t1hi.x, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 5u, k1, k1 + 5u, a1_5); w4_store(split, m0 + 5u, k1 + 4u, k1 + 5u, vec4<f32>(t1hi.y, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 6u, k1, k1 + 5u, a1_6); w4_store(split, m0 + 6u, k1 + 4u, k1 + 5u, vec4<f32>(t1hi.z, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 7u, k1, k1 + 5u, a1_7); w4_store(split, m0 + 7u, k1 + 4u, k1 + 5u, vec4<f32>(t1hi.w, 0.0, 0.0, 0.0));
+    let k2 = (c * 5u + 2u) * 5u;
+    w4_store(split, m0 + 0u, k2, k2 + 5u, a2_0); w4_store(split, m0 + 0u, k2 + 4u, k2 + 5u, vec4<f32>(t2lo.x, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 1u, k2, k2 + 5u, a2_1); w4_store(split, m0 + 1u, k2 + 4u, k2 + 5u, vec4<f32>(t2lo.y, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 2u, k2, k2 + 5u, a2_2); w4_store(split, m0 + 2u, k2 + 4u, k2 + 5u, vec4<f32>(t2lo.z, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 3u, k2, k2 + 5u, a2_3); w4_store(split, m0 + 3u, k2 + 4u, k2 + 5u, vec4<f32>(t2lo.w, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 4u, k2, k2 + 5u, a2_4); w4_store(split, m0 + 4u, k2 + 4u, k2 + 5u, vec4<f32>(t2hi.x, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 5u, k2, k2 + 5u, a2_5); w4_store(split, m0 + 5u, k2 + 4u, k2 + 5u, vec4<f32>(t2hi.y, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 6u, k2, k2 + 5u, a2_6); w4_store(split, m0 + 6u, k2 + 4u, k2 + 5u, vec4<f32>(t2hi.z, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 7u, k2, k2 + 5u, a2_7); w4_store(split, m0 + 7u, k2 + 4u, k2 + 5u, vec4<f32>(t2hi.w, 0.0, 0.0, 0.0));
+    let k3 = (c * 5u + 3u) * 5u;
+    w4_store(split, m0 + 0u, k3, k3 + 5u, a3_0); w4_store(split, m0 + 0u, k3 + 4u, k3 + 5u, vec4<f32>(t3lo.x, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 1u, k3, k3 + 5u, a3_1); w4_store(split, m0 + 1u, k3 + 4u, k3 + 5u, vec4<f32>(t3lo.y, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 2u, k3, k3 + 5u, a3_2); w4_store(split, m0 + 2u, k3 + 4u, k3 + 5u, vec4<f32>(t3lo.z, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 3u, k3, k3 + 5u, a3_3); w4_store(split, m0 + 3u, k3 + 4u, k3 + 5u, vec4<f32>(t3lo.w, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 4u, k3, k3 + 5u, a3_4); w4_store(split, m0 + 4u, k3 + 4u, k3 + 5u, vec4<f32>(t3hi.x, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 5u, k3, k3 + 5u, a3_5); w4_store(split, m0 + 5u, k3 + 4u, k3 + 5u, vec4<f32>(t3hi.y, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 6u, k3, k3 + 5u, a3_6); w4_store(split, m0 + 6u, k3 + 4u, k3 + 5u, vec4<f32>(t3hi.z, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 7u, k3, k3 + 5u, a3_7); w4_store(split, m0 + 7u, k3 + 4u, k3 + 5u, vec4<f32>(t3hi.w, 0.0, 0.0, 0.0));
+    let k4 = (c * 5u + 4u) * 5u;
+    w4_store(split, m0 + 0u, k4, k4 + 5u, a4_0); w4_store(split, m0 + 0u, k4 + 4u, k4 + 5u, vec4<f32>(t4lo.x, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 1u, k4, k4 + 5u, a4_1); w4_store(split, m0 + 1u, k4 + 4u, k4 + 5u, vec4<f32>(t4lo.y, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 2u, k4, k4 + 5u, a4_2); w4_store(split, m0 + 2u, k4 + 4u, k4 + 5u, vec4<f32>(t4lo.z, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 3u, k4, k4 + 5u, a4_3); w4_store(split, m0 + 3u, k4 + 4u, k4 + 5u, vec4<f32>(t4lo.w, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 4u, k4, k4 + 5u, a4_4); w4_store(split, m0 + 4u, k4 + 4u, k4 + 5u, vec4<f32>(t4hi.x, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 5u, k4, k4 + 5u, a4_5); w4_store(split, m0 + 5u, k4 + 4u, k4 + 5u, vec4<f32>(t4hi.y, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 6u, k4, k4 + 5u, a4_6); w4_store(split, m0 + 6u, k4 + 4u, k4 + 5u, vec4<f32>(t4hi.z, 0.0, 0.0, 0.0));
+    w4_store(split, m0 + 7u, k4, k4 + 5u, a4_7); w4_store(split, m0 + 7u, k4 + 4u, k4 + 5u, vec4<f32>(t4hi.w, 0.0, 0.0, 0.0));
+}
+
 // wgrad_reg_s1_k5 for 3x3 kernels (the MLSAD detectors' layers): all 9 taps of one (input channel,
 // 4-output-channel block) pair per invocation, 16 gy and 12 x components loaded per 4-column block
 // for 144 multiply-adds (a 4-tap row kernel: 20 for 64). Taps 0..2 of row r and channel m in
