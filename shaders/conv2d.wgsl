@@ -1819,6 +1819,88 @@ fn wgrad_reg_s1_k3(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     w4_store(split, m0, k2, k2 + 3u, a20); w4_store(split, m0 + 1u, k2, k2 + 3u, a21); w4_store(split, m0 + 2u, k2, k2 + 3u, a22); w4_store(split, m0 + 3u, k2, k2 + 3u, a23);
 }
 
+// wgrad_reg_s1_k3 with 8 output channels per invocation (t names (split, block of 8, input
+// channel)): 3 x loads per 288 multiply-adds where the 4-channel kernel takes 3 per 144; gy comes
+// through the same helpers in two groups of four. For more than 4 output channels.
+@compute @workgroup_size(64)
+fn wgrad_reg_s1_k3_r8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let pairs = p.cx * ((p.cy + 7u) / 8u);
+    let total = pairs * p.splits;
+    let t_raw = flat(wid, nwg, lid);
+    let lane = load_lane();
+    if (lanes_done(t_raw >= total)) { return; }
+    let t = min(t_raw, total - 1u);
+    // t / cx names (split, output block), so the gy rows every lane of a run reads.
+    var gy_run = gy_run_start(t / p.cx);
+    let split = t / pairs;
+    let c = t % p.cx;
+    let m0 = ((t % pairs) / p.cx) * 8u;
+    let q_end = p.wy / 4u;
+    var a0_0 = vec4<f32>(0.0); var a0_1 = vec4<f32>(0.0); var a0_2 = vec4<f32>(0.0); var a0_3 = vec4<f32>(0.0); var a0_4 = vec4<f32>(0.0); var a0_5 = vec4<f32>(0.0); var a0_6 = vec4<f32>(0.0); var a0_7 = vec4<f32>(0.0);
+    var a1_0 = vec4<f32>(0.0); var a1_1 = vec4<f32>(0.0); var a1_2 = vec4<f32>(0.0); var a1_3 = vec4<f32>(0.0); var a1_4 = vec4<f32>(0.0); var a1_5 = vec4<f32>(0.0); var a1_6 = vec4<f32>(0.0); var a1_7 = vec4<f32>(0.0);
+    var a2_0 = vec4<f32>(0.0); var a2_1 = vec4<f32>(0.0); var a2_2 = vec4<f32>(0.0); var a2_3 = vec4<f32>(0.0); var a2_4 = vec4<f32>(0.0); var a2_5 = vec4<f32>(0.0); var a2_6 = vec4<f32>(0.0); var a2_7 = vec4<f32>(0.0);
+    let rows_end = min(p.n * p.hy, (split + 1u) * p.chunk);
+    var r = row_at(split * p.chunk);
+    for (var g = split * p.chunk; g < rows_end; g = g + 1u) {
+        let glo = vec4<u32>(w4_gy_row(m0, r), w4_gy_row(m0 + 1u, r), w4_gy_row(m0 + 2u, r), w4_gy_row(m0 + 3u, r));
+        let ghi = vec4<u32>(w4_gy_row(m0 + 4u, r), w4_gy_row(m0 + 5u, r), w4_gy_row(m0 + 6u, r), w4_gy_row(m0 + 7u, r));
+        let x0row = w4_x_row(r, c, 0u, 0u);
+        let x1row = w4_x_row(r, c, 1u, 0u);
+        let x2row = w4_x_row(r, c, 2u, 0u);
+        var x0a = w4_x[x0row];
+        var x1a = w4_x[x1row];
+        var x2a = w4_x[x2row];
+        for (var q = 0u; q < q_end; q = q + 1u) {
+            let vl = gy_blocks(&gy_run, glo, q, q_end, lane, 0u);
+            let vh = gy_blocks(&gy_run, ghi, q, q_end, lane, 1u);
+            let v0 = vl[0]; let v1 = vl[1]; let v2 = vl[2]; let v3 = vl[3];
+            let v4 = vh[0]; let v5 = vh[1]; let v6 = vh[2]; let v7 = vh[3];
+            let x0b = w4_x[x0row + q + 1u];
+            let x01 = vec4<f32>(x0a.yzw, x0b.x); let x02 = vec4<f32>(x0a.zw, x0b.xy); let x03 = vec4<f32>(x0a.w, x0b.xyz);
+            a0_0 = fma(vec4<f32>(v0.x), x0a, a0_0); a0_0 = fma(vec4<f32>(v0.y), x01, a0_0); a0_0 = fma(vec4<f32>(v0.z), x02, a0_0); a0_0 = fma(vec4<f32>(v0.w), x03, a0_0);
+            a0_1 = fma(vec4<f32>(v1.x), x0a, a0_1); a0_1 = fma(vec4<f32>(v1.y), x01, a0_1); a0_1 = fma(vec4<f32>(v1.z), x02, a0_1); a0_1 = fma(vec4<f32>(v1.w), x03, a0_1);
+            a0_2 = fma(vec4<f32>(v2.x), x0a, a0_2); a0_2 = fma(vec4<f32>(v2.y), x01, a0_2); a0_2 = fma(vec4<f32>(v2.z), x02, a0_2); a0_2 = fma(vec4<f32>(v2.w), x03, a0_2);
+            a0_3 = fma(vec4<f32>(v3.x), x0a, a0_3); a0_3 = fma(vec4<f32>(v3.y), x01, a0_3); a0_3 = fma(vec4<f32>(v3.z), x02, a0_3); a0_3 = fma(vec4<f32>(v3.w), x03, a0_3);
+            a0_4 = fma(vec4<f32>(v4.x), x0a, a0_4); a0_4 = fma(vec4<f32>(v4.y), x01, a0_4); a0_4 = fma(vec4<f32>(v4.z), x02, a0_4); a0_4 = fma(vec4<f32>(v4.w), x03, a0_4);
+            a0_5 = fma(vec4<f32>(v5.x), x0a, a0_5); a0_5 = fma(vec4<f32>(v5.y), x01, a0_5); a0_5 = fma(vec4<f32>(v5.z), x02, a0_5); a0_5 = fma(vec4<f32>(v5.w), x03, a0_5);
+            a0_6 = fma(vec4<f32>(v6.x), x0a, a0_6); a0_6 = fma(vec4<f32>(v6.y), x01, a0_6); a0_6 = fma(vec4<f32>(v6.z), x02, a0_6); a0_6 = fma(vec4<f32>(v6.w), x03, a0_6);
+            a0_7 = fma(vec4<f32>(v7.x), x0a, a0_7); a0_7 = fma(vec4<f32>(v7.y), x01, a0_7); a0_7 = fma(vec4<f32>(v7.z), x02, a0_7); a0_7 = fma(vec4<f32>(v7.w), x03, a0_7);
+            x0a = x0b;
+            let x1b = w4_x[x1row + q + 1u];
+            let x11 = vec4<f32>(x1a.yzw, x1b.x); let x12 = vec4<f32>(x1a.zw, x1b.xy); let x13 = vec4<f32>(x1a.w, x1b.xyz);
+            a1_0 = fma(vec4<f32>(v0.x), x1a, a1_0); a1_0 = fma(vec4<f32>(v0.y), x11, a1_0); a1_0 = fma(vec4<f32>(v0.z), x12, a1_0); a1_0 = fma(vec4<f32>(v0.w), x13, a1_0);
+            a1_1 = fma(vec4<f32>(v1.x), x1a, a1_1); a1_1 = fma(vec4<f32>(v1.y), x11, a1_1); a1_1 = fma(vec4<f32>(v1.z), x12, a1_1); a1_1 = fma(vec4<f32>(v1.w), x13, a1_1);
+            a1_2 = fma(vec4<f32>(v2.x), x1a, a1_2); a1_2 = fma(vec4<f32>(v2.y), x11, a1_2); a1_2 = fma(vec4<f32>(v2.z), x12, a1_2); a1_2 = fma(vec4<f32>(v2.w), x13, a1_2);
+            a1_3 = fma(vec4<f32>(v3.x), x1a, a1_3); a1_3 = fma(vec4<f32>(v3.y), x11, a1_3); a1_3 = fma(vec4<f32>(v3.z), x12, a1_3); a1_3 = fma(vec4<f32>(v3.w), x13, a1_3);
+            a1_4 = fma(vec4<f32>(v4.x), x1a, a1_4); a1_4 = fma(vec4<f32>(v4.y), x11, a1_4); a1_4 = fma(vec4<f32>(v4.z), x12, a1_4); a1_4 = fma(vec4<f32>(v4.w), x13, a1_4);
+            a1_5 = fma(vec4<f32>(v5.x), x1a, a1_5); a1_5 = fma(vec4<f32>(v5.y), x11, a1_5); a1_5 = fma(vec4<f32>(v5.z), x12, a1_5); a1_5 = fma(vec4<f32>(v5.w), x13, a1_5);
+            a1_6 = fma(vec4<f32>(v6.x), x1a, a1_6); a1_6 = fma(vec4<f32>(v6.y), x11, a1_6); a1_6 = fma(vec4<f32>(v6.z), x12, a1_6); a1_6 = fma(vec4<f32>(v6.w), x13, a1_6);
+            a1_7 = fma(vec4<f32>(v7.x), x1a, a1_7); a1_7 = fma(vec4<f32>(v7.y), x11, a1_7); a1_7 = fma(vec4<f32>(v7.z), x12, a1_7); a1_7 = fma(vec4<f32>(v7.w), x13, a1_7);
+            x1a = x1b;
+            let x2b = w4_x[x2row + q + 1u];
+            let x21 = vec4<f32>(x2a.yzw, x2b.x); let x22 = vec4<f32>(x2a.zw, x2b.xy); let x23 = vec4<f32>(x2a.w, x2b.xyz);
+            a2_0 = fma(vec4<f32>(v0.x), x2a, a2_0); a2_0 = fma(vec4<f32>(v0.y), x21, a2_0); a2_0 = fma(vec4<f32>(v0.z), x22, a2_0); a2_0 = fma(vec4<f32>(v0.w), x23, a2_0);
+            a2_1 = fma(vec4<f32>(v1.x), x2a, a2_1); a2_1 = fma(vec4<f32>(v1.y), x21, a2_1); a2_1 = fma(vec4<f32>(v1.z), x22, a2_1); a2_1 = fma(vec4<f32>(v1.w), x23, a2_1);
+            a2_2 = fma(vec4<f32>(v2.x), x2a, a2_2); a2_2 = fma(vec4<f32>(v2.y), x21, a2_2); a2_2 = fma(vec4<f32>(v2.z), x22, a2_2); a2_2 = fma(vec4<f32>(v2.w), x23, a2_2);
+            a2_3 = fma(vec4<f32>(v3.x), x2a, a2_3); a2_3 = fma(vec4<f32>(v3.y), x21, a2_3); a2_3 = fma(vec4<f32>(v3.z), x22, a2_3); a2_3 = fma(vec4<f32>(v3.w), x23, a2_3);
+            a2_4 = fma(vec4<f32>(v4.x), x2a, a2_4); a2_4 = fma(vec4<f32>(v4.y), x21, a2_4); a2_4 = fma(vec4<f32>(v4.z), x22, a2_4); a2_4 = fma(vec4<f32>(v4.w), x23, a2_4);
+            a2_5 = fma(vec4<f32>(v5.x), x2a, a2_5); a2_5 = fma(vec4<f32>(v5.y), x21, a2_5); a2_5 = fma(vec4<f32>(v5.z), x22, a2_5); a2_5 = fma(vec4<f32>(v5.w), x23, a2_5);
+            a2_6 = fma(vec4<f32>(v6.x), x2a, a2_6); a2_6 = fma(vec4<f32>(v6.y), x21, a2_6); a2_6 = fma(vec4<f32>(v6.z), x22, a2_6); a2_6 = fma(vec4<f32>(v6.w), x23, a2_6);
+            a2_7 = fma(vec4<f32>(v7.x), x2a, a2_7); a2_7 = fma(vec4<f32>(v7.y), x21, a2_7); a2_7 = fma(vec4<f32>(v7.z), x22, a2_7); a2_7 = fma(vec4<f32>(v7.w), x23, a2_7);
+            x2a = x2b;
+        }
+        row_next(&r);
+    }
+    if (t_raw >= total) { return; }
+    let k0 = (c * 3u + 0u) * 3u;
+    w4_store(split, m0 + 0u, k0, k0 + 3u, a0_0); w4_store(split, m0 + 1u, k0, k0 + 3u, a0_1); w4_store(split, m0 + 2u, k0, k0 + 3u, a0_2); w4_store(split, m0 + 3u, k0, k0 + 3u, a0_3); w4_store(split, m0 + 4u, k0, k0 + 3u, a0_4); w4_store(split, m0 + 5u, k0, k0 + 3u, a0_5); w4_store(split, m0 + 6u, k0, k0 + 3u, a0_6); w4_store(split, m0 + 7u, k0, k0 + 3u, a0_7);
+    let k1 = (c * 3u + 1u) * 3u;
+    w4_store(split, m0 + 0u, k1, k1 + 3u, a1_0); w4_store(split, m0 + 1u, k1, k1 + 3u, a1_1); w4_store(split, m0 + 2u, k1, k1 + 3u, a1_2); w4_store(split, m0 + 3u, k1, k1 + 3u, a1_3); w4_store(split, m0 + 4u, k1, k1 + 3u, a1_4); w4_store(split, m0 + 5u, k1, k1 + 3u, a1_5); w4_store(split, m0 + 6u, k1, k1 + 3u, a1_6); w4_store(split, m0 + 7u, k1, k1 + 3u, a1_7);
+    let k2 = (c * 3u + 2u) * 3u;
+    w4_store(split, m0 + 0u, k2, k2 + 3u, a2_0); w4_store(split, m0 + 1u, k2, k2 + 3u, a2_1); w4_store(split, m0 + 2u, k2, k2 + 3u, a2_2); w4_store(split, m0 + 3u, k2, k2 + 3u, a2_3); w4_store(split, m0 + 4u, k2, k2 + 3u, a2_4); w4_store(split, m0 + 5u, k2, k2 + 3u, a2_5); w4_store(split, m0 + 6u, k2, k2 + 3u, a2_6); w4_store(split, m0 + 7u, k2, k2 + 3u, a2_7);
+}
+
 // Weight gradient of 4x4 stride-2 convs (the SSIM autoencoder's encoder, and its decoder's
 // transposed convs through their direct map): one invocation per (input channel, 8-output-channel
 // block) pair takes all 16 taps. Over 4 destination columns ow0..ow0+3, tap (ky, kx) reads source

@@ -58,6 +58,8 @@ const WGRAD_REG_S1_K5_R8: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s1_k5_r8", source: SRC, entry: "wgrad_reg_s1_k5_r8", bindings: &[R, R, RW] };
 const WGRAD_REG_S1_K3: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s1_k3", source: SRC, entry: "wgrad_reg_s1_k3", bindings: &[R, R, RW] };
+const WGRAD_REG_S1_K3_R8: KernelSpec =
+    KernelSpec { id: "conv2d.wgrad_reg_s1_k3_r8", source: SRC, entry: "wgrad_reg_s1_k3_r8", bindings: &[R, R, RW] };
 const WGRAD_REG_S2_K4: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s2_k4", source: SRC, entry: "wgrad_reg_s2_k4", bindings: &[R, R, RW] };
 const WGRAD_REG_K1: KernelSpec =
@@ -106,6 +108,8 @@ const DIRECT_REG_S2_R8_SG: KernelSpec = KernelSpec {
 };
 const WGRAD_REG_S1_K3_SG: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s1_k3_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s1_k3", bindings: &[R, R, RW] };
+const WGRAD_REG_S1_K3_R8_SG: KernelSpec =
+    KernelSpec { id: "conv2d.wgrad_reg_s1_k3_r8_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s1_k3_r8", bindings: &[R, R, RW] };
 const WGRAD_REG_S2_K4_SG: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s2_k4_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s2_k4", bindings: &[R, R, RW] };
 const TRANSPOSED_REG_SG: KernelSpec = KernelSpec {
@@ -583,7 +587,7 @@ fn direct_blocks(x: &Tensor, g: &Geom, v: Variant, specs: [&'static KernelSpec; 
 }
 
 /// `ODDITY_CONV_R16=off`: the register convs keep their narrower channel blocks (8 for the direct
-/// and transposed maps, 4 for the 5x5 weight gradient). Read once.
+/// and transposed maps, 4 for the 3x3 and 5x5 weight gradients). Read once.
 fn r16_off() -> bool {
     static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *OFF.get_or_init(|| std::env::var("ODDITY_CONV_R16").is_ok_and(|v| v == "off"))
@@ -783,13 +787,14 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
                 (&WGRAD_REG_S1, g.cx * g.k[0] * tap_blocks)
             };
             // 3x3 and 5x5: one invocation per (input channel, output block, split) takes all
-            // taps (wgrad_reg_s1_k3 / _k5); 5x5 with blocks of 8 output channels above 4
-            // (wgrad_reg_s1_k5_r8; Vulkan, as direct_blocks).
+            // taps (wgrad_reg_s1_k3 / _k5), with blocks of 8 output channels above 4
+            // (`_r8`; Vulkan, as direct_blocks).
             let sg = v.subgroups(x);
-            let k5_r8 = g.cy > REG_ROWS && ctx.backend() == wgpu::Backend::Vulkan && !r16_off();
+            let r8 = g.cy > REG_ROWS && ctx.backend() == wgpu::Backend::Vulkan && !r16_off();
             let all_taps = match g.k {
+                [3, 3] if r8 => Some((if sg { &WGRAD_REG_S1_K3_R8_SG } else { &WGRAD_REG_S1_K3_R8 }, 2 * REG_ROWS)),
                 [3, 3] => Some((if sg { &WGRAD_REG_S1_K3_SG } else { &WGRAD_REG_S1_K3 }, REG_ROWS)),
-                [5, 5] if k5_r8 => Some((&WGRAD_REG_S1_K5_R8, 2 * REG_ROWS)),
+                [5, 5] if r8 => Some((&WGRAD_REG_S1_K5_R8, 2 * REG_ROWS)),
                 [5, 5] => Some((&WGRAD_REG_S1_K5, REG_ROWS)),
                 _ => None,
             };
