@@ -788,9 +788,14 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
             };
             // 3x3 and 5x5: one invocation per (input channel, output block, split) takes all
             // taps (wgrad_reg_s1_k3 / _k5), with blocks of 8 output channels above 4
-            // (`_r8`; Vulkan, as direct_blocks).
+            // (`_r8`; Vulkan, as direct_blocks) where there is work enough.
             let sg = v.subgroups(x);
-            let r8 = g.cy > REG_ROWS && ctx.backend() == wgpu::Backend::Vulkan && !r16_off();
+            // Only where the 8-channel grid still fills a few workgroups per core (the
+            // Fashion-MNIST LeNet's 1 -> 8 layer would run on one workgroup, one core).
+            let r8 = g.cy > REG_ROWS
+                && g.cx * g.cy.div_ceil(2 * REG_ROWS) * splits >= 4 * WG_1D as usize
+                && ctx.backend() == wgpu::Backend::Vulkan
+                && !r16_off();
             let all_taps = match g.k {
                 [3, 3] if r8 => Some((if sg { &WGRAD_REG_S1_K3_R8_SG } else { &WGRAD_REG_S1_K3_R8 }, 2 * REG_ROWS)),
                 [3, 3] => Some((if sg { &WGRAD_REG_S1_K3_SG } else { &WGRAD_REG_S1_K3 }, REG_ROWS)),

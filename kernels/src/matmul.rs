@@ -181,7 +181,9 @@ pub fn matmul_with(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool, variant
             let b_contig = if trans_b { d.k } else { d.n };
             let aligned = d.k % 4 == 0 && a_contig % 4 == 0 && b_contig % 4 == 0;
             let subgroups = ctx.subgroup_min_lanes().is_some_and(|l| l >= SUBGROUP_LANES);
-            if aligned && variant == MatmulVariant::Subgroup && subgroups && d.m > SUBGROUP_ROWS {
+            // 32 rows where that still leaves a few workgroups per core.
+            let tall = d.m > SUBGROUP_ROWS && d.n.div_ceil(SUBGROUP_COLS) * d.m.div_ceil(2 * SUBGROUP_ROWS) * batch >= 4;
+            if aligned && variant == MatmulVariant::Subgroup && subgroups && tall {
                 (&REG_SUBGROUP32, [d.n.div_ceil(SUBGROUP_COLS), d.m.div_ceil(2 * SUBGROUP_ROWS)])
             } else if aligned && variant == MatmulVariant::Subgroup && subgroups && d.m > 8 {
                 (&REG_SUBGROUP, [d.n.div_ceil(SUBGROUP_COLS), d.m.div_ceil(SUBGROUP_ROWS)])
@@ -359,8 +361,9 @@ mod tests {
     /// (M, N, K) with edges in every direction: single rows/columns, sizes just past a register
     /// block (8 x 8 vec4, 4 x 8 scalar), a workgroup (64 x 64, 32 x 64) and a tile (64); M and N
     /// that are multiples of 4 but not 8 (half-used vec4 blocks); K both aligned (vec4 path) and not.
-    /// On `Subgroup`, (16, 36, 20) takes the 16-row kernel and the aligned M > 16 the 32-row one.
-    const SIZES: [(usize, usize, usize); 12] = [
+    /// On `Subgroup`, (16, 36, 20) takes the 16-row kernel, (100, 36, 12) the 32-row one (four
+    /// row blocks, the last partial); smaller aligned M > 16 take 16 rows for want of workgroups.
+    const SIZES: [(usize, usize, usize); 13] = [
         (1, 1, 1),
         (7, 33, 65),
         (33, 7, 1),
@@ -373,6 +376,7 @@ mod tests {
         (68, 132, 16),
         (20, 604, 8),
         (16, 36, 20),
+        (100, 36, 12),
     ];
 
     // Tolerance: sums of up to 128 products of values in [-1, 1] in f32 have rounding error below
