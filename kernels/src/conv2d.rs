@@ -577,7 +577,7 @@ fn pointwise_gemm(x: &Tensor, w: &Tensor, b: &Tensor, params: &Params, g: &Geom,
 /// compiler took minutes over the 16-channel kernels (their 64 vec4 accumulators) where Vulkan's
 /// lavapipe takes a second, and only lavapipe's speed was measured.
 fn direct_blocks(x: &Tensor, g: &Geom, v: Variant, specs: [&'static KernelSpec; 5]) -> (&'static KernelSpec, usize) {
-    if g.cy > 2 * REG_ROWS && x.context().backend() == wgpu::Backend::Vulkan && !r16_off() {
+    if g.cy > 2 * REG_ROWS && wide_blocks(x) {
         (direct_sg(x, g, v, [specs[3], specs[4]]), 4 * REG_ROWS)
     } else if g.cy > REG_ROWS {
         (direct_sg(x, g, v, [specs[1], specs[2]]), 2 * REG_ROWS)
@@ -586,11 +586,13 @@ fn direct_blocks(x: &Tensor, g: &Geom, v: Variant, specs: [&'static KernelSpec; 
     }
 }
 
-/// `ODDITY_CONV_R16=off`: the register convs keep their narrower channel blocks (8 for the direct
-/// and transposed maps, 4 for the 3x3 and 5x5 weight gradients). Read once.
-fn r16_off() -> bool {
+/// Whether the register convs may take their wider channel blocks (16 for the direct and
+/// transposed maps, 8 for the 3x3 and 5x5 weight gradients): on Vulkan (see [`direct_blocks`]) and
+/// unless `ODDITY_CONV_R16=off` (read once) asks for the narrower ones.
+fn wide_blocks(x: &Tensor) -> bool {
     static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OFF.get_or_init(|| std::env::var("ODDITY_CONV_R16").is_ok_and(|v| v == "off"))
+    let off = *OFF.get_or_init(|| std::env::var("ODDITY_CONV_R16").is_ok_and(|v| v == "off"));
+    x.context().backend() == wgpu::Backend::Vulkan && !off
 }
 
 /// An 8- or 16-channel direct register kernel, `[plain, subgroup]`: the subgroup module (weights shared
@@ -674,7 +676,7 @@ pub(crate) fn transposed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epi
         params.pad_left = left as u32;
         // 8 output channels per invocation, 16 above 8 (Vulkan, as direct_blocks); with subgroups
         // their weights are shared across it.
-        let wide = g.cy > 2 * REG_ROWS && ctx.backend() == wgpu::Backend::Vulkan && !r16_off();
+        let wide = g.cy > 2 * REG_ROWS && wide_blocks(x);
         let (specs, block) = if wide {
             ([&TRANSPOSED_REG16, &TRANSPOSED_REG16_SG], 4 * REG_ROWS)
         } else {
@@ -792,10 +794,7 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
             let sg = v.subgroups(x);
             // Only where the 8-channel grid still fills a few workgroups per core (the
             // Fashion-MNIST LeNet's 1 -> 8 layer would run on one workgroup, one core).
-            let r8 = g.cy > REG_ROWS
-                && g.cx * g.cy.div_ceil(2 * REG_ROWS) * splits >= 4 * WG_1D as usize
-                && ctx.backend() == wgpu::Backend::Vulkan
-                && !r16_off();
+            let r8 = g.cy > REG_ROWS && g.cx * g.cy.div_ceil(2 * REG_ROWS) * splits >= 4 * WG_1D as usize && wide_blocks(x);
             let all_taps = match g.k {
                 [3, 3] if r8 => Some((if sg { &WGRAD_REG_S1_K3_R8_SG } else { &WGRAD_REG_S1_K3_R8 }, 2 * REG_ROWS)),
                 [3, 3] => Some((if sg { &WGRAD_REG_S1_K3_SG } else { &WGRAD_REG_S1_K3 }, REG_ROWS)),

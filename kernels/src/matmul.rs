@@ -27,8 +27,9 @@ const REG_SUBGROUP: KernelSpec = KernelSpec {
     bindings: &[R, R, RW],
 };
 
-/// `reg_subgroup` with 32 rows of A per workgroup, for M > 16: twice the multiply-adds per load
-/// of B (matmul_512 on lavapipe, Intel Xeon with AVX-512, 2 cores: 9.96 ms against 11.57).
+/// `reg_subgroup` with 32 rows of A per workgroup, for M > 16 on grids of 4 workgroups or more:
+/// twice the multiply-adds per load of B (matmul_512 on lavapipe, Intel Xeon with AVX-512, 2
+/// cores: 9.96 ms against 11.57).
 const REG_SUBGROUP32: KernelSpec = KernelSpec {
     id: "matmul.reg_subgroup32",
     source: REG_SUBGROUP.source,
@@ -62,10 +63,10 @@ pub enum MatmulVariant {
     /// contiguous dimensions are multiples of 4 (4 x 8 with scalar loads otherwise), no
     /// workgroup memory: lavapipe and other CPU adapters.
     Registers,
-    /// 16 x 8 outputs per thread (32 x 8 when M > 16), the rows of A shared by a workgroup and
-    /// loaded once per subgroup (`subgroupBroadcast` hands them round), for devices with
-    /// subgroups of 8 or more lanes when the `vec4` alignment of `Registers` holds and M > 8;
-    /// `Registers` otherwise.
+    /// 16 x 8 outputs per thread (32 x 8 when M > 16 and that leaves 4 workgroups or more), the
+    /// rows of A shared by a workgroup and loaded once per subgroup (`subgroupBroadcast` hands
+    /// them round), for devices with subgroups of 8 or more lanes when the `vec4` alignment of
+    /// `Registers` holds and M > 8; `Registers` otherwise.
     Subgroup,
 }
 
