@@ -1165,6 +1165,134 @@ fn transposed_reg16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 }
 
 // ---------------------------------------------------------------------------------------------
+// Transposed map with a 4x4 kernel at stride 2, dilation 1 (the DCGAN / Bergmann decoder layer,
+// and the backward-data of its 4x4 stride-2 conv), for CPU adapters. Work in q = o + p: output
+// rows q = 2Q and 2Q + 1 take source rows Q and Q - 1 only (tap rows r and r + 2 for q = 2Q + r),
+// and the same along columns. So one invocation computes all four output phases of 8 source
+// columns at once, 8 output channels x 2 rows x 16 columns, from two rows of 12 source values
+// loaded as three aligned vec4s each: 6 vec4 loads of x per source channel for 1,024
+// multiply-adds, where transposed_reg's phase-by-phase scalar loads take 128 for the same work.
+// x is the padded copy: source row Q - 1 at padded row Q - 1 + pad_top, source column C - 1 at
+// padded column C - 1 + pad_left, which the host makes a multiple of 4 for the first C of every
+// block. Weights [cx, cy, 4, 4]: one output channel's 16 taps of a source channel are 4 vec4s.
+
+@group(0) @binding(1) var<storage, read> u4_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> u4_w: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> u4_b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> u4_y: array<f32>;
+
+// One output channel's 32 sums: e<r><b><l|h> is q-row 2Q + r, q-columns 2(C0 + j) + b for
+// j = 0..3 (l) and 4..7 (h).
+struct U4Block {
+    e00l: vec4<f32>, e00h: vec4<f32>, e01l: vec4<f32>, e01h: vec4<f32>,
+    e10l: vec4<f32>, e10h: vec4<f32>, e11l: vec4<f32>, e11h: vec4<f32>,
+}
+
+// A source channel's window: s = row Q - 1, t = row Q; <0> = columns C0 - 1 + j, <1> = C0 + j.
+struct U4Window {
+    s0l: vec4<f32>, s0h: vec4<f32>, s1l: vec4<f32>, s1h: vec4<f32>,
+    t0l: vec4<f32>, t0h: vec4<f32>, t1l: vec4<f32>, t1h: vec4<f32>,
+}
+
+fn u4_window(i: u32, wx4: u32) -> U4Window {
+    let a = u4_x[i]; let b = u4_x[i + 1u]; let c = u4_x[i + 2u];
+    let d = u4_x[i + wx4]; let e = u4_x[i + wx4 + 1u]; let f = u4_x[i + wx4 + 2u];
+    return U4Window(a, b, vec4<f32>(a.yzw, b.x), vec4<f32>(b.yzw, c.x),
+                    d, e, vec4<f32>(d.yzw, e.x), vec4<f32>(e.yzw, f.x));
+}
+
+// Adds one source channel: w[ky] holds taps (ky, 0..3).
+fn u4_accumulate(a: U4Block, w: array<vec4<f32>, 4>, x: U4Window) -> U4Block {
+    var o = a;
+    o.e00l = fma(vec4<f32>(w[2u].z), x.s0l, fma(vec4<f32>(w[2u].x), x.s1l, fma(vec4<f32>(w[0u].z), x.t0l, fma(vec4<f32>(w[0u].x), x.t1l, o.e00l))));
+    o.e00h = fma(vec4<f32>(w[2u].z), x.s0h, fma(vec4<f32>(w[2u].x), x.s1h, fma(vec4<f32>(w[0u].z), x.t0h, fma(vec4<f32>(w[0u].x), x.t1h, o.e00h))));
+    o.e01l = fma(vec4<f32>(w[2u].w), x.s0l, fma(vec4<f32>(w[2u].y), x.s1l, fma(vec4<f32>(w[0u].w), x.t0l, fma(vec4<f32>(w[0u].y), x.t1l, o.e01l))));
+    o.e01h = fma(vec4<f32>(w[2u].w), x.s0h, fma(vec4<f32>(w[2u].y), x.s1h, fma(vec4<f32>(w[0u].w), x.t0h, fma(vec4<f32>(w[0u].y), x.t1h, o.e01h))));
+    o.e10l = fma(vec4<f32>(w[3u].z), x.s0l, fma(vec4<f32>(w[3u].x), x.s1l, fma(vec4<f32>(w[1u].z), x.t0l, fma(vec4<f32>(w[1u].x), x.t1l, o.e10l))));
+    o.e10h = fma(vec4<f32>(w[3u].z), x.s0h, fma(vec4<f32>(w[3u].x), x.s1h, fma(vec4<f32>(w[1u].z), x.t0h, fma(vec4<f32>(w[1u].x), x.t1h, o.e10h))));
+    o.e11l = fma(vec4<f32>(w[3u].w), x.s0l, fma(vec4<f32>(w[3u].y), x.s1l, fma(vec4<f32>(w[1u].w), x.t0l, fma(vec4<f32>(w[1u].y), x.t1l, o.e11l))));
+    o.e11h = fma(vec4<f32>(w[3u].w), x.s0h, fma(vec4<f32>(w[3u].y), x.s1h, fma(vec4<f32>(w[1u].w), x.t0h, fma(vec4<f32>(w[1u].y), x.t1h, o.e11h))));
+    return o;
+}
+
+// Stores output channel m's block (bias and activation applied), skipping what lies outside y.
+fn u4_store(m: u32, n: u32, rq: u32, cq: u32, a: U4Block) {
+    if (m >= p.cy) { return; }
+    var bias = 0.0;
+    if (p.has_bias != 0u) { bias = u4_b[m]; }
+    u4_store_row(m, n, 2u * rq, cq, bias, a.e00l, a.e00h, a.e01l, a.e01h);
+    u4_store_row(m, n, 2u * rq + 1u, cq, bias, a.e10l, a.e10h, a.e11l, a.e11h);
+}
+
+fn u4_store_row(m: u32, n: u32, q: u32, cq: u32, bias: f32, el: vec4<f32>, eh: vec4<f32>, ol: vec4<f32>, oh: vec4<f32>) {
+    if (q < p.ph || q - p.ph >= p.hy) { return; }
+    let row = ((n * p.cy + m) * p.hy + q - p.ph) * p.wy;
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        let c = 2u * (cq + j);
+        if (c >= p.pw && c - p.pw < p.wy) { u4_y[row + c - p.pw] = epilogue(el[j], bias); }
+        if (c + 1u >= p.pw && c + 1u - p.pw < p.wy) { u4_y[row + c + 1u - p.pw] = epilogue(ol[j], bias); }
+        let d = c + 8u;
+        if (d >= p.pw && d - p.pw < p.wy) { u4_y[row + d - p.pw] = epilogue(eh[j], bias); }
+        if (d + 1u >= p.pw && d + 1u - p.pw < p.wy) { u4_y[row + d + 1u - p.pw] = epilogue(oh[j], bias); }
+    }
+}
+
+// Invocation: 8 output channels (wid.z = block) x q-rows 2Q, 2Q + 1 x the q-columns of source
+// columns C0..C0+8. Lanes past the end run on clamped indices without storing, so that a
+// subgroup's shuffles stay defined (see the load helpers).
+@compute @workgroup_size(64)
+fn transposed_s2k4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let q0h = p.ph / 2u;
+    let q0w = p.pw / 2u;
+    let rows = (p.hy + p.ph - 1u) / 2u + 1u - q0h;
+    let cols = (p.wy + p.pw - 1u) / 2u + 1u - q0w;
+    let tiles_w = (cols + 7u) / 8u;
+    let total = p.n * rows * tiles_w;
+    let t_raw = flat(wid, nwg, lid);
+    let lane = load_lane();
+    if (lanes_done(t_raw >= total)) { return; }
+    let t = min(t_raw, total - 1u);
+    let cq = q0w + (t % tiles_w) * 8u;
+    let rq = q0h + (t / tiles_w) % rows;
+    let n = t / (tiles_w * rows);
+    let m0 = wid.z * 8u;
+    let wx4 = p.wx / 4u;
+    let plane4 = p.hx * wx4;
+    var i = n * p.cx * plane4 + (rq + p.pad_top - 1u) * wx4 + (cq + p.pad_left - 1u) / 4u;
+    var a0 = U4Block();
+    var a1 = U4Block();
+    var a2 = U4Block();
+    var a3 = U4Block();
+    var a4 = U4Block();
+    var a5 = U4Block();
+    var a6 = U4Block();
+    var a7 = U4Block();
+    for (var c = 0u; c < p.cx; c = c + 1u) {
+        let win = u4_window(i, wx4);
+        let wr = u4_channel_weights(c, m0, lane);
+        a0 = u4_accumulate(a0, u4_weights(wr, c, m0, 0u), win);
+        a1 = u4_accumulate(a1, u4_weights(wr, c, m0, 1u), win);
+        a2 = u4_accumulate(a2, u4_weights(wr, c, m0, 2u), win);
+        a3 = u4_accumulate(a3, u4_weights(wr, c, m0, 3u), win);
+        a4 = u4_accumulate(a4, u4_weights(wr, c, m0, 4u), win);
+        a5 = u4_accumulate(a5, u4_weights(wr, c, m0, 5u), win);
+        a6 = u4_accumulate(a6, u4_weights(wr, c, m0, 6u), win);
+        a7 = u4_accumulate(a7, u4_weights(wr, c, m0, 7u), win);
+        i = i + plane4;
+    }
+    if (t_raw >= total) { return; }
+    u4_store(m0 + 0u, n, rq, cq, a0);
+    u4_store(m0 + 1u, n, rq, cq, a1);
+    u4_store(m0 + 2u, n, rq, cq, a2);
+    u4_store(m0 + 3u, n, rq, cq, a3);
+    u4_store(m0 + 4u, n, rq, cq, a4);
+    u4_store(m0 + 5u, n, rq, cq, a5);
+    u4_store(m0 + 6u, n, rq, cq, a6);
+    u4_store(m0 + 7u, n, rq, cq, a7);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Register-blocked weight gradient partials (CPU adapters). Invocation: 4 output channels (from
 // wid.z) x 8 consecutive taps k = (c, ky, kx); wid.y is the split of the batch*rows reduction
 // (rows [wid.y * chunk, ..)), uniform per workgroup so the gy loads are uniform. x is the padded copy.

@@ -88,3 +88,14 @@ fn gy_run_start(key: u32) -> GyRun {
 fn gy_blocks(run: ptr<function, GyRun>, g: vec4<u32>, q: u32, q_end: u32, lane: u32, group: u32) -> array<vec4<f32>, 4> {
     return array<vec4<f32>, 4>(w4_gy[g.x + q], w4_gy[g.y + q], w4_gy[g.z + q], w4_gy[g.w + q]);
 }
+
+// transposed_s2k4: a source channel's weights (nothing is held here) and output channel m0 + j's
+// 16 taps of it (4 vec4s, tap row ky in [ky]), loaded where used.
+fn u4_channel_weights(c: u32, m0: u32, lane: u32) -> RowWeights4 {
+    return RowWeights4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+}
+
+fn u4_weights(r: RowWeights4, c: u32, m0: u32, j: u32) -> array<vec4<f32>, 4> {
+    let q = (c * p.cy + min(m0 + j, p.cy - 1u)) * 4u;
+    return array<vec4<f32>, 4>(u4_w[q], u4_w[q + 1u], u4_w[q + 2u], u4_w[q + 3u]);
+}

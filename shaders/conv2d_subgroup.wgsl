@@ -123,3 +123,15 @@ fn gy_blocks(run: ptr<function, GyRun>, g: vec4<u32>, q: u32, q_end: u32, lane: 
     return array<vec4<f32>, 4>(subgroupShuffle((*run).held[h], j), subgroupShuffle((*run).held[h + 1u], j),
                                subgroupShuffle((*run).held[h + 2u], j), subgroupShuffle((*run).held[h + 3u], j));
 }
+
+// transposed_s2k4: lane l loads output channel m0 + l's 16 taps of source channel c (4 vec4s),
+// and channel m0 + j's come from lane j: 4 weight loads per lane and source channel, not 32.
+fn u4_channel_weights(c: u32, m0: u32, lane: u32) -> RowWeights4 {
+    let q = (c * p.cy + min(m0 + lane % 8u, p.cy - 1u)) * 4u;
+    return RowWeights4(u4_w[q], u4_w[q + 1u], u4_w[q + 2u], u4_w[q + 3u]);
+}
+
+fn u4_weights(r: RowWeights4, c: u32, m0: u32, j: u32) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(subgroupShuffle(r.w0, j), subgroupShuffle(r.w1, j),
+                               subgroupShuffle(r.w2, j), subgroupShuffle(r.w3, j));
+}

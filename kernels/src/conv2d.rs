@@ -45,6 +45,8 @@ const TRANSPOSED_REG: KernelSpec =
     KernelSpec { id: "conv2d.transposed_reg", source: SRC, entry: "transposed_reg", bindings: &[R, R, R, RW] };
 const TRANSPOSED_REG16: KernelSpec =
     KernelSpec { id: "conv2d.transposed_reg16", source: SRC, entry: "transposed_reg16", bindings: &[R, R, R, RW] };
+const TRANSPOSED_S2K4: KernelSpec =
+    KernelSpec { id: "conv2d.transposed_s2k4", source: SRC, entry: "transposed_s2k4", bindings: &[R, R, R, RW] };
 const WGRAD_REG: KernelSpec = KernelSpec { id: "conv2d.wgrad_reg", source: SRC, entry: "wgrad_reg", bindings: &[R, R, RW] };
 const WGRAD_REG_S1: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s1", source: SRC, entry: "wgrad_reg_s1", bindings: &[R, R, RW] };
@@ -112,6 +114,12 @@ const WGRAD_REG_S1_K3_R8_SG: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s1_k3_r8_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s1_k3_r8", bindings: &[R, R, RW] };
 const WGRAD_REG_S2_K4_SG: KernelSpec =
     KernelSpec { id: "conv2d.wgrad_reg_s2_k4_sg", source: SRC_SUBGROUP, entry: "wgrad_reg_s2_k4", bindings: &[R, R, RW] };
+const TRANSPOSED_S2K4_SG: KernelSpec = KernelSpec {
+    id: "conv2d.transposed_s2k4_sg",
+    source: SRC_SUBGROUP,
+    entry: "transposed_s2k4",
+    bindings: &[R, R, R, RW],
+};
 const TRANSPOSED_REG_SG: KernelSpec = KernelSpec {
     id: "conv2d.transposed_reg_sg",
     source: SRC_SUBGROUP,
@@ -645,7 +653,9 @@ pub(crate) fn transposed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epi
     let mut params = g.params();
     params.has_bias = bias.is_some() as u32;
     epi.set(&mut params);
-    if v.registers(x) {
+    if v.registers(x) && g.k == [4, 4] && g.s == [2, 2] && g.d == [1, 1] && wide_blocks(x) {
+        transposed_s2k4(x, w, &b, &mut params, g, v, &y)?;
+    } else if v.registers(x) {
         let rows = g.hy.div_ceil(g.s[0]);
         let cols = g.wy.div_ceil(g.s[1]);
         let tiles_w = cols.div_ceil(REG_COLS);
@@ -709,6 +719,32 @@ pub(crate) fn transposed(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epi
         ctx.dispatch(tile.spec(), &params, &[w.binding(), x.binding(), b.binding(), y.binding()], tiled_grid(g, tile))?;
     }
     Ok(y)
+}
+
+/// lavapipe, 4x4 kernel at stride 2 (`transposed_s2k4`): all four output phases of a block per
+/// invocation, in q = o + p coordinates, where q-rows 2Q and 2Q + 1 read source rows Q - 1 and Q.
+/// The padded copy puts source row Q - 1 of the first block at a row >= 0 and source column
+/// C - 1 of every block's first C on a multiple of 4 (C = p / 2 + 8t), for aligned vec4 loads.
+fn transposed_s2k4(x: &Tensor, w: &Tensor, b: &Tensor, params: &mut Params, g: &Geom, v: Variant, y: &Tensor) -> Result<()> {
+    let (q0h, q0w) = (g.p[0] / 2, g.p[1] / 2);
+    let rows = (g.hy + g.p[0] - 1) / 2 + 1 - q0h;
+    let cols = (g.wy + g.p[1] - 1) / 2 + 1 - q0w;
+    let tiles_w = cols.div_ceil(REG_COLS);
+    let top = 1usize.saturating_sub(q0h);
+    // q0w - 1 + left: the smallest multiple of 4 that leaves left >= 0.
+    let left = (q0w.max(1) - 1).next_multiple_of(4) + 1 - q0w;
+    // Rows up to source row Q_last (row Q of the last block); columns up to the last block's
+    // three vec4s.
+    let hp = (g.hx + top).max(q0h + rows + top);
+    let wp = (g.wx + left).max(q0w + (tiles_w - 1) * REG_COLS - 1 + left + 12).next_multiple_of(4);
+    let xp = padded(x, top, left, hp, wp)?;
+    params.hx = hp as u32;
+    params.wx = wp as u32;
+    params.pad_top = top as u32;
+    params.pad_left = left as u32;
+    let spec = if v.subgroups(x) { &TRANSPOSED_S2K4_SG } else { &TRANSPOSED_S2K4 };
+    let grid = grid_z(g.n * rows * tiles_w, g.cy.div_ceil(2 * REG_ROWS));
+    x.context().dispatch(spec, &*params, &[xp.binding(), w.binding(), b.binding(), y.binding()], grid)
 }
 
 /// Grid of the tiled kernel for modes 0 and 1: column tiles folded over x and z, channel tiles on y.

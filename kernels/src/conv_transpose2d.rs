@@ -241,6 +241,12 @@ mod tests {
             ([2, 2, 3, 3], 3, [2, 2], [3, 3], [0, 0], [0, 0], [1, 1], true),
             // more than 64 output channels, output wider than one 8-column block
             ([1, 3, 3, 13], 66, [3, 3], [1, 2], [0, 1], [0, 1], [1, 1], true),
+            // 4x4 stride 2 on lavapipe's all-phase kernel (transposed_s2k4): one output channel,
+            // odd sizes over several 8-column blocks, padding 0 and 2 (other column alignments of
+            // the padded copy), 11 channels (a partial second block of 8), output padding 1
+            ([2, 5, 3, 19], 1, [4, 4], [2, 2], [1, 1], [0, 0], [1, 1], true),
+            ([1, 3, 5, 9], 11, [4, 4], [2, 2], [0, 2], [1, 0], [1, 1], false),
+            ([2, 9, 4, 18], 3, [4, 4], [2, 2], [2, 3], [0, 1], [1, 1], true),
         ]
     }
 
