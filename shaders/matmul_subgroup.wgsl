@@ -19,6 +19,20 @@
 // reg_vec4's bindings (v_a, v_b, v_c) and helpers (line_offsets, vb_rows, vb_cols, store_block)
 // serve here too.
 
+// C as vec4s, for the `_c4` entry points (C's rows a multiple of 4 long): same binding as v_c.
+@group(0) @binding(3) var<storage, read_write> v_c4: array<vec4<f32>>;
+
+// Writes C[i0..i0+4, j0..j0+8] from the two accumulators as vec4s (j0 < n, a multiple of 4).
+fn store_block4(cbase: u32, i0: u32, j0: u32, lo: mat4x4<f32>, hi: mat4x4<f32>) {
+    for (var r = 0u; r < 4u; r = r + 1u) {
+        let i = i0 + r;
+        if (i >= p.m) { return; }
+        let q = (cbase + i * p.n + j0) / 4u;
+        v_c4[q] = lo[r];
+        if (j0 + 4u < p.n) { v_c4[q + 1u] = hi[r]; }
+    }
+}
+
 // A 4 x 4 block of A whose column r is A[i0 + r, k..k+4], from the lanes' loads: A stored [M, K]
 // (lane l holds row l's vec4 along k), rows `first`..`first`+4 of the lanes.
 fn rows_from(v: vec4<f32>, first: u32) -> mat4x4<f32> {
@@ -41,11 +55,10 @@ fn cols_from(v: vec4<f32>, first: u32) -> mat4x4<f32> {
                                  subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u)));
 }
 
-@compute @workgroup_size(64)
-fn reg_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-                @builtin(subgroup_invocation_id) sid: u32) {
-    let j0 = (wid.x * 64u + lid) * 8u;
-    if (subgroupAll(j0 >= p.n)) { return; }
+struct Block16 { c00: mat4x4<f32>, c01: mat4x4<f32>, c10: mat4x4<f32>, c11: mat4x4<f32>, c20: mat4x4<f32>, c21: mat4x4<f32>, c30: mat4x4<f32>, c31: mat4x4<f32> }
+
+// The K loop of reg_subgroup: this lane's 16 x 8 block of C for rows i0.., columns j0...
+fn reg_subgroup_block(wid: vec3<u32>, lid: u32, sid: u32, j0: u32) -> Block16 {
     let i0 = wid.y * 16u;
     let b = wid.z;
     let abase = b * p.a_batch;
@@ -99,23 +112,49 @@ fn reg_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         c20 = c20 + b0 * a2; c21 = c21 + b1 * a2;
         c30 = c30 + b0 * a3; c31 = c31 + b1 * a3;
     }
+    return Block16(c00, c01, c10, c11, c20, c21, c30, c31);
+}
+
+@compute @workgroup_size(64)
+fn reg_subgroup(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+                @builtin(subgroup_invocation_id) sid: u32) {
+    let j0 = (wid.x * 64u + lid) * 8u;
+    if (subgroupAll(j0 >= p.n)) { return; }
+    let acc = reg_subgroup_block(wid, lid, sid, j0);
     if (j0 >= p.n) { return; }
-    let cbase = b * p.m * p.n;
-    store_block(cbase, i0, j0, c00, c01);
-    store_block(cbase, i0 + 4u, j0, c10, c11);
-    store_block(cbase, i0 + 8u, j0, c20, c21);
-    store_block(cbase, i0 + 12u, j0, c30, c31);
+    let i0 = wid.y * 16u;
+    let cbase = wid.z * p.m * p.n;
+    store_block(cbase, i0, j0, acc.c00, acc.c01);
+    store_block(cbase, i0 + 4u, j0, acc.c10, acc.c11);
+    store_block(cbase, i0 + 8u, j0, acc.c20, acc.c21);
+    store_block(cbase, i0 + 12u, j0, acc.c30, acc.c31);
+}
+
+// reg_subgroup for C rows a multiple of 4 long: vec4 stores (lavapipe stores lane by lane, as it
+// loads; scalar stores were a third of a K = 256 product).
+@compute @workgroup_size(64)
+fn reg_subgroup_c4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+                @builtin(subgroup_invocation_id) sid: u32) {
+    let j0 = (wid.x * 64u + lid) * 8u;
+    if (subgroupAll(j0 >= p.n)) { return; }
+    let acc = reg_subgroup_block(wid, lid, sid, j0);
+    if (j0 >= p.n) { return; }
+    let i0 = wid.y * 16u;
+    let cbase = wid.z * p.m * p.n;
+    store_block4(cbase, i0, j0, acc.c00, acc.c01);
+    store_block4(cbase, i0 + 4u, j0, acc.c10, acc.c11);
+    store_block4(cbase, i0 + 8u, j0, acc.c20, acc.c21);
+    store_block4(cbase, i0 + 12u, j0, acc.c30, acc.c31);
 }
 
 // reg_subgroup with 32 rows per workgroup (rows i0..i0+32, wid.y = block of 32 rows): twice the
 // multiply-adds per load of B (each lane loads 4 vec4s of A and 8 of B per k-step for 1024
 // multiply-adds, where reg_subgroup loads 2 and 8 for 512). Its 256 accumulators spill to the
 // stack, and spill loads and stores cost far less than lavapipe's per-lane storage loads.
-@compute @workgroup_size(64)
-fn reg_subgroup32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-                  @builtin(subgroup_invocation_id) sid: u32) {
-    let j0 = (wid.x * 64u + lid) * 8u;
-    if (subgroupAll(j0 >= p.n)) { return; }
+struct Block32 { c00: mat4x4<f32>, c01: mat4x4<f32>, c10: mat4x4<f32>, c11: mat4x4<f32>, c20: mat4x4<f32>, c21: mat4x4<f32>, c30: mat4x4<f32>, c31: mat4x4<f32>, c40: mat4x4<f32>, c41: mat4x4<f32>, c50: mat4x4<f32>, c51: mat4x4<f32>, c60: mat4x4<f32>, c61: mat4x4<f32>, c70: mat4x4<f32>, c71: mat4x4<f32> }
+
+// The K loop of reg_subgroup32: this lane's 32 x 8 block of C for rows i0.., columns j0...
+fn reg_subgroup32_block(wid: vec3<u32>, lid: u32, sid: u32, j0: u32) -> Block32 {
     let i0 = wid.y * 32u;
     let b = wid.z;
     let abase = b * p.a_batch;
@@ -180,14 +219,45 @@ fn reg_subgroup32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
         c60 = c60 + b0 * a6; c61 = c61 + b1 * a6;
         c70 = c70 + b0 * a7; c71 = c71 + b1 * a7;
     }
+    return Block32(c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71);
+}
+
+@compute @workgroup_size(64)
+fn reg_subgroup32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+                  @builtin(subgroup_invocation_id) sid: u32) {
+    let j0 = (wid.x * 64u + lid) * 8u;
+    if (subgroupAll(j0 >= p.n)) { return; }
+    let acc = reg_subgroup32_block(wid, lid, sid, j0);
     if (j0 >= p.n) { return; }
-    let cbase = b * p.m * p.n;
-    store_block(cbase, i0, j0, c00, c01);
-    store_block(cbase, i0 + 4u, j0, c10, c11);
-    store_block(cbase, i0 + 8u, j0, c20, c21);
-    store_block(cbase, i0 + 12u, j0, c30, c31);
-    store_block(cbase, i0 + 16u, j0, c40, c41);
-    store_block(cbase, i0 + 20u, j0, c50, c51);
-    store_block(cbase, i0 + 24u, j0, c60, c61);
-    store_block(cbase, i0 + 28u, j0, c70, c71);
+    let i0 = wid.y * 32u;
+    let cbase = wid.z * p.m * p.n;
+    store_block(cbase, i0, j0, acc.c00, acc.c01);
+    store_block(cbase, i0 + 4u, j0, acc.c10, acc.c11);
+    store_block(cbase, i0 + 8u, j0, acc.c20, acc.c21);
+    store_block(cbase, i0 + 12u, j0, acc.c30, acc.c31);
+    store_block(cbase, i0 + 16u, j0, acc.c40, acc.c41);
+    store_block(cbase, i0 + 20u, j0, acc.c50, acc.c51);
+    store_block(cbase, i0 + 24u, j0, acc.c60, acc.c61);
+    store_block(cbase, i0 + 28u, j0, acc.c70, acc.c71);
+}
+
+// reg_subgroup32 for C rows a multiple of 4 long: vec4 stores (lavapipe stores lane by lane, as it
+// loads; scalar stores were a third of a K = 256 product).
+@compute @workgroup_size(64)
+fn reg_subgroup32_c4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+                  @builtin(subgroup_invocation_id) sid: u32) {
+    let j0 = (wid.x * 64u + lid) * 8u;
+    if (subgroupAll(j0 >= p.n)) { return; }
+    let acc = reg_subgroup32_block(wid, lid, sid, j0);
+    if (j0 >= p.n) { return; }
+    let i0 = wid.y * 32u;
+    let cbase = wid.z * p.m * p.n;
+    store_block4(cbase, i0, j0, acc.c00, acc.c01);
+    store_block4(cbase, i0 + 4u, j0, acc.c10, acc.c11);
+    store_block4(cbase, i0 + 8u, j0, acc.c20, acc.c21);
+    store_block4(cbase, i0 + 12u, j0, acc.c30, acc.c31);
+    store_block4(cbase, i0 + 16u, j0, acc.c40, acc.c41);
+    store_block4(cbase, i0 + 20u, j0, acc.c50, acc.c51);
+    store_block4(cbase, i0 + 24u, j0, acc.c60, acc.c61);
+    store_block4(cbase, i0 + 28u, j0, acc.c70, acc.c71);
 }
