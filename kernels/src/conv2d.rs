@@ -127,6 +127,9 @@ const TRANSPOSED_REG_SG: KernelSpec = KernelSpec {
     bindings: &[R, R, R, RW],
 };
 
+/// Invocations the register weight gradients aim for (64 workgroups: a few per core on any CPU),
+/// reached with as few splits of the reduction as possible.
+const WGRAD_MIN_LANES: usize = 4096;
 /// Output columns per invocation of the register-blocked direct and transposed kernels.
 const DIRECT_COLS: usize = 16;
 const REG_COLS: usize = 8;
@@ -786,22 +789,25 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
     let part;
     let splits;
     if v.registers(x) {
-        // Whole destination rows per split; enough splits to keep every core busy, but no more
-        // than one storage binding holds (`part` is [splits, len]; 64 splits of a 256x256x3x3
-        // weight already pass the WebGPU baseline's 128 MiB).
+        // Whole destination rows per split. Every split writes a partial weight gradient that
+        // sum_splits reads back (on lavapipe stores go lane by lane, like loads), so as few splits
+        // as leave WGRAD_MIN_LANES invocations to spread over the cores, and no more than one
+        // storage binding holds (`part` is [splits, len]; 64 splits of a 256x256x3x3 weight
+        // already pass the WebGPU baseline's 128 MiB).
         let rows_total = g.n * g.hy;
-        // No more partial sums than one storage binding holds (512x512x3x3 weights: 9 MB each).
         let fit = (ctx.max_binding_bytes() / (len as u64 * 4)).clamp(1, 64) as usize;
-        let chunk = rows_total.div_ceil(rows_total.clamp(1, fit));
-        splits = rows_total.div_ceil(chunk);
+        let max_splits = rows_total.clamp(1, fit);
         let max_row = (g.hy - 1) * g.s[0] + (g.k[0] - 1) * g.d[0];
         let hp = (g.hx + g.p[0]).max(max_row + 1);
-        params.chunk = chunk as u32;
-        params.splits = splits as u32;
         params.hx = hp as u32;
-        part = Tensor::uninit(ctx, &[splits, len], DType::F32)?;
-        let m_blocks = g.cy.div_ceil(REG_ROWS) as u32;
-        if g.s[1] == 1 && g.d[1] == 1 {
+        let m_blocks = g.cy.div_ceil(REG_ROWS);
+        // The kernel, its operands, and its grid per split: `Flat(units)` is one invocation per
+        // unit and split; `Split(x)` is [x workgroups, splits, m_blocks].
+        enum Grid {
+            Flat(usize),
+            Split(usize),
+        }
+        let (spec, xp, gyp, grid): (&KernelSpec, Tensor, Tensor, Grid) = if g.s[1] == 1 && g.d[1] == 1 {
             // Rows read 4 columns at a time: gy padded with zero columns to a multiple of 4, x
             // wide enough for the last window (the last tap block and 4 columns past the row).
             let wy4 = g.wy.next_multiple_of(4);
@@ -828,9 +834,9 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
             // taps (wgrad_reg_s1_k3 / _k5), with blocks of 8 output channels above 4
             // (`_r8`; Vulkan, as direct_blocks) where there is work enough.
             let sg = v.subgroups(x);
-            // Only where the 8-channel grid still fills a few workgroups per core (the
+            // Only where the 8-channel grid can still fill a few workgroups per core (the
             // Fashion-MNIST LeNet's 1 -> 8 layer would run on one workgroup, one core).
-            let r8 = g.cy > REG_ROWS && g.cx * g.cy.div_ceil(2 * REG_ROWS) * splits >= 4 * WG_1D as usize && wide_blocks(x);
+            let r8 = g.cy > REG_ROWS && g.cx * g.cy.div_ceil(2 * REG_ROWS) * max_splits >= 4 * WG_1D as usize && wide_blocks(x);
             let all_taps = match g.k {
                 [3, 3] if r8 => Some((if sg { &WGRAD_REG_S1_K3_R8_SG } else { &WGRAD_REG_S1_K3_R8 }, 2 * REG_ROWS)),
                 [3, 3] => Some((if sg { &WGRAD_REG_S1_K3_SG } else { &WGRAD_REG_S1_K3 }, REG_ROWS)),
@@ -838,11 +844,10 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
                 [5, 5] => Some((&WGRAD_REG_S1_K5, REG_ROWS)),
                 _ => None,
             };
-            let (spec, grid) = match all_taps {
-                Some((spec, block)) => (spec, grid_1d(g.cx * g.cy.div_ceil(block) * splits, WG_1D)),
-                None => (spec, [blocks.div_ceil(64) as u32, splits as u32, m_blocks]),
-            };
-            ctx.dispatch(spec, &params, &[xp.binding(), gyp.binding(), part.binding()], grid)?;
+            match all_taps {
+                Some((spec, block)) => (spec, xp, gyp, Grid::Flat(g.cx * g.cy.div_ceil(block))),
+                None => (spec, xp, gyp, Grid::Split(blocks.div_ceil(64))),
+            }
         } else if g.k == [4, 4] && g.s == [2, 2] && g.d == [1, 1] {
             // 4x4 stride 2, all 16 taps per (input channel, 8-output-channel block, split):
             // gy padded to whole vec4s (zero columns add nothing), x rows wide enough for the
@@ -853,17 +858,30 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
             let xp = padded(x, g.p[0], g.p[1], hp, wp)?;
             params.wx = wp as u32;
             params.wy = wy4 as u32;
-            let grid = grid_1d(g.cx * g.cy.div_ceil(8) * splits, WG_1D);
             let spec = if v.subgroups(x) { &WGRAD_REG_S2_K4_SG } else { &WGRAD_REG_S2_K4 };
-            ctx.dispatch(spec, &params, &[xp.binding(), gyp.binding(), part.binding()], grid)?;
+            (spec, xp, gyp, Grid::Flat(g.cx * g.cy.div_ceil(8)))
         } else {
             let max_col = (g.wy - 1) * g.s[1] + (g.k[1] - 1) * g.d[1];
             let wp = (g.wx + g.p[1]).max(max_col + 1);
             let xp = padded(x, g.p[0], g.p[1], hp, wp)?;
             params.wx = wp as u32;
-            let grid = [ksize.div_ceil(REG_COLS * 64) as u32, splits as u32, m_blocks];
-            ctx.dispatch(&WGRAD_REG, &params, &[xp.binding(), gy.binding(), part.binding()], grid)?;
-        }
+            (&WGRAD_REG, xp, gy.clone(), Grid::Split(ksize.div_ceil(REG_COLS * 64)))
+        };
+        let lanes = match grid {
+            Grid::Flat(units) => units,
+            Grid::Split(groups) => groups * 64 * m_blocks,
+        };
+        let want = WGRAD_MIN_LANES.div_ceil(lanes.max(1)).clamp(1, max_splits);
+        let chunk = rows_total.div_ceil(want);
+        splits = rows_total.div_ceil(chunk);
+        params.chunk = chunk as u32;
+        params.splits = splits as u32;
+        part = Tensor::uninit(ctx, &[splits, len], DType::F32)?;
+        let grid = match grid {
+            Grid::Flat(units) => grid_1d(units * splits, WG_1D),
+            Grid::Split(groups) => [groups as u32, splits as u32, m_blocks as u32],
+        };
+        ctx.dispatch(spec, &params, &[xp.binding(), gyp.binding(), part.binding()], grid)?;
     } else {
         // Splits of the n*hy*wy reduction in whole K steps, enough workgroups to fill a GPU.
         let red = g.n * g.hy * g.wy;
@@ -882,6 +900,9 @@ pub(crate) fn weight_grad(x: &Tensor, gy: &Tensor, g: &Geom, v: Variant) -> Resu
         tile.set(&mut params);
         let grid = [ksize.div_ceil(tile.cols()) as u32, g.cy.div_ceil(tile.rows()) as u32, splits as u32];
         ctx.dispatch(tile.spec(), &params, &[gy.binding(), x.binding(), b.binding(), part.binding()], grid)?;
+    }
+    if splits == 1 {
+        return part.reshape(&[g.cy, g.cx, g.k[0], g.k[1]]);
     }
     let gw = Tensor::uninit(ctx, &[g.cy, g.cx, g.k[0], g.k[1]], DType::F32)?;
     let sum = Params { len: len as u32, splits: splits as u32, ..Default::default() };
