@@ -6,7 +6,7 @@
 //! the direct map (conv2d's forward kernel) and its weight gradient is conv2d's weight gradient
 //! with the roles of x and gy exchanged. Both kernel variants are reused as they are.
 
-use crate::conv2d::{bias_grad, direct, expect_f32_4d, transposed, weight_grad, Epilogue, Geom, Variant};
+use crate::conv2d::{bias_grad, direct, expect_f32_4d, transposed_map, weight_grad, Epilogue, Geom, Variant};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -110,7 +110,7 @@ pub fn conv_transpose2d_fused(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi
         expect_shape(b, &[g.cy], "bias", op)?;
         x.expect_same_context(b, op)?;
     }
-    transposed(x, w, bias, epi, &g, p.variant)
+    transposed_map(x, w, bias, epi, &g, p.variant)
 }
 
 /// gx = d(sum(y * gy)) / dx: conv2d of gy with w (w read as [in_c, out_c, kh, kw] = conv2d's
@@ -247,6 +247,12 @@ mod tests {
             ([2, 5, 3, 19], 1, [4, 4], [2, 2], [1, 1], [0, 0], [1, 1], true),
             ([1, 3, 5, 9], 11, [4, 4], [2, 2], [0, 2], [1, 0], [1, 1], false),
             ([2, 9, 4, 18], 3, [4, 4], [2, 2], [2, 3], [0, 1], [1, 1], true),
+            // unit stride, run as a direct conv with flipped weights where rows are 16 or more
+            // wide (every variant but the register ones below that): dilation 2 with output
+            // padding 1 in height, narrow and wide; padding past d(k-1), which keeps the transposed map
+            ([2, 4, 5, 6], 5, [3, 3], [1, 1], [1, 2], [1, 0], [2, 1], true),
+            ([1, 4, 3, 17], 6, [3, 3], [1, 1], [1, 1], [1, 0], [2, 1], true),
+            ([1, 2, 4, 4], 3, [2, 2], [1, 1], [2, 0], [0, 0], [1, 1], false),
         ]
     }
 
