@@ -251,3 +251,295 @@ fn backward_v(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     bv_gx[i] = a + 2.0 * xs * c + ys * e;
     bv_gy[i] = b + 2.0 * ys * c + xs * e;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The same passes, 4 pixels per invocation on vec4s, for CPU adapters (lavapipe loads and stores
+// lane by lane, so loads per pixel set the speed) and images a multiple of 4 wide. A row pass
+// reads its row as five aligned vec4s (columns 4q - 8 .. 4q + 12) and takes the 11 shifted
+// windows of 4 from registers: 10 loads for 4 pixels where the per-pixel pass loads 22 values
+// for each. A column pass computes a block of 4 rows x 4 columns from the 14 rows around it:
+// 14 vec4 loads per plane for 16 pixels, where the per-pixel pass loads 11 values per pixel.
+// Planes of a moment are n / 4 vec4s apart.
+
+// Five vec4s of one row, columns 4q - 8 .. 4q + 12 around quad q (zero outside the row).
+struct Row20 { v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>, v4: vec4<f32> }
+
+fn row20_mul(a: Row20, b: Row20) -> Row20 {
+    return Row20(a.v0 * b.v0, a.v1 * b.v1, a.v2 * b.v2, a.v3 * b.v3, a.v4 * b.v4);
+}
+
+// The 11-tap blur of the 4 pixels of quad q (window value 3 + k + j for tap k of pixel j).
+fn h_blur(v: Row20) -> vec4<f32> {
+    var s = vec4<f32>(0.0);
+    s = s + tap(0) * vec4<f32>(v.v0.w, v.v1.x, v.v1.y, v.v1.z);
+    s = s + tap(1) * v.v1;
+    s = s + tap(2) * vec4<f32>(v.v1.y, v.v1.z, v.v1.w, v.v2.x);
+    s = s + tap(3) * vec4<f32>(v.v1.z, v.v1.w, v.v2.x, v.v2.y);
+    s = s + tap(4) * vec4<f32>(v.v1.w, v.v2.x, v.v2.y, v.v2.z);
+    s = s + tap(5) * v.v2;
+    s = s + tap(6) * vec4<f32>(v.v2.y, v.v2.z, v.v2.w, v.v3.x);
+    s = s + tap(7) * vec4<f32>(v.v2.z, v.v2.w, v.v3.x, v.v3.y);
+    s = s + tap(8) * vec4<f32>(v.v2.w, v.v3.x, v.v3.y, v.v3.z);
+    s = s + tap(9) * v.v3;
+    s = s + tap(10) * vec4<f32>(v.v3.y, v.v3.z, v.v3.w, v.v4.x);
+    return s;
+}
+
+// Quad index of column quad cq + d of the row starting at quad `row` (clamped into the row), and
+// whether it lies inside.
+fn h_quad(row: u32, cq: u32, d: i32, qpr: u32) -> vec2<u32> {
+    let c = i32(cq) + d;
+    let inside = c >= 0 && c < i32(qpr);
+    return vec2<u32>(row + u32(clamp(c, 0, i32(qpr) - 1)), u32(inside));
+}
+
+// Lanes past the end run on quad 0 without storing (no early return: loads after one go lane
+// by lane even where their address is uniform).
+fn h_lane(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> vec4<u32> {
+    let qpr = p.w / 4u;
+    let t = flat(wid, nwg, lid);
+    let live = t < p.n / 4u;
+    let q = select(0u, t, live);
+    let cq = q % qpr;
+    return vec4<u32>(q, cq, q - cq, u32(live));
+}
+
+@group(0) @binding(1) var<storage, read> mh4_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> mh4_y: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> mh4_m: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> mh4_s: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn moments_h4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let l = h_lane(wid, nwg, lid);
+    let qpr = p.w / 4u;
+    var x: array<vec4<f32>, 5>;
+    var y: array<vec4<f32>, 5>;
+    for (var j = 0; j < 5; j = j + 1) {
+        let at = h_quad(l.z, l.y, j - 2, qpr);
+        let keep = at.y != 0u;
+        x[j] = select(vec4<f32>(0.0), mh4_x[at.x] - p.pad_value, keep);
+        y[j] = select(vec4<f32>(0.0), mh4_y[at.x] - p.pad_value, keep);
+    }
+    let xr = Row20(x[0], x[1], x[2], x[3], x[4]);
+    let yr = Row20(y[0], y[1], y[2], y[3], y[4]);
+    if (l.w == 0u) { return; }
+    let n4 = p.n / 4u;
+    mh4_m[l.x] = h_blur(xr);
+    mh4_m[n4 + l.x] = h_blur(yr);
+    mh4_s[l.x] = h_blur(row20_mul(xr, xr));
+    mh4_s[n4 + l.x] = h_blur(row20_mul(yr, yr));
+    mh4_s[2u * n4 + l.x] = h_blur(row20_mul(xr, yr));
+}
+
+@group(0) @binding(1) var<storage, read> bh4_pm: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bh4_ps: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> bh4_qm: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> bh4_qs: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn blur_h4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let l = h_lane(wid, nwg, lid);
+    let qpr = p.w / 4u;
+    let n4 = p.n / 4u;
+    var a: array<vec4<f32>, 5>;
+    var b: array<vec4<f32>, 5>;
+    var c: array<vec4<f32>, 5>;
+    var e: array<vec4<f32>, 5>;
+    for (var j = 0; j < 5; j = j + 1) {
+        let at = h_quad(l.z, l.y, j - 2, qpr);
+        let keep = at.y != 0u;
+        a[j] = select(vec4<f32>(0.0), bh4_pm[at.x], keep);
+        b[j] = select(vec4<f32>(0.0), bh4_pm[n4 + at.x], keep);
+        c[j] = select(vec4<f32>(0.0), bh4_ps[at.x], keep);
+        e[j] = select(vec4<f32>(0.0), bh4_ps[n4 + at.x], keep);
+    }
+    if (l.w == 0u) { return; }
+    bh4_qm[l.x] = h_blur(Row20(a[0], a[1], a[2], a[3], a[4]));
+    bh4_qm[n4 + l.x] = h_blur(Row20(b[0], b[1], b[2], b[3], b[4]));
+    bh4_qs[l.x] = h_blur(Row20(c[0], c[1], c[2], c[3], c[4]));
+    bh4_qs[n4 + l.x] = h_blur(Row20(e[0], e[1], e[2], e[3], e[4]));
+}
+
+// Column passes: the invocation's block is rows 4 rb .. 4 rb + 4 of column quad cq of one plane;
+// source row r0 - 5 + u feeds block row j through tap u - j.
+struct Terms4 { mx: vec4<f32>, my: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, b1: vec4<f32>, b2: vec4<f32> }
+
+fn terms4(mxs: vec4<f32>, mys: vec4<f32>, exx: vec4<f32>, eyy: vec4<f32>, exy: vec4<f32>) -> Terms4 {
+    let mx = mxs + p.pad_value;
+    let my = mys + p.pad_value;
+    return Terms4(mx, my, 2.0 * mx * my + p.c1, 2.0 * (exy - mxs * mys) + p.c2,
+                  mx * mx + my * my + p.c1, (exx - mxs * mxs) + (eyy - mys * mys) + p.c2);
+}
+
+@group(0) @binding(1) var<storage, read> fv4_m: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> fv4_s: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> fv4_out: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn forward_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let qpr = p.w / 4u;
+    let blocks = (p.h + 3u) / 4u;
+    let t = flat(wid, nwg, lid);
+    let live = t < qpr * blocks * (p.n / p.w / p.h);
+    let tc = select(0u, t, live);
+    let cq = tc % qpr;
+    let rb = (tc / qpr) % blocks;
+    let plane = tc / (qpr * blocks);
+    let base = plane * p.h * qpr + cq;   // quad cq of row 0 of this plane (vec4 units)
+    let r0 = i32(rb * 4u);
+    let hi = i32(p.h);
+    let n4 = p.n / 4u;
+    var mx: array<vec4<f32>, 4>; var my: array<vec4<f32>, 4>;
+    var xx: array<vec4<f32>, 4>; var yy: array<vec4<f32>, 4>; var xy: array<vec4<f32>, 4>;
+    for (var u = 0; u < 14; u = u + 1) {
+        let r = r0 - 5 + u;
+        let inside = r >= 0 && r < hi;
+        let i = base + u32(clamp(r, 0, hi - 1)) * qpr;
+        let m0 = select(vec4<f32>(0.0), fv4_m[i], inside);
+        let m1 = select(vec4<f32>(0.0), fv4_m[n4 + i], inside);
+        let s0 = select(vec4<f32>(0.0), fv4_s[i], inside);
+        let s1 = select(vec4<f32>(0.0), fv4_s[n4 + i], inside);
+        let s2 = select(vec4<f32>(0.0), fv4_s[2u * n4 + i], inside);
+        for (var j = 0; j < 4; j = j + 1) {
+            let k = u - j;
+            if (k >= 0 && k < TAPS) {
+                let t = tap(k);
+                mx[j] = mx[j] + t * m0; my[j] = my[j] + t * m1;
+                xx[j] = xx[j] + t * s0; yy[j] = yy[j] + t * s1; xy[j] = xy[j] + t * s2;
+            }
+        }
+    }
+    if (!live) { return; }
+    if (r0 < hi) { fv4_out[base + u32(r0) * qpr] = fv4_ssim(mx[0], my[0], xx[0], yy[0], xy[0]); }
+    if (r0 + 1 < hi) { fv4_out[base + u32(r0 + 1) * qpr] = fv4_ssim(mx[1], my[1], xx[1], yy[1], xy[1]); }
+    if (r0 + 2 < hi) { fv4_out[base + u32(r0 + 2) * qpr] = fv4_ssim(mx[2], my[2], xx[2], yy[2], xy[2]); }
+    if (r0 + 3 < hi) { fv4_out[base + u32(r0 + 3) * qpr] = fv4_ssim(mx[3], my[3], xx[3], yy[3], xy[3]); }
+}
+
+fn fv4_ssim(mx: vec4<f32>, my: vec4<f32>, xx: vec4<f32>, yy: vec4<f32>, xy: vec4<f32>) -> vec4<f32> {
+    let s = terms4(mx, my, xx, yy, xy);
+    return (s.a1 * s.a2) / (s.b1 * s.b2);
+}
+
+@group(0) @binding(1) var<storage, read> pv4_m: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> pv4_s: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> pv4_gs: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> pv4_pm: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> pv4_ps: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn partials_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let qpr = p.w / 4u;
+    let blocks = (p.h + 3u) / 4u;
+    let t = flat(wid, nwg, lid);
+    let live = t < qpr * blocks * (p.n / p.w / p.h);
+    let tc = select(0u, t, live);
+    let cq = tc % qpr;
+    let rb = (tc / qpr) % blocks;
+    let plane = tc / (qpr * blocks);
+    let base = plane * p.h * qpr + cq;   // quad cq of row 0 of this plane (vec4 units)
+    let r0 = i32(rb * 4u);
+    let hi = i32(p.h);
+    let n4 = p.n / 4u;
+    var mx: array<vec4<f32>, 4>; var my: array<vec4<f32>, 4>;
+    var xx: array<vec4<f32>, 4>; var yy: array<vec4<f32>, 4>; var xy: array<vec4<f32>, 4>;
+    for (var u = 0; u < 14; u = u + 1) {
+        let r = r0 - 5 + u;
+        let inside = r >= 0 && r < hi;
+        let i = base + u32(clamp(r, 0, hi - 1)) * qpr;
+        let m0 = select(vec4<f32>(0.0), pv4_m[i], inside);
+        let m1 = select(vec4<f32>(0.0), pv4_m[n4 + i], inside);
+        let s0 = select(vec4<f32>(0.0), pv4_s[i], inside);
+        let s1 = select(vec4<f32>(0.0), pv4_s[n4 + i], inside);
+        let s2 = select(vec4<f32>(0.0), pv4_s[2u * n4 + i], inside);
+        for (var j = 0; j < 4; j = j + 1) {
+            let k = u - j;
+            if (k >= 0 && k < TAPS) {
+                let t = tap(k);
+                mx[j] = mx[j] + t * m0; my[j] = my[j] + t * m1;
+                xx[j] = xx[j] + t * s0; yy[j] = yy[j] + t * s1; xy[j] = xy[j] + t * s2;
+            }
+        }
+    }
+    if (!live) { return; }
+    // Rows written one by one with constant indices: a loop over them, if not unrolled, would
+    // index the accumulator arrays dynamically, which llvmpipe does through memory.
+    if (r0 < hi) { pv4_out(base + u32(r0) * qpr, mx[0], my[0], xx[0], yy[0], xy[0]); }
+    if (r0 + 1 < hi) { pv4_out(base + u32(r0 + 1) * qpr, mx[1], my[1], xx[1], yy[1], xy[1]); }
+    if (r0 + 2 < hi) { pv4_out(base + u32(r0 + 2) * qpr, mx[2], my[2], xx[2], yy[2], xy[2]); }
+    if (r0 + 3 < hi) { pv4_out(base + u32(r0 + 3) * qpr, mx[3], my[3], xx[3], yy[3], xy[3]); }
+}
+
+// As partials_v, four pixels at a time: vec4 o of the planes.
+fn pv4_out(o: u32, mx: vec4<f32>, my: vec4<f32>, xx: vec4<f32>, yy: vec4<f32>, xy: vec4<f32>) {
+    let n4 = p.n / 4u;
+    let s = terms4(mx, my, xx, yy, xy);
+    let d = 1.0 / (s.b1 * s.b2);
+    let ssim = s.a1 * s.a2 * d;
+    let g = pv4_gs[o];
+    pv4_pm[o] = g * (2.0 * (s.my * s.a2 - my * s.a1) * d + 2.0 * ssim * (mx / s.b2 - s.mx / s.b1));
+    pv4_pm[n4 + o] = g * (2.0 * (s.mx * s.a2 - mx * s.a1) * d + 2.0 * ssim * (my / s.b2 - s.my / s.b1));
+    pv4_ps[o] = g * (-ssim / s.b2);
+    pv4_ps[n4 + o] = g * (2.0 * s.a1 * d);
+}
+
+@group(0) @binding(1) var<storage, read> bv4_qm: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bv4_qs: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bv4_x: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> bv4_y: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> bv4_gx: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> bv4_gy: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn backward_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let qpr = p.w / 4u;
+    let blocks = (p.h + 3u) / 4u;
+    let t = flat(wid, nwg, lid);
+    let live = t < qpr * blocks * (p.n / p.w / p.h);
+    let tc = select(0u, t, live);
+    let cq = tc % qpr;
+    let rb = (tc / qpr) % blocks;
+    let plane = tc / (qpr * blocks);
+    let base = plane * p.h * qpr + cq;   // quad cq of row 0 of this plane (vec4 units)
+    let r0 = i32(rb * 4u);
+    let hi = i32(p.h);
+    let n4 = p.n / 4u;
+    var a: array<vec4<f32>, 4>; var b: array<vec4<f32>, 4>;
+    var c: array<vec4<f32>, 4>; var e: array<vec4<f32>, 4>;
+    for (var u = 0; u < 14; u = u + 1) {
+        let r = r0 - 5 + u;
+        let inside = r >= 0 && r < hi;
+        let i = base + u32(clamp(r, 0, hi - 1)) * qpr;
+        let m0 = select(vec4<f32>(0.0), bv4_qm[i], inside);
+        let m1 = select(vec4<f32>(0.0), bv4_qm[n4 + i], inside);
+        let s0 = select(vec4<f32>(0.0), bv4_qs[i], inside);
+        let s1 = select(vec4<f32>(0.0), bv4_qs[n4 + i], inside);
+        for (var j = 0; j < 4; j = j + 1) {
+            let k = u - j;
+            if (k >= 0 && k < TAPS) {
+                let t = tap(k);
+                a[j] = a[j] + t * m0; b[j] = b[j] + t * m1;
+                c[j] = c[j] + t * s0; e[j] = e[j] + t * s1;
+            }
+        }
+    }
+    if (!live) { return; }
+    if (r0 < hi) { bv4_out(base + u32(r0) * qpr, a[0], b[0], c[0], e[0]); }
+    if (r0 + 1 < hi) { bv4_out(base + u32(r0 + 1) * qpr, a[1], b[1], c[1], e[1]); }
+    if (r0 + 2 < hi) { bv4_out(base + u32(r0 + 2) * qpr, a[2], b[2], c[2], e[2]); }
+    if (r0 + 3 < hi) { bv4_out(base + u32(r0 + 3) * qpr, a[3], b[3], c[3], e[3]); }
+}
+
+// The chain rule through the moments for vec4 o, as backward_v.
+fn bv4_out(o: u32, a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, e: vec4<f32>) {
+    let xs = bv4_x[o] - p.pad_value;
+    let ys = bv4_y[o] - p.pad_value;
+    bv4_gx[o] = a + 2.0 * xs * c + ys * e;
+    bv4_gy[o] = b + 2.0 * ys * c + xs * e;
+}

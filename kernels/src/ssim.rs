@@ -25,6 +25,42 @@ const PARTIALS_V: KernelSpec =
 const BLUR_H: KernelSpec = KernelSpec { id: "ssim.blur_h", source: SRC, entry: "blur_h", bindings: &[R, R, RW, RW] };
 const BACKWARD_V: KernelSpec =
     KernelSpec { id: "ssim.backward_v", source: SRC, entry: "backward_v", bindings: &[R, R, R, R, RW, RW] };
+// The same passes on vec4s, 4 pixels (row passes) or 4 x 4 pixels (column passes) per invocation.
+const MOMENTS_H4: KernelSpec = KernelSpec { id: "ssim.moments_h4", source: SRC, entry: "moments_h4", bindings: &[R, R, RW, RW] };
+const FORWARD_V4: KernelSpec = KernelSpec { id: "ssim.forward_v4", source: SRC, entry: "forward_v4", bindings: &[R, R, RW] };
+const PARTIALS_V4: KernelSpec =
+    KernelSpec { id: "ssim.partials_v4", source: SRC, entry: "partials_v4", bindings: &[R, R, R, RW, RW] };
+const BLUR_H4: KernelSpec = KernelSpec { id: "ssim.blur_h4", source: SRC, entry: "blur_h4", bindings: &[R, R, RW, RW] };
+const BACKWARD_V4: KernelSpec =
+    KernelSpec { id: "ssim.backward_v4", source: SRC, entry: "backward_v4", bindings: &[R, R, R, R, RW, RW] };
+
+/// Which kernels run the passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernels {
+    /// One pixel per invocation: GPUs, and images whose width is not a multiple of 4.
+    PerPixel,
+    /// vec4 loads and stores, 4 pixels per row-pass invocation and 4 x 4 per column-pass one: CPU
+    /// adapters, where storage is read lane by lane and loads per pixel set the speed.
+    Blocks,
+}
+
+impl Kernels {
+    fn pick(x: &Tensor) -> Kernels {
+        if x.context().is_cpu_adapter() && x.shape()[3] % 4 == 0 { Kernels::Blocks } else { Kernels::PerPixel }
+    }
+
+    /// (row-pass, column-pass) grids.
+    fn grids(self, shape: &[usize]) -> ([u32; 3], [u32; 3]) {
+        let m: usize = shape.iter().product();
+        match self {
+            Kernels::PerPixel => (grid_1d(m, WG_1D), grid_1d(m, WG_1D)),
+            Kernels::Blocks => {
+                let blocks = shape[0] * shape[1] * shape[2].div_ceil(4) * (shape[3] / 4);
+                (grid_1d(m / 4, WG_1D), grid_1d(blocks, WG_1D))
+            }
+        }
+    }
+}
 
 /// Window side (pixels); the images are padded by `WINDOW / 2` on every side.
 pub const WINDOW: usize = 11;
@@ -96,12 +132,13 @@ fn check_pair(op: &str, x: &Tensor, y: &Tensor, pad_value: f32) -> Result<()> {
 }
 
 /// The row pass: the five moments of the shifted images blurred along each row.
-fn moments_h(x: &Tensor, y: &Tensor, p: &Params) -> Result<(Tensor, Tensor)> {
+fn moments_h(x: &Tensor, y: &Tensor, p: &Params, k: Kernels) -> Result<(Tensor, Tensor)> {
     let ctx = x.context();
     let m = x.numel();
     let means = Tensor::uninit(ctx, &[2, m], DType::F32)?;
     let seconds = Tensor::uninit(ctx, &[3, m], DType::F32)?;
-    ctx.dispatch(&MOMENTS_H, p, &[x.binding(), y.binding(), means.binding(), seconds.binding()], grid_1d(m, WG_1D))?;
+    let spec = if k == Kernels::Blocks { &MOMENTS_H4 } else { &MOMENTS_H };
+    ctx.dispatch(spec, p, &[x.binding(), y.binding(), means.binding(), seconds.binding()], k.grids(x.shape()).0)?;
     Ok((means, seconds))
 }
 
@@ -109,11 +146,16 @@ fn moments_h(x: &Tensor, y: &Tensor, p: &Params) -> Result<(Tensor, Tensor)> {
 /// x, y: [batch, channels, height, width] -> [batch, channels, height, width]
 pub fn ssim_map(x: &Tensor, y: &Tensor, pad_value: f32) -> Result<Tensor> {
     check_pair("ssim_map", x, y, pad_value)?;
+    ssim_map_using(x, y, pad_value, Kernels::pick(x))
+}
+
+fn ssim_map_using(x: &Tensor, y: &Tensor, pad_value: f32, k: Kernels) -> Result<Tensor> {
     let p = params(x.shape(), pad_value);
-    let (means, seconds) = moments_h(x, y, &p)?;
+    let (means, seconds) = moments_h(x, y, &p, k)?;
     let ctx = x.context();
     let s = Tensor::uninit(ctx, x.shape(), DType::F32)?;
-    ctx.dispatch(&FORWARD_V, &p, &[means.binding(), seconds.binding(), s.binding()], grid_1d(x.numel(), WG_1D))?;
+    let spec = if k == Kernels::Blocks { &FORWARD_V4 } else { &FORWARD_V };
+    ctx.dispatch(spec, &p, &[means.binding(), seconds.binding(), s.binding()], k.grids(x.shape()).1)?;
     Ok(s)
 }
 
@@ -132,26 +174,29 @@ pub fn ssim_map_backward(gs: &Tensor, x: &Tensor, y: &Tensor, pad_value: f32) ->
         )));
     }
     gs.expect_same_context(x, op)?;
+    ssim_map_backward_using(gs, x, y, pad_value, Kernels::pick(x))
+}
+
+fn ssim_map_backward_using(gs: &Tensor, x: &Tensor, y: &Tensor, pad_value: f32, k: Kernels) -> Result<(Tensor, Tensor)> {
     let p = params(x.shape(), pad_value);
-    let (means, seconds) = moments_h(x, y, &p)?;
+    let (means, seconds) = moments_h(x, y, &p, k)?;
     let ctx = x.context();
     let m = x.numel();
-    let grid = grid_1d(m, WG_1D);
+    let (rows, cols) = k.grids(x.shape());
+    let blocks = k == Kernels::Blocks;
     let pm = Tensor::uninit(ctx, &[2, m], DType::F32)?;
     let ps = Tensor::uninit(ctx, &[2, m], DType::F32)?;
-    ctx.dispatch(&PARTIALS_V, &p, &[means.binding(), seconds.binding(), gs.binding(), pm.binding(), ps.binding()], grid)?;
+    let spec = if blocks { &PARTIALS_V4 } else { &PARTIALS_V };
+    ctx.dispatch(spec, &p, &[means.binding(), seconds.binding(), gs.binding(), pm.binding(), ps.binding()], cols)?;
     drop((means, seconds));
     let qm = Tensor::uninit(ctx, &[2, m], DType::F32)?;
     let qs = Tensor::uninit(ctx, &[2, m], DType::F32)?;
-    ctx.dispatch(&BLUR_H, &p, &[pm.binding(), ps.binding(), qm.binding(), qs.binding()], grid)?;
+    let spec = if blocks { &BLUR_H4 } else { &BLUR_H };
+    ctx.dispatch(spec, &p, &[pm.binding(), ps.binding(), qm.binding(), qs.binding()], rows)?;
     let gx = Tensor::uninit(ctx, x.shape(), DType::F32)?;
     let gy = Tensor::uninit(ctx, x.shape(), DType::F32)?;
-    ctx.dispatch(
-        &BACKWARD_V,
-        &p,
-        &[qm.binding(), qs.binding(), x.binding(), y.binding(), gx.binding(), gy.binding()],
-        grid,
-    )?;
+    let spec = if blocks { &BACKWARD_V4 } else { &BACKWARD_V };
+    ctx.dispatch(spec, &p, &[qm.binding(), qs.binding(), x.binding(), y.binding(), gx.binding(), gy.binding()], cols)?;
     Ok((gx, gy))
 }
 
@@ -271,7 +316,17 @@ mod tests {
             (vec![1, 3, 20, 9], 0.0),
             (vec![1, 1, 3, 4], 1.25),
             (vec![3, 2, 7, 1], -0.5),
+            // widths a multiple of 4 (the `Blocks` kernels too): heights that leave a partial
+            // block of 4 rows, rows of 2 and 7 quads, a row shorter than the window
+            (vec![2, 1, 13, 20], 0.5),
+            (vec![1, 2, 6, 8], 0.25),
+            (vec![1, 1, 17, 28], 0.75),
         ]
+    }
+
+    /// The kernel sets a shape runs on: per-pixel always, blocks where the width allows.
+    fn kernel_sets(shape: &[usize]) -> Vec<Kernels> {
+        if shape[3] % 4 == 0 { vec![Kernels::PerPixel, Kernels::Blocks] } else { vec![Kernels::PerPixel] }
     }
 
     /// y: a noisy copy of x (like a reconstruction), so S spans high and low values.
@@ -320,13 +375,15 @@ mod tests {
             let (x, y) = pair(&mut rng, shape.iter().product());
             let xt = Tensor::from_slice(&ctx, &shape, &to_f32(&x)).unwrap();
             let yt = Tensor::from_slice(&ctx, &shape, &to_f32(&y)).unwrap();
-            let s = ssim_map(&xt, &yt, pad as f32).unwrap();
             let want = cpu::ssim_map(&x, &y, &shape, pad);
-            // 121-term f32 sums of O(1) moments (~1e-7 relative), then σ² = E - μ² on variances
-            // ~1e-2 and the quotient: ~1e-5 absolute on S in [-1, 1].
-            assert_close(&format!("{shape:?} pad {pad} S"), &s.to_vec().unwrap(), &want, 2e-5, 1e-5);
-            let same = ssim_map(&xt, &xt, pad as f32).unwrap().to_vec().unwrap();
-            assert_close(&format!("{shape:?} S(x, x)"), &same, &vec![1.0; same.len()], 1e-6, 0.0);
+            for k in kernel_sets(&shape) {
+                let s = ssim_map_using(&xt, &yt, pad as f32, k).unwrap();
+                // 121-term f32 sums of O(1) moments (~1e-7 relative), then σ² = E - μ² on variances
+                // ~1e-2 and the quotient: ~1e-5 absolute on S in [-1, 1].
+                assert_close(&format!("{shape:?} pad {pad} S {k:?}"), &s.to_vec().unwrap(), &want, 2e-5, 1e-5);
+                let same = ssim_map_using(&xt, &xt, pad as f32, k).unwrap().to_vec().unwrap();
+                assert_close(&format!("{shape:?} S(x, x) {k:?}"), &same, &vec![1.0; same.len()], 1e-6, 0.0);
+            }
         }
     }
 
@@ -339,12 +396,14 @@ mod tests {
             let (x, y) = pair(&mut rng, n);
             let gs = rng.vec(n, -1.0, 1.0);
             let t = |v: &[f64]| Tensor::from_slice(&ctx, &shape, &to_f32(v)).unwrap();
-            let (gx, gy) = ssim_map_backward(&t(&gs), &t(&x), &t(&y), pad as f32).unwrap();
             let (wx, wy) = cpu::ssim_map_backward(&gs, &x, &y, &shape, pad);
-            // Partials scale like 1 / (σ² + c2) on variances ~1e-2 (gradients up to ~10), then
-            // 121-term sums: 2e-4 absolute + 1e-3 relative.
-            assert_close(&format!("{shape:?} pad {pad} gx"), &gx.to_vec().unwrap(), &wx, 2e-4, 1e-3);
-            assert_close(&format!("{shape:?} pad {pad} gy"), &gy.to_vec().unwrap(), &wy, 2e-4, 1e-3);
+            for k in kernel_sets(&shape) {
+                let (gx, gy) = ssim_map_backward_using(&t(&gs), &t(&x), &t(&y), pad as f32, k).unwrap();
+                // Partials scale like 1 / (σ² + c2) on variances ~1e-2 (gradients up to ~10), then
+                // 121-term sums: 2e-4 absolute + 1e-3 relative.
+                assert_close(&format!("{shape:?} pad {pad} gx {k:?}"), &gx.to_vec().unwrap(), &wx, 2e-4, 1e-3);
+                assert_close(&format!("{shape:?} pad {pad} gy {k:?}"), &gy.to_vec().unwrap(), &wy, 2e-4, 1e-3);
+            }
         }
     }
 
