@@ -739,7 +739,7 @@ fn transposed_s2k4(x: &Tensor, w: &Tensor, b: &Tensor, params: &mut Params, g: &
     // Rows up to source row Q_last (row Q of the last block); columns up to the last block's
     // three vec4s.
     let hp = (g.hx + top).max(q0h + rows + top);
-    let wp = (g.wx + left).max(q0w + (tiles_w - 1) * REG_COLS - 1 + left + 12).next_multiple_of(4);
+    let wp = (g.wx + left).max(q0w + (tiles_w - 1) * REG_COLS + left + 11).next_multiple_of(4);
     let xp = padded(x, top, left, hp, wp)?;
     params.hx = hp as u32;
     params.wx = wp as u32;
