@@ -374,50 +374,76 @@ fn terms4(mxs: vec4<f32>, mys: vec4<f32>, exx: vec4<f32>, eyy: vec4<f32>, exy: v
                   mx * mx + my * my + p.c1, (exx - mxs * mxs) + (eyy - mys * mys) + p.c2);
 }
 
-@group(0) @binding(1) var<storage, read> fv4_m: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> fv4_s: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> fv4_out: array<vec4<f32>>;
+// The invocation's block: quad `base` of row 0 of its plane (vec4 units) and first row r0. Lanes
+// past the end take block 0 and store nothing.
+struct VBlock { base: u32, r0: i32, live: bool }
 
-@compute @workgroup_size(64)
-fn forward_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
+fn v_block(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> VBlock {
     let qpr = p.w / 4u;
     let blocks = (p.h + 3u) / 4u;
     let t = flat(wid, nwg, lid);
     let live = t < qpr * blocks * (p.n / p.w / p.h);
     let tc = select(0u, t, live);
-    let cq = tc % qpr;
-    let rb = (tc / qpr) % blocks;
     let plane = tc / (qpr * blocks);
-    let base = plane * p.h * qpr + cq;   // quad cq of row 0 of this plane (vec4 units)
-    let r0 = i32(rb * 4u);
+    return VBlock(plane * p.h * qpr + tc % qpr, i32(((tc / qpr) % blocks) * 4u), live);
+}
+
+// vec4 index of row r (clamped into the plane) of the block's column quad, and whether r is inside.
+fn v_row(b: VBlock, r: i32) -> vec2<u32> {
     let hi = i32(p.h);
+    return vec2<u32>(b.base + u32(clamp(r, 0, hi - 1)) * (p.w / 4u), u32(r >= 0 && r < hi));
+}
+
+// The five row-blurred moment planes (forward_v4 and partials_v4 bind them alike).
+@group(0) @binding(1) var<storage, read> v4_m: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> v4_s: array<vec4<f32>>;
+
+// Their vertical blur at the block's 4 rows (rows outside the image are 0).
+struct Moments4 {
+    mx: array<vec4<f32>, 4>, my: array<vec4<f32>, 4>,
+    xx: array<vec4<f32>, 4>, yy: array<vec4<f32>, 4>, xy: array<vec4<f32>, 4>,
+}
+
+fn v4_moments(b: VBlock) -> Moments4 {
     let n4 = p.n / 4u;
-    var mx: array<vec4<f32>, 4>; var my: array<vec4<f32>, 4>;
-    var xx: array<vec4<f32>, 4>; var yy: array<vec4<f32>, 4>; var xy: array<vec4<f32>, 4>;
+    var m: Moments4;
     for (var u = 0; u < 14; u = u + 1) {
-        let r = r0 - 5 + u;
-        let inside = r >= 0 && r < hi;
-        let i = base + u32(clamp(r, 0, hi - 1)) * qpr;
-        let m0 = select(vec4<f32>(0.0), fv4_m[i], inside);
-        let m1 = select(vec4<f32>(0.0), fv4_m[n4 + i], inside);
-        let s0 = select(vec4<f32>(0.0), fv4_s[i], inside);
-        let s1 = select(vec4<f32>(0.0), fv4_s[n4 + i], inside);
-        let s2 = select(vec4<f32>(0.0), fv4_s[2u * n4 + i], inside);
+        let at = v_row(b, b.r0 - 5 + u);
+        let inside = at.y != 0u;
+        let i = at.x;
+        let m0 = select(vec4<f32>(0.0), v4_m[i], inside);
+        let m1 = select(vec4<f32>(0.0), v4_m[n4 + i], inside);
+        let s0 = select(vec4<f32>(0.0), v4_s[i], inside);
+        let s1 = select(vec4<f32>(0.0), v4_s[n4 + i], inside);
+        let s2 = select(vec4<f32>(0.0), v4_s[2u * n4 + i], inside);
         for (var j = 0; j < 4; j = j + 1) {
             let k = u - j;
             if (k >= 0 && k < TAPS) {
                 let t = tap(k);
-                mx[j] = mx[j] + t * m0; my[j] = my[j] + t * m1;
-                xx[j] = xx[j] + t * s0; yy[j] = yy[j] + t * s1; xy[j] = xy[j] + t * s2;
+                m.mx[j] = m.mx[j] + t * m0; m.my[j] = m.my[j] + t * m1;
+                m.xx[j] = m.xx[j] + t * s0; m.yy[j] = m.yy[j] + t * s1; m.xy[j] = m.xy[j] + t * s2;
             }
         }
     }
-    if (!live) { return; }
-    if (r0 < hi) { fv4_out[base + u32(r0) * qpr] = fv4_ssim(mx[0], my[0], xx[0], yy[0], xy[0]); }
-    if (r0 + 1 < hi) { fv4_out[base + u32(r0 + 1) * qpr] = fv4_ssim(mx[1], my[1], xx[1], yy[1], xy[1]); }
-    if (r0 + 2 < hi) { fv4_out[base + u32(r0 + 2) * qpr] = fv4_ssim(mx[2], my[2], xx[2], yy[2], xy[2]); }
-    if (r0 + 3 < hi) { fv4_out[base + u32(r0 + 3) * qpr] = fv4_ssim(mx[3], my[3], xx[3], yy[3], xy[3]); }
+    return m;
+}
+
+@group(0) @binding(3) var<storage, read_write> fv4_out: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn forward_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let b = v_block(wid, nwg, lid);
+    let m = v4_moments(b);
+    if (!b.live) { return; }
+    // Rows written one by one with constant indices: a loop over them, if not unrolled, would
+    // index the accumulator arrays dynamically, which llvmpipe does through memory.
+    let hi = i32(p.h);
+    let qpr = p.w / 4u;
+    if (b.r0 < hi) { fv4_out[b.base + u32(b.r0) * qpr] = fv4_ssim(m.mx[0], m.my[0], m.xx[0], m.yy[0], m.xy[0]); }
+    if (b.r0 + 1 < hi) { fv4_out[b.base + u32(b.r0 + 1) * qpr] = fv4_ssim(m.mx[1], m.my[1], m.xx[1], m.yy[1], m.xy[1]); }
+    if (b.r0 + 2 < hi) { fv4_out[b.base + u32(b.r0 + 2) * qpr] = fv4_ssim(m.mx[2], m.my[2], m.xx[2], m.yy[2], m.xy[2]); }
+    if (b.r0 + 3 < hi) { fv4_out[b.base + u32(b.r0 + 3) * qpr] = fv4_ssim(m.mx[3], m.my[3], m.xx[3], m.yy[3], m.xy[3]); }
 }
 
 fn fv4_ssim(mx: vec4<f32>, my: vec4<f32>, xx: vec4<f32>, yy: vec4<f32>, xy: vec4<f32>) -> vec4<f32> {
@@ -425,8 +451,6 @@ fn fv4_ssim(mx: vec4<f32>, my: vec4<f32>, xx: vec4<f32>, yy: vec4<f32>, xy: vec4
     return (s.a1 * s.a2) / (s.b1 * s.b2);
 }
 
-@group(0) @binding(1) var<storage, read> pv4_m: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> pv4_s: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> pv4_gs: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> pv4_pm: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> pv4_ps: array<vec4<f32>>;
@@ -434,45 +458,15 @@ fn fv4_ssim(mx: vec4<f32>, my: vec4<f32>, xx: vec4<f32>, yy: vec4<f32>, xy: vec4
 @compute @workgroup_size(64)
 fn partials_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let qpr = p.w / 4u;
-    let blocks = (p.h + 3u) / 4u;
-    let t = flat(wid, nwg, lid);
-    let live = t < qpr * blocks * (p.n / p.w / p.h);
-    let tc = select(0u, t, live);
-    let cq = tc % qpr;
-    let rb = (tc / qpr) % blocks;
-    let plane = tc / (qpr * blocks);
-    let base = plane * p.h * qpr + cq;   // quad cq of row 0 of this plane (vec4 units)
-    let r0 = i32(rb * 4u);
+    let b = v_block(wid, nwg, lid);
+    let m = v4_moments(b);
+    if (!b.live) { return; }
     let hi = i32(p.h);
-    let n4 = p.n / 4u;
-    var mx: array<vec4<f32>, 4>; var my: array<vec4<f32>, 4>;
-    var xx: array<vec4<f32>, 4>; var yy: array<vec4<f32>, 4>; var xy: array<vec4<f32>, 4>;
-    for (var u = 0; u < 14; u = u + 1) {
-        let r = r0 - 5 + u;
-        let inside = r >= 0 && r < hi;
-        let i = base + u32(clamp(r, 0, hi - 1)) * qpr;
-        let m0 = select(vec4<f32>(0.0), pv4_m[i], inside);
-        let m1 = select(vec4<f32>(0.0), pv4_m[n4 + i], inside);
-        let s0 = select(vec4<f32>(0.0), pv4_s[i], inside);
-        let s1 = select(vec4<f32>(0.0), pv4_s[n4 + i], inside);
-        let s2 = select(vec4<f32>(0.0), pv4_s[2u * n4 + i], inside);
-        for (var j = 0; j < 4; j = j + 1) {
-            let k = u - j;
-            if (k >= 0 && k < TAPS) {
-                let t = tap(k);
-                mx[j] = mx[j] + t * m0; my[j] = my[j] + t * m1;
-                xx[j] = xx[j] + t * s0; yy[j] = yy[j] + t * s1; xy[j] = xy[j] + t * s2;
-            }
-        }
-    }
-    if (!live) { return; }
-    // Rows written one by one with constant indices: a loop over them, if not unrolled, would
-    // index the accumulator arrays dynamically, which llvmpipe does through memory.
-    if (r0 < hi) { pv4_out(base + u32(r0) * qpr, mx[0], my[0], xx[0], yy[0], xy[0]); }
-    if (r0 + 1 < hi) { pv4_out(base + u32(r0 + 1) * qpr, mx[1], my[1], xx[1], yy[1], xy[1]); }
-    if (r0 + 2 < hi) { pv4_out(base + u32(r0 + 2) * qpr, mx[2], my[2], xx[2], yy[2], xy[2]); }
-    if (r0 + 3 < hi) { pv4_out(base + u32(r0 + 3) * qpr, mx[3], my[3], xx[3], yy[3], xy[3]); }
+    let qpr = p.w / 4u;
+    if (b.r0 < hi) { pv4_out(b.base + u32(b.r0) * qpr, m.mx[0], m.my[0], m.xx[0], m.yy[0], m.xy[0]); }
+    if (b.r0 + 1 < hi) { pv4_out(b.base + u32(b.r0 + 1) * qpr, m.mx[1], m.my[1], m.xx[1], m.yy[1], m.xy[1]); }
+    if (b.r0 + 2 < hi) { pv4_out(b.base + u32(b.r0 + 2) * qpr, m.mx[2], m.my[2], m.xx[2], m.yy[2], m.xy[2]); }
+    if (b.r0 + 3 < hi) { pv4_out(b.base + u32(b.r0 + 3) * qpr, m.mx[3], m.my[3], m.xx[3], m.yy[3], m.xy[3]); }
 }
 
 // As partials_v, four pixels at a time: vec4 o of the planes.
@@ -498,24 +492,14 @@ fn pv4_out(o: u32, mx: vec4<f32>, my: vec4<f32>, xx: vec4<f32>, yy: vec4<f32>, x
 @compute @workgroup_size(64)
 fn backward_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let qpr = p.w / 4u;
-    let blocks = (p.h + 3u) / 4u;
-    let t = flat(wid, nwg, lid);
-    let live = t < qpr * blocks * (p.n / p.w / p.h);
-    let tc = select(0u, t, live);
-    let cq = tc % qpr;
-    let rb = (tc / qpr) % blocks;
-    let plane = tc / (qpr * blocks);
-    let base = plane * p.h * qpr + cq;   // quad cq of row 0 of this plane (vec4 units)
-    let r0 = i32(rb * 4u);
-    let hi = i32(p.h);
+    let b = v_block(wid, nwg, lid);
     let n4 = p.n / 4u;
-    var a: array<vec4<f32>, 4>; var b: array<vec4<f32>, 4>;
+    var a: array<vec4<f32>, 4>; var bb: array<vec4<f32>, 4>;
     var c: array<vec4<f32>, 4>; var e: array<vec4<f32>, 4>;
     for (var u = 0; u < 14; u = u + 1) {
-        let r = r0 - 5 + u;
-        let inside = r >= 0 && r < hi;
-        let i = base + u32(clamp(r, 0, hi - 1)) * qpr;
+        let at = v_row(b, b.r0 - 5 + u);
+        let inside = at.y != 0u;
+        let i = at.x;
         let m0 = select(vec4<f32>(0.0), bv4_qm[i], inside);
         let m1 = select(vec4<f32>(0.0), bv4_qm[n4 + i], inside);
         let s0 = select(vec4<f32>(0.0), bv4_qs[i], inside);
@@ -524,16 +508,18 @@ fn backward_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
             let k = u - j;
             if (k >= 0 && k < TAPS) {
                 let t = tap(k);
-                a[j] = a[j] + t * m0; b[j] = b[j] + t * m1;
+                a[j] = a[j] + t * m0; bb[j] = bb[j] + t * m1;
                 c[j] = c[j] + t * s0; e[j] = e[j] + t * s1;
             }
         }
     }
-    if (!live) { return; }
-    if (r0 < hi) { bv4_out(base + u32(r0) * qpr, a[0], b[0], c[0], e[0]); }
-    if (r0 + 1 < hi) { bv4_out(base + u32(r0 + 1) * qpr, a[1], b[1], c[1], e[1]); }
-    if (r0 + 2 < hi) { bv4_out(base + u32(r0 + 2) * qpr, a[2], b[2], c[2], e[2]); }
-    if (r0 + 3 < hi) { bv4_out(base + u32(r0 + 3) * qpr, a[3], b[3], c[3], e[3]); }
+    if (!b.live) { return; }
+    let hi = i32(p.h);
+    let qpr = p.w / 4u;
+    if (b.r0 < hi) { bv4_out(b.base + u32(b.r0) * qpr, a[0], bb[0], c[0], e[0]); }
+    if (b.r0 + 1 < hi) { bv4_out(b.base + u32(b.r0 + 1) * qpr, a[1], bb[1], c[1], e[1]); }
+    if (b.r0 + 2 < hi) { bv4_out(b.base + u32(b.r0 + 2) * qpr, a[2], bb[2], c[2], e[2]); }
+    if (b.r0 + 3 < hi) { bv4_out(b.base + u32(b.r0 + 3) * qpr, a[3], bb[3], c[3], e[3]); }
 }
 
 // The chain rule through the moments for vec4 o, as backward_v.
