@@ -1037,14 +1037,13 @@ pub fn conv2d_backward_data(gy: &Tensor, w: &Tensor, x_shape: &[usize], p: &Conv
 /// conv_transpose2d's forward. At unit stride, y[m, i] = sum_{c, k} x[c, i + p - k*d] w[c, m, k] =
 /// sum_{c, k'} x[c, i - p' + k'*d] w[c, m, K-1-k'] with k' = K-1-k and p' = d(K-1) - p: a direct
 /// conv of x with the flipped, transposed weights, which every variant runs faster than the
-/// transposed map (no divisibility tests per tap; on lavapipe, vec4 loads of 16-column windows),
-/// except the register kernels on rows narrower than one 16-column block (llvmpipe, 2 cores,
-/// 3x3 transposed convs at batch 32: 8 wide 64 -> 32 channels 16.9 ms transposed, 19.3 direct;
-/// 16 wide 18.6 / 13.2; 32 wide 38.5 / 26.9).
+/// transposed map (no divisibility tests per tap; on lavapipe, vec4 loads of 16-column windows:
+/// llvmpipe, 2 cores, 3x3 transposed convs at batch 32, 64 -> 32 channels, 16 wide 18.6 ms
+/// transposed, 13.2 direct; 32 wide 38.5 / 26.9; the Fashion-MNIST LeNet's 5x5 backward-data at
+/// 14 wide 42 / 11; only 8-wide rows measured the other way, 16.9 / 19.3).
 pub(crate) fn transposed_map(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, epi: Epilogue, g: &Geom, v: Variant) -> Result<Tensor> {
     let flip_pad = [0, 1].map(|a| (g.d[a] * (g.k[a] - 1)).checked_sub(g.p[a]));
-    let wide = !v.registers(x) || g.wy >= DIRECT_COLS;
-    if let ([1, 1], [Some(ph), Some(pw)], true) = (g.s, flip_pad, wide) {
+    if let ([1, 1], [Some(ph), Some(pw)]) = (g.s, flip_pad) {
         let wf = Tensor::uninit(x.context(), &[g.cy, g.cx, g.k[0], g.k[1]], DType::F32)?;
         // flip_weights reads w as [cy, cx, ..] of the direct map it undoes: this map swapped.
         let params = Params { len: wf.numel() as u32, ..g.swapped().params() };

@@ -249,9 +249,9 @@ mod tests {
             ([2, 9, 4, 18], 3, [4, 4], [2, 2], [2, 3], [0, 1], [1, 1], true),
             // ... and one block of 8 columns (output 6 wide)
             ([1, 2, 2, 3], 2, [4, 4], [2, 2], [1, 1], [0, 0], [1, 1], true),
-            // unit stride, run as a direct conv with flipped weights where rows are 16 or more
-            // wide (every variant but the register ones below that): dilation 2 with output
-            // padding 1 in height, narrow and wide; padding past d(k-1), which keeps the transposed map
+            // unit stride, run as a direct conv with flipped weights: dilation 2 with output
+            // padding 1 in height, narrow and wide rows; padding past d(k-1), which keeps the
+            // transposed map
             ([2, 4, 5, 6], 5, [3, 3], [1, 1], [1, 2], [1, 0], [2, 1], true),
             ([1, 4, 3, 17], 6, [3, 3], [1, 1], [1, 1], [1, 0], [2, 1], true),
             ([1, 2, 4, 4], 3, [2, 2], [1, 1], [2, 0], [0, 0], [1, 1], false),
